@@ -1,0 +1,54 @@
+"""``activesam``: the command-line front end (segment, bag, eval, bench).
+
+Each subcommand lives in ``activesam_ros.commands.<name>`` and exposes
+``add_parser(subparsers)``; heavy imports (torch, sam3) happen only when a
+command runs, so ``activesam --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import List, Optional
+
+from .commands.common import UserError
+
+COMMANDS = ("segment", "bag", "eval", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="activesam",
+        description="ActiveSAM open-vocabulary semantic segmentation on SAM 3.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"activesam_ros.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"activesam_ros.commands.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    # torchvision's CPU roi_align would otherwise torch.compile on first use.
+    os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"activesam {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"activesam {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The subcommands of ``activesam``; see ``activesam_ros.cli``."""

@@ -1,0 +1,247 @@
+"""ActiveSAM: training-free open-vocabulary semantic segmentation on SAM 3.
+
+``ActiveSAM(model, vocabulary, config).segment(rgb)`` runs the method of
+the method doc: Contextual Prompt Expansion, the low-resolution presence
+preview that picks the active queries, one full-resolution image encode
+shared by buckets of prompts, instance/semantic fusion with presence gating,
+and margin-aware background calibration.
+
+``mode="exact"`` follows the method step by step at the image's size.
+``mode="fast"`` takes the same decisions with fewer operations: it skips the
+segmentation heads of queries whose full-resolution presence is below
+``fast_presence_floor`` (their score cannot exceed their presence), fuses the
+heads at mask resolution in one batched expression, and resizes only the
+class scores that the labels need.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .config import ActiveSAMConfig, ConfigError
+from .context import ContextTokens, TextCache, build_context
+from .grounding import Grounder, TextBatch, resize_logits, split_buckets
+from .model import resolve_device
+from .result import SegmentationResult
+from .scoring import (
+    class_maxima,
+    exact_query_scores,
+    fast_query_scores,
+    labels_from_scores,
+    select_active,
+)
+from .vocabulary import Vocabulary, VocabularyError, canonicalize
+
+
+class ImageError(ValueError):
+    """The input is not an H x W x 3 uint8 RGB image."""
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise ImageError(f"image too small: {image.shape[1]}x{image.shape[0]}")
+    return image
+
+
+@dataclass
+class PreparedVocabulary:
+    """A vocabulary with everything that does not depend on the image."""
+
+    vocabulary: Vocabulary
+    canonical: List[str]               # the string encoded for each query
+    context: Optional[ContextTokens]   # memory tokens, None if disabled
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.canonical)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: Dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+class ActiveSAM:
+    """The ActiveSAM pipeline on an already built SAM 3 image model."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        vocabulary: Union[Vocabulary, Sequence[str], str],
+        config: Optional[ActiveSAMConfig] = None,
+    ):
+        self.config = (config or ActiveSAMConfig()).validate()
+        spec = resolve_device(self.config.device, self.config.dtype)
+        self.device, self.dtype = spec.device, spec.dtype
+        model_device = next(model.parameters()).device
+        if model_device != self.device and not (model_device.type == self.device.type == "cuda" and self.device.index is None):
+            model = model.to(self.device)
+        self.grounder = Grounder(model.eval(), self.device, self.dtype)
+        self.resolution = self.config.resolution or self.grounder.native
+        self.preview_resolution = self.config.preview_resolution or self._default_preview()
+        for name in ("resolution", "preview_resolution"):
+            if getattr(self, name) % self.grounder.patch:
+                raise ConfigError(f"{name} must be a multiple of the patch size {self.grounder.patch}")
+        self.text = TextCache(self.grounder)
+        self._lock = threading.Lock()
+        self._prepared = self.prepare(vocabulary)
+
+    def _default_preview(self) -> int:
+        patch = self.grounder.patch
+        return max(patch, int(round(self.resolution * 2 / 3 / patch)) * patch)
+
+    # -- vocabulary ---------------------------------------------------------
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._prepared.vocabulary
+
+    def prepare(self, vocabulary: Union[Vocabulary, Sequence[str], str]) -> PreparedVocabulary:
+        """Validate a vocabulary and compute its text encodings and context
+        tokens; safe to call from another thread while ``segment`` runs."""
+        vocab = Vocabulary.coerce(vocabulary)
+        if self.config.background_threshold > 0 and vocab.background_index is None:
+            raise VocabularyError(
+                "background_threshold > 0 needs a class named 'background' in the vocabulary"
+            )
+        canonical = [canonicalize(q) for q in vocab.queries]
+        self.text.batch(canonical)  # warm the cache off the hot path
+        context = build_context(self.text, vocab.queries, self.config.neighbour_tokens, self.config.hypernym_tokens)
+        return PreparedVocabulary(vocab, canonical, context)
+
+    def set_vocabulary(self, vocabulary: Union[Vocabulary, Sequence[str], str, PreparedVocabulary]) -> None:
+        """Replace the vocabulary (the model is kept; cached text is reused)."""
+        prepared = vocabulary if isinstance(vocabulary, PreparedVocabulary) else self.prepare(vocabulary)
+        with self._lock:
+            self._prepared = prepared
+
+    # -- the pipeline -------------------------------------------------------
+
+    def _text(self, prepared: PreparedVocabulary, queries: Sequence[int], memory: bool) -> TextBatch:
+        text = self.text.batch([prepared.canonical[q] for q in queries])
+        if memory and prepared.context is not None:
+            text = prepared.context.extend(text, queries)
+        return text
+
+    def preview(self, rgb: np.ndarray, prepared: Optional[PreparedVocabulary] = None, watch: Optional[_Stopwatch] = None) -> torch.Tensor:
+        """Presence [N] of every query from the low-resolution preview."""
+        prepared = prepared or self._prepared
+        watch = watch or _Stopwatch()
+        with watch("preview_encode"):
+            image = self.grounder.encode_image(rgb, self.preview_resolution)
+        with watch("preview_decode"):
+            return self._presence(image, prepared, range(prepared.num_queries))
+
+    def _presence(self, image, prepared: PreparedVocabulary, queries: Sequence[int]) -> torch.Tensor:
+        out = []
+        for bucket in split_buckets(queries, self.config.bucket_size):
+            g = self.grounder.ground(image, self._text(prepared, bucket, memory=False), heads=False)
+            out.append(g.presence_logits.float().sigmoid().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+    @torch.inference_mode()
+    def segment(
+        self,
+        image: np.ndarray,
+        active_queries: Optional[Sequence[int]] = None,
+        scan_queries: Sequence[int] = (),
+    ) -> SegmentationResult:
+        """Segment one H x W x 3 uint8 RGB image.
+
+        ``active_queries`` skips the preview and decodes exactly these queries
+        (temporal reuse); ``scan_queries`` are additionally scored for
+        presence on the full-resolution features, without their heads.
+        """
+        rgb = check_image(image)
+        with self._lock:
+            prepared = self._prepared
+        cfg = self.config
+        n = prepared.num_queries
+        watch = _Stopwatch()
+        start = time.perf_counter()
+        preview_presence = None
+        if active_queries is not None:
+            active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
+        elif n > cfg.max_active:
+            preview_presence = self.preview(rgb, prepared, watch)
+            active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
+        else:
+            active = list(range(n))
+        with watch("encode"):
+            encoded = self.grounder.encode_image(rgb, self.resolution)
+        height, width = rgb.shape[:2]
+        query_presence = torch.zeros(n)
+        slot_scores = []
+        scored: List[int] = []
+        for bucket in split_buckets(active, cfg.bucket_size):
+            text = self._text(prepared, bucket, memory=True)
+            with watch("decode"):
+                if cfg.mode == "exact":
+                    g = self.grounder.ground(encoded, text)
+                else:
+                    floor = cfg.fast_presence_floor
+                    g = self.grounder.ground(encoded, text, head_filter=lambda p: p >= floor)
+            query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
+            if not g.head_index:
+                continue
+            with watch("fusion"):
+                if cfg.mode == "exact":
+                    scores, _ = exact_query_scores(g, cfg.confidence_threshold, height, width)
+                else:
+                    scores, _ = fast_query_scores(g.headed(), cfg.confidence_threshold)
+            slot_scores.append(scores.cpu())
+            scored.extend(bucket[i] for i in g.head_index)
+        with watch("fusion"):
+            query_class = prepared.vocabulary.query_class
+            if scored:
+                class_scores, classes = class_maxima(torch.cat(slot_scores), [query_class[q] for q in scored])
+                if cfg.mode == "fast":
+                    class_scores = resize_logits(class_scores[None], height, width)[0]
+            else:
+                class_scores, classes = torch.zeros(1, height, width), [0]
+        with watch("calibration"):
+            labels, top = labels_from_scores(
+                class_scores, classes, len(prepared.vocabulary),
+                prepared.vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
+            )
+        scan = [int(q) for q in scan_queries if 0 <= int(q) < n]
+        scan_presence = None
+        if scan:
+            with watch("scan"):
+                scan_presence = self._presence(encoded, prepared, scan).numpy()
+        watch.timings["total"] = time.perf_counter() - start
+        return SegmentationResult(
+            labels=labels.to(torch.int32).numpy(),
+            scores=top.float().numpy(),
+            vocabulary=prepared.vocabulary,
+            active_queries=active,
+            query_presence=query_presence.numpy(),
+            preview_presence=None if preview_presence is None else preview_presence.numpy(),
+            preview_ran=preview_presence is not None,
+            background_index=prepared.vocabulary.background_index if cfg.background_threshold > 0 else None,
+            timings=watch.timings,
+            scanned_queries=scan,
+            scan_presence=scan_presence,
+            image_embedding=encoded.pooled_features(),
+        )

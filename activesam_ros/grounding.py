@@ -1,0 +1,258 @@
+"""SAM 3's touch points: image encoding at any resolution, text grounding
+with or without the segmentation heads.
+
+Nothing here patches sam3. A resolution other than the model's own is served
+by a *view* of the model: a shallow copy of every module that shares all
+parameters but owns the few resolution-dependent tables (the RoPE frequencies
+of the global-attention blocks, the decoder's box-bias coordinate cache), so
+the preview never mutates state a full-resolution call reads, and calls at
+either resolution can run from different threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import cpu_shims
+
+cpu_shims.prepare_sam3_import()
+
+from sam3.model.data_misc import FindStage  # noqa: E402
+from torchvision.transforms.v2 import functional as TF  # noqa: E402
+
+
+def _trunk(model: torch.nn.Module) -> torch.nn.Module:
+    return model.backbone.vision_backbone.trunk
+
+
+def patch_size(model: torch.nn.Module) -> int:
+    return int(_trunk(model).patch_embed.proj.kernel_size[0])
+
+
+def native_resolution(model: torch.nn.Module) -> int:
+    """The input size the model's global-attention RoPE tables were built for."""
+    grid = max(int(block.attn.input_size[0]) for block in _trunk(model).blocks)
+    return grid * patch_size(model)
+
+
+def _module_view(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` sharing every parameter and buffer tensor, whose
+    attribute, buffer and submodule tables are its own."""
+    view = copy.copy(module)
+    view._parameters = dict(module._parameters)
+    view._buffers = dict(module._buffers)
+    view._modules = {name: (_module_view(m) if m is not None else None) for name, m in module._modules.items()}
+    return view
+
+
+def _rope_table(attn: torch.nn.Module, side: int) -> torch.Tensor:
+    """The RoPE table ``attn`` would have been built with for a side x side grid."""
+    scale = attn.rope_pt_size[0] / side if attn.rope_interp else 1.0
+    table = attn.compute_cis(end_x=side, end_y=side, scale_pos=scale)
+    if attn.cls_token:
+        zero = torch.zeros(attn.head_dim // 2, dtype=torch.float32, device=table.device)
+        table = torch.cat([torch.polar(torch.ones_like(zero), zero)[None, :], table], dim=0)
+    return table.to(attn.freqs_cis.device)
+
+
+def resolution_view(model: torch.nn.Module, resolution: int) -> torch.nn.Module:
+    """``model`` as it would run at ``resolution`` (shares all weights)."""
+    native = native_resolution(model)
+    step = patch_size(model)
+    if resolution == native:
+        return model
+    if resolution % step:
+        raise ValueError(f"resolution {resolution} is not a multiple of the patch size {step}")
+    side = resolution // step
+    native_side = native // step
+    view = _module_view(model)
+    for block in _trunk(view).blocks:
+        attn = block.attn
+        if attn.use_rope and int(attn.input_size[0]) == native_side:
+            attn.freqs_cis = _rope_table(attn, side)
+    decoder = view.transformer.decoder
+    if getattr(decoder, "boxRPB", "none") != "none":
+        # Pre-fill the compile-friendly cache for this grid: the dict cache
+        # behind it is keyed by tensors and would grow on every call.
+        grid = side  # the decoder attends to the patch-grid level
+        coords = decoder._get_coords(grid, grid, device=next(model.parameters()).device)
+        decoder.compilable_cord_cache = coords
+        decoder.compilable_stored_size = (grid, grid)
+        decoder.coord_cache = {}
+    return view
+
+
+@dataclass
+class EncodedImage:
+    """One image encoded at one resolution."""
+
+    backbone_out: Dict[str, object]
+    height: int   # original image size
+    width: int
+    resolution: int
+
+    def pooled_features(self) -> np.ndarray:
+        """A cheap global descriptor: the mean of the top-level features."""
+        feats = self.backbone_out["backbone_fpn"][-1]
+        return feats.float().mean(dim=(0, 2, 3)).cpu().numpy()
+
+
+@dataclass
+class TextBatch:
+    """Text conditioning for K prompts: sequence-first features and mask."""
+
+    features: torch.Tensor  # [seq, K, d]
+    mask: torch.Tensor      # [K, seq], True = ignore
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+
+@dataclass
+class Grounding:
+    """Outputs of one grounding forward for K prompts.
+
+    Presence and object logits exist for every prompt; mask and semantic
+    logits only for the prompts listed in ``head_index`` (the segmentation
+    heads may be skipped for the others).
+    """
+
+    presence_logits: torch.Tensor          # [K]
+    pred_logits: torch.Tensor              # [K, Q]
+    pred_masks: Optional[torch.Tensor]     # [len(head_index), Q, h, w] mask logits
+    semantic_seg: Optional[torch.Tensor]   # [len(head_index), 1, h, w] logits
+    head_index: List[int]
+
+    def headed(self) -> "Grounding":
+        """The prompts that ran the heads, as a grounding of their own."""
+        idx = torch.as_tensor(self.head_index, dtype=torch.long, device=self.presence_logits.device)
+        return Grounding(self.presence_logits[idx], self.pred_logits[idx], self.pred_masks,
+                         self.semantic_seg, list(range(len(self.head_index))))
+
+
+class Grounder:
+    """Runs SAM 3 on a device/dtype, at the full or the preview resolution."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+        self.model = model
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.native = native_resolution(model)
+        self.patch = patch_size(model)
+        self._views: Dict[int, torch.nn.Module] = {self.native: model}
+        self._lock = threading.Lock()
+
+    def _view(self, resolution: int) -> torch.nn.Module:
+        with self._lock:
+            if resolution not in self._views:
+                self._views[resolution] = resolution_view(self.model, resolution)
+            return self._views[resolution]
+
+    def _autocast(self):
+        enabled = self.device.type == "cuda" and self.dtype != torch.float32
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
+
+    def preprocess(self, rgb: np.ndarray, resolution: int) -> torch.Tensor:
+        """A plain resize of the whole uint8 image (antialiased, as sam3's own
+        processor does), then scaling to [-1, 1]."""
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(self.device)
+        image = TF.resize(image, [resolution, resolution], antialias=True)
+        image = image.to(torch.float32).div_(255.0)
+        return ((image - 0.5) / 0.5).unsqueeze(0)
+
+    @torch.inference_mode()
+    def encode_image(self, rgb: np.ndarray, resolution: Optional[int] = None) -> EncodedImage:
+        resolution = resolution or self.native
+        view = self._view(resolution)
+        pixels = self.preprocess(rgb, resolution)
+        with cpu_shims.cpu_inference(self.device), self._autocast():
+            out = view.backbone.forward_image(pixels)
+        return EncodedImage(out, int(rgb.shape[0]), int(rgb.shape[1]), resolution)
+
+    @torch.inference_mode()
+    def encode_text(self, strings: Sequence[str]) -> Dict[str, torch.Tensor]:
+        with cpu_shims.cpu_inference(self.device), self._autocast():
+            return self.model.backbone.forward_text(list(strings), device=self.device)
+
+    @torch.inference_mode()
+    def ground(
+        self,
+        image: EncodedImage,
+        text: TextBatch,
+        heads: bool = True,
+        head_filter: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    ) -> Grounding:
+        """One grounding forward for K prompts on one encoded image.
+
+        With ``heads=False`` only the decoder runs: presence and object scores
+        come before the segmentation heads. ``head_filter`` maps the presence
+        probabilities [K] to a boolean mask of the prompts that need heads.
+        """
+        view = self._view(image.resolution)
+        k = len(text)
+        backbone_out = dict(image.backbone_out)
+        backbone_out["language_features"] = text.features
+        backbone_out["language_mask"] = text.mask
+        find = FindStage(
+            img_ids=torch.zeros(k, dtype=torch.long, device=self.device),
+            text_ids=torch.arange(k, dtype=torch.long, device=self.device),
+            input_boxes=None, input_boxes_mask=None, input_boxes_label=None,
+            input_points=None, input_points_mask=None,
+        )
+        with cpu_shims.cpu_inference(self.device), self._autocast():
+            geometric = view._get_dummy_prompt(num_prompts=k)
+            prompt, prompt_mask, backbone_out = view._encode_prompt(backbone_out, find, geometric)
+            backbone_out, encoder_out, _ = view._run_encoder(backbone_out, find, prompt, prompt_mask)
+            out: Dict[str, torch.Tensor] = {}
+            out, hs = view._run_decoder(
+                memory=encoder_out["encoder_hidden_states"], pos_embed=encoder_out["pos_embed"],
+                src_mask=encoder_out["padding_mask"], out=out, prompt=prompt,
+                prompt_mask=prompt_mask, encoder_out=encoder_out,
+            )
+            presence = out["presence_logit_dec"].float().reshape(k)
+            keep = torch.ones(k, dtype=torch.bool, device=presence.device) if heads else torch.zeros(k, dtype=torch.bool)
+            if heads and head_filter is not None:
+                keep = head_filter(presence.sigmoid()).to(torch.bool)
+            head_index = [int(i) for i in torch.nonzero(keep).flatten()]
+            masks = semantic = None
+            if head_index:
+                idx = None if len(head_index) == k else torch.as_tensor(head_index, device=self.device)
+                memory = encoder_out["encoder_hidden_states"]
+                heads_out: Dict[str, torch.Tensor] = {}
+                view._run_segmentation_heads(
+                    out=heads_out, backbone_out=backbone_out,
+                    img_ids=find.img_ids if idx is None else find.img_ids[idx],
+                    vis_feat_sizes=encoder_out["vis_feat_sizes"],
+                    encoder_hidden_states=memory if idx is None else memory[:, idx],
+                    prompt=prompt if idx is None else prompt[:, idx],
+                    prompt_mask=prompt_mask if idx is None else prompt_mask[idx],
+                    hs=hs if idx is None else hs[:, idx],
+                )
+                masks, semantic = heads_out["pred_masks"], heads_out["semantic_seg"]
+        return Grounding(
+            presence_logits=presence,
+            pred_logits=out["pred_logits"].float().reshape(k, -1),
+            pred_masks=masks,
+            semantic_seg=semantic,
+            head_index=head_index,
+        )
+
+
+def split_buckets(indices: Sequence[int], size: int) -> List[List[int]]:
+    """Contiguous buckets of at most ``size`` items, in order."""
+    items = list(indices)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def resize_logits(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of [N, C, h, w] logits to the image size (float32)."""
+    if x.shape[-2:] == (height, width):
+        return x.float()
+    return F.interpolate(x.float(), size=(height, width), mode="bilinear", align_corners=False)

@@ -1,0 +1,46 @@
+"""What one call of ``ActiveSAM.segment`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .vocabulary import Vocabulary
+
+
+@dataclass
+class SegmentationResult:
+    """Labels and the evidence behind them, for one image.
+
+    ``labels[y, x]`` is the index of a vocabulary line (class). Where the
+    vocabulary has a background class and calibration is on, background
+    pixels carry ``background_index``.
+    """
+
+    labels: np.ndarray                 # (H, W) int32 class index
+    scores: np.ndarray                 # (H, W) float32 score of the winning class
+    vocabulary: Vocabulary
+    active_queries: List[int]          # decoded at full resolution, index order
+    query_presence: np.ndarray         # (N,) full-resolution presence; 0 where not decoded
+    preview_presence: Optional[np.ndarray]  # (N,) preview presence, None if no preview ran
+    preview_ran: bool
+    background_index: Optional[int]    # set when background calibration was applied
+    timings: Dict[str, float] = field(default_factory=dict)  # seconds per stage
+    scanned_queries: List[int] = field(default_factory=list)  # presence-only at full res
+    scan_presence: Optional[np.ndarray] = None  # (len(scanned_queries),)
+    image_embedding: Optional[np.ndarray] = None  # pooled full-res features (scene change)
+
+    @property
+    def active_classes(self) -> List[int]:
+        """Classes with at least one decoded query, in index order."""
+        query_class = self.vocabulary.query_class
+        return sorted({query_class[q] for q in self.active_queries})
+
+    @property
+    def class_presence(self) -> np.ndarray:
+        """(C,) per class: the max full-resolution presence over its queries."""
+        out = np.zeros(len(self.vocabulary), dtype=np.float32)
+        np.maximum.at(out, np.asarray(self.vocabulary.query_class), self.query_presence)
+        return out

@@ -1,0 +1,44 @@
+"""activesam_ros: an ament_python ROS 2 package and a pip-installable library."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "activesam_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="ActiveSAM open-vocabulary semantic segmentation on SAM 3, as a ROS 2 node and a CLI",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["test", "test.*"]),
+    package_data={PACKAGE: ["vocabularies/*.txt"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    install_requires=[
+        "numpy",
+        "torch>=2.5",
+        "torchvision",
+        "sam3==0.1.4",
+        "psutil",  # imported by sam3, not declared by it
+        "open_clip_torch",  # ships the BPE vocabulary file sam3's wheel lacks
+        "nltk",
+        "opencv-python-headless",
+        "pillow",
+        "rosbags>=0.10",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "activesam = activesam_ros.cli:main",
+            "activesam_node = activesam_ros.node:main",
+        ],
+    },
+)
