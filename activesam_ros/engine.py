@@ -107,6 +107,27 @@ class ActiveSAM:
         self._lock = threading.Lock()
         self._prepared = self.prepare(vocabulary)
 
+    def reconfigure(self, config: ActiveSAMConfig) -> None:
+        """Swap in new hyper-parameters between two frames (same model and
+        device). Context tokens are rebuilt when their counts change."""
+        config = config.validate()
+        if (config.device, config.dtype) != (self.config.device, self.config.dtype):
+            raise ConfigError("device and dtype are fixed when the engine is created")
+        old = self.config
+        resolution = config.resolution or self.grounder.native
+        self.config = config
+        self.resolution = resolution
+        self.preview_resolution = config.preview_resolution or self._default_preview()
+        for name in ("resolution", "preview_resolution"):
+            if getattr(self, name) % self.grounder.patch:
+                self.config, self.resolution = old, old.resolution or self.grounder.native
+                self.preview_resolution = old.preview_resolution or self._default_preview()
+                raise ConfigError(f"{name} must be a multiple of the patch size {self.grounder.patch}")
+        if (config.neighbour_tokens, config.hypernym_tokens, config.background_threshold > 0) != (
+            old.neighbour_tokens, old.hypernym_tokens, old.background_threshold > 0
+        ):
+            self.set_vocabulary(self.vocabulary)
+
     def _default_preview(self) -> int:
         patch = self.grounder.patch
         return max(patch, int(round(self.resolution * 2 / 3 / patch)) * patch)
