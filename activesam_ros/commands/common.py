@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any, Dict
 
 from ..config import ActiveSAMConfig, ConfigError
@@ -95,6 +96,17 @@ def load_model_from_args(args: argparse.Namespace):
         spec = resolve_device(args.device, args.dtype)
         if getattr(args, "checkpoint", None) or getattr(args, "hub_id", None):
             return load_sam3(checkpoint=args.checkpoint, hub_id=args.hub_id, device=args.device)
+        print("activesam: warning: using the tiny random-weight SAM 3; its labels mean nothing",
+              file=sys.stderr)
         return build_tiny_sam3(seed=args.seed).to(spec.device)
     except ModelLoadError as exc:
         raise UserError(str(exc)) from exc
+
+
+def model_description(args: argparse.Namespace) -> str:
+    """What produced a result, said plainly (random weights are flagged)."""
+    if getattr(args, "checkpoint", None):
+        return f"SAM 3 checkpoint {args.checkpoint}"
+    if getattr(args, "hub_id", None):
+        return f"SAM 3 from hub {args.hub_id}"
+    return f"tiny SAM 3 (random weights, seed {args.seed}): outputs are meaningless"
