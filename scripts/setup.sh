@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up activesam_ros on a fresh Debian/Ubuntu machine, CPU only:
+#   - WordNet 3.0 from the system packages (hypernym context tokens),
+#   - a virtual environment .venv with the package and its test tools, torch,
+#     torchvision and sam3 pinned together (constraints-cpu.txt) so that pip
+#     does not pull a multi-GB CUDA torch.
+# Safe to run again. On a GPU machine follow the README's "GPU install".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+apt_install() {
+  local packages=(wordnet-base wordnet-sense-index)
+  if dpkg -s "${packages[@]}" >/dev/null 2>&1; then return; fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "setup: not root and no sudo: skipping ${packages[*]} (hypernym tokens will be off)" >&2
+      return
+    fi
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+}
+
+apt_install
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -c constraints-cpu.txt -e ".[test]"
+echo "setup: done ($("$VENV/bin/python" -c 'import torch, sam3; print("torch", torch.__version__, "sam3", sam3.__version__)'))"
