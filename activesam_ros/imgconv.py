@@ -1,0 +1,198 @@
+"""sensor_msgs images <-> numpy arrays, without cv_bridge.
+
+cv_bridge breaks with NumPy 2 on Humble (ros-perception/vision_opencv#535)
+and cannot be installed off a ROS machine; this module needs only numpy and
+OpenCV, and reads message *fields*, so rclpy's and rosbags' message classes
+both work.
+
+Every input becomes H x W x 3 uint8 RGB, the engine's one pixel format.
+16-bit data (mono16, 16UC1, rgb16, bayer_*16, 16-bit PNG...) is brought to
+8 bits by a per-frame min/max contrast stretch: 12-bit cameras and depth
+images in millimetres use a small part of the 16-bit range, and ``>> 8``
+would leave them nearly black. A constant image falls back to ``>> 8``.
+The price: brightness can change between frames as the range changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, NamedTuple, Optional
+
+import cv2
+import numpy as np
+
+
+class UnsupportedImage(ValueError):
+    """An image message that cannot be turned into RGB; the message says why."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How an encoding stores a pixel, and the OpenCV step to RGB (None: it is RGB)."""
+
+    channels: int
+    depth: int  # bytes per channel
+    to_rgb: Optional[int]
+
+
+def _layouts(depth: int, suffix: str) -> Dict[str, _Layout]:
+    return {
+        f"rgb{suffix}": _Layout(3, depth, None),
+        f"bgr{suffix}": _Layout(3, depth, cv2.COLOR_BGR2RGB),
+        f"rgba{suffix}": _Layout(4, depth, cv2.COLOR_RGBA2RGB),
+        f"bgra{suffix}": _Layout(4, depth, cv2.COLOR_BGRA2RGB),
+        f"mono{suffix}": _Layout(1, depth, cv2.COLOR_GRAY2RGB),
+        f"{8 * depth}uc1": _Layout(1, depth, cv2.COLOR_GRAY2RGB),
+        f"{8 * depth}uc3": _Layout(3, depth, cv2.COLOR_BGR2RGB),  # OpenCV order, as cv_bridge
+        f"{8 * depth}uc4": _Layout(4, depth, cv2.COLOR_BGRA2RGB),
+        # OpenCV names a Bayer pattern by its second row: ROS rggb is OpenCV BG.
+        f"bayer_rggb{suffix}": _Layout(1, depth, cv2.COLOR_BayerBG2RGB),
+        f"bayer_bggr{suffix}": _Layout(1, depth, cv2.COLOR_BayerRG2RGB),
+        f"bayer_gbrg{suffix}": _Layout(1, depth, cv2.COLOR_BayerGR2RGB),
+        f"bayer_grbg{suffix}": _Layout(1, depth, cv2.COLOR_BayerGB2RGB),
+    }
+
+
+_UYVY = _Layout(2, 1, cv2.COLOR_YUV2RGB_UYVY)
+_YUYV = _Layout(2, 1, cv2.COLOR_YUV2RGB_YUYV)
+LAYOUTS = {
+    **_layouts(1, "8"),
+    **_layouts(2, "16"),
+    # "yuv422" and "yuv422_yuy2" are the older names of uyvy and yuyv.
+    "uyvy": _UYVY, "yuv422": _UYVY,
+    "yuyv": _YUYV, "yuv422_yuy2": _YUYV,
+}
+"""Supported encodings (lower case; lookup ignores case, so ``8UC3`` works)."""
+
+
+def _as_uint8(data: Any) -> np.ndarray:
+    """A flat uint8 view of bytes, bytearray, array.array (rclpy), memoryview or numpy data."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain sequence of ints
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
+def _to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit pixels to uint8 by the min/max stretch described in the module doc."""
+    lo, hi = int(pixels.min()), int(pixels.max())
+    if hi == lo:
+        return (pixels >> 8).astype(np.uint8)
+    scaled = (pixels.astype(np.float32) - lo) * (255.0 / (hi - lo)) + 0.5
+    return scaled.astype(np.uint8)
+
+
+def _convert(pixels: np.ndarray, layout: _Layout) -> np.ndarray:
+    """(H, W, C) uint8/uint16 pixels of ``layout`` to a new (H, W, 3) uint8 RGB array."""
+    if pixels.dtype != np.uint8:
+        pixels = _to_8bit(pixels)
+    if layout.channels == 1:
+        pixels = pixels[:, :, 0]
+    if layout.to_rgb is None:
+        return np.array(pixels, dtype=np.uint8, order="C")
+    return cv2.cvtColor(np.ascontiguousarray(pixels), layout.to_rgb)
+
+
+def image_to_rgb(msg: Any) -> np.ndarray:
+    """A sensor_msgs/Image (or any object with its fields) as a new H x W x 3 uint8 RGB array."""
+    encoding = msg.encoding
+    layout = LAYOUTS.get(encoding.strip().lower())
+    if layout is None:
+        raise UnsupportedImage(f"unsupported image encoding {encoding!r}")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise UnsupportedImage(f"empty {encoding!r} image ({width} x {height})")
+    row_bytes = width * layout.channels * layout.depth
+    if step < row_bytes:
+        raise UnsupportedImage(
+            f"{encoding!r} image: step {step} is less than width x pixel size = {row_bytes}"
+        )
+    if layout.channels == 2 and width % 2:  # 4:2:2 shares chroma between pixel pairs
+        raise UnsupportedImage(f"{encoding!r} image: odd width {width}")
+    buf = _as_uint8(msg.data)
+    if buf.size < step * height:
+        raise UnsupportedImage(
+            f"truncated {encoding!r} image: {buf.size} bytes of data, "
+            f"step x height = {step * height} expected"
+        )
+    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    if layout.depth == 2:
+        rows = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2")
+    return _convert(rows.reshape(height, width, layout.channels), layout)
+
+
+def compressed_to_rgb(msg: Any) -> np.ndarray:
+    """A sensor_msgs/CompressedImage (JPEG, PNG... as image_transport writes it) as RGB.
+
+    image_transport's ``compressed`` publisher stores colour in OpenCV's BGR
+    order and says so in ``format`` ("rgb8; jpeg compressed bgr8"); a
+    format saying ``compressed rgb`` is taken at its word.
+    """
+    fmt = msg.format
+    if "compresseddepth" in fmt.lower():
+        raise UnsupportedImage(
+            f"compressed image format {fmt!r}: compressedDepth is not supported, "
+            "subscribe to the raw depth image"
+        )
+    buf = _as_uint8(msg.data)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if decoded is None:
+        raise UnsupportedImage(
+            f"cannot decode compressed image of format {fmt!r} ({buf.size} bytes)"
+        )
+    pixels = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
+    rgb_order = "compressed rgb" in fmt.lower()
+    name = {1: "mono", 3: "rgb" if rgb_order else "bgr", 4: "rgba" if rgb_order else "bgra"}
+    if pixels.shape[2] not in name or pixels.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedImage(
+            f"compressed image of format {fmt!r} decodes to {pixels.shape[2]} channels "
+            f"of {pixels.dtype}"
+        )
+    return _convert(pixels, LAYOUTS[f"{name[pixels.shape[2]]}{8 * pixels.itemsize}"])
+
+
+class ImageFields(NamedTuple):
+    """The sensor_msgs/Image fields (but header) describing one array."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: np.ndarray  # flat, C-contiguous uint8
+
+
+_OUTPUT_TYPES = {  # encoding: (channels, little-endian dtype)
+    "rgb8": (3, np.dtype("u1")),
+    "mono8": (1, np.dtype("u1")),
+    "mono16": (1, np.dtype("<u2")),
+    "32FC1": (1, np.dtype("<f4")),
+}
+
+
+def rgb_to_image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
+    """Fields of an output image: rgb8 (H, W, 3) uint8, mono8 (H, W) uint8,
+    mono16 (H, W) uint16 or 32FC1 (H, W) float32; always little-endian.
+
+    The dtype must match: a silent cast could wrap label values or lose depth.
+    """
+    if encoding not in _OUTPUT_TYPES:
+        raise UnsupportedImage(
+            f"cannot write encoding {encoding!r}; use one of {sorted(_OUTPUT_TYPES)}"
+        )
+    channels, dtype = _OUTPUT_TYPES[encoding]
+    if channels == 1:
+        shape_ok = pixels.ndim == 2
+    else:
+        shape_ok = pixels.ndim == 3 and pixels.shape[2] == channels
+    dtype_ok = (pixels.dtype.kind, pixels.itemsize) == (dtype.kind, dtype.itemsize)
+    if not (shape_ok and dtype_ok):
+        raise ValueError(
+            f"{encoding} needs {channels}-channel {dtype.name} pixels, "
+            f"got {pixels.dtype} of shape {pixels.shape}"
+        )
+    height, width = pixels.shape[:2]
+    data = np.ascontiguousarray(pixels, dtype=dtype).reshape(-1).view(np.uint8)
+    return ImageFields(height, width, encoding, 0, width * channels * dtype.itemsize, data)
