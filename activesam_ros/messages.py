@@ -1,0 +1,214 @@
+"""Output messages from a :class:`SegmentationResult`, for the node and the bag processor.
+
+Every builder takes a :class:`MessageClasses`: rclpy's classes on a ROS
+machine (:func:`rclpy_messages`), rosbags' classes elsewhere
+(``ros_types.RosbagsMessages``). Both have the same field names; messages
+are built with every field as a keyword (rosbags requires all of them) and
+with plain Python ``int``/``float``/``str`` values (rclpy's setters reject
+numpy scalars), so one code path serves both and is tested offline.
+
+Conventions, after vision_msgs' comments:
+
+- Labels image: pixel = class index, mono8 while the vocabulary has at most
+  254 classes, mono16 beyond; unlabeled (background after calibration) is
+  the encoding's maximum, 255 or 65535.
+- LabelInfo ``class_map``: ``class_id`` = index, ``class_name`` = the
+  class's display name (its first alias, ``Vocabulary.names``), the same
+  name the overlay colours are derived from.
+- Classification: ``class_id`` = ``str(index)``. vision_msgs says a
+  hypothesis' id is to be looked up in metadata for a name; LabelInfo is
+  that metadata, and the id matches the labels image's pixel values.
+"""
+
+from __future__ import annotations
+
+import array
+import importlib
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .imgconv import rgb_to_image_fields
+from .result import SegmentationResult
+from .vocabulary import Vocabulary
+
+MONO8_MAX_CLASSES = 254
+"""More classes than this need mono16 labels: 255 is uint8's unlabeled value."""
+MONO16_MAX_CLASSES = 65535
+
+
+MESSAGE_TYPES = {
+    "Image": "sensor_msgs/msg/Image",
+    "CompressedImage": "sensor_msgs/msg/CompressedImage",
+    "Header": "std_msgs/msg/Header",
+    "Time": "builtin_interfaces/msg/Time",
+    "LabelInfo": "vision_msgs/msg/LabelInfo",
+    "VisionClass": "vision_msgs/msg/VisionClass",
+    "Classification": "vision_msgs/msg/Classification",
+    "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
+}
+"""The ROS type of each :class:`MessageClasses` field."""
+
+
+@dataclass(frozen=True)
+class MessageClasses:
+    """The message classes of one binding, and how it wants ``uint8[]`` data."""
+
+    Image: Any
+    CompressedImage: Any
+    Header: Any
+    Time: Any
+    LabelInfo: Any
+    VisionClass: Any
+    Classification: Any
+    ObjectHypothesis: Any
+    byte_array: Callable[[np.ndarray], Any]  # flat uint8 array -> the binding's uint8[] value
+
+    @classmethod
+    def from_types(cls, lookup: Callable[[str], Any],
+                   byte_array: Callable[[np.ndarray], Any]) -> "MessageClasses":
+        """Each class by its ROS type name ("sensor_msgs/msg/Image") through ``lookup``."""
+        return cls(byte_array=byte_array,
+                   **{field: lookup(msgtype) for field, msgtype in MESSAGE_TYPES.items()})
+
+
+def _rclpy_uint8_array(data: np.ndarray) -> array.array:
+    """rclpy stores uint8[] as array.array('B'); any other value is checked item by item."""
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(data, dtype=np.uint8))
+    return out
+
+
+def _rclpy_class(msgtype: str) -> Any:
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def rclpy_messages() -> MessageClasses:
+    """The rclpy message classes (needs a sourced ROS 2 with vision_msgs)."""
+    return MessageClasses.from_types(_rclpy_class, _rclpy_uint8_array)
+
+
+def make_header(ns: MessageClasses, sec: int, nanosec: int, frame_id: str) -> Any:
+    """A std_msgs/Header from plain values."""
+    return ns.Header(stamp=ns.Time(sec=int(sec), nanosec=int(nanosec)), frame_id=str(frame_id))
+
+
+def copy_header(ns: MessageClasses, header: Any) -> Any:
+    """A new Header of ``ns`` equal to ``header`` (which may come from another binding)."""
+    return make_header(ns, header.stamp.sec, header.stamp.nanosec, header.frame_id)
+
+
+def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) -> Any:
+    """A sensor_msgs/Image of ``pixels`` (see ``imgconv.rgb_to_image_fields``)."""
+    fields = rgb_to_image_fields(pixels, encoding)
+    return ns.Image(
+        header=copy_header(ns, header),
+        height=fields.height,
+        width=fields.width,
+        encoding=fields.encoding,
+        is_bigendian=fields.is_bigendian,
+        step=fields.step,
+        data=ns.byte_array(fields.data),
+    )
+
+
+def label_array(result: SegmentationResult) -> np.ndarray:
+    """The labels image's pixels: uint8 or uint16 class indices, unlabeled = dtype max."""
+    classes = len(result.vocabulary)
+    if classes > MONO16_MAX_CLASSES:
+        raise ValueError(f"{classes} classes do not fit a mono16 labels image")
+    dtype = np.uint8 if classes <= MONO8_MAX_CLASSES else np.uint16
+    out = result.labels.astype(dtype)
+    if result.background_index is not None:
+        out[result.labels == result.background_index] = np.iinfo(dtype).max
+    return out
+
+
+def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
+    """sensor_msgs/Image of class indices (mono8 or mono16, see the module doc)."""
+    labels = label_array(result)
+    return image(ns, labels, "mono8" if labels.dtype == np.uint8 else "mono16", header)
+
+
+def label_info(ns: MessageClasses, vocabulary: Vocabulary, header: Any, threshold: float) -> Any:
+    """vision_msgs/LabelInfo mapping every class index to its display name."""
+    return ns.LabelInfo(
+        header=copy_header(ns, header),
+        class_map=[
+            ns.VisionClass(class_id=index, class_name=name)
+            for index, name in enumerate(vocabulary.names)
+        ],
+        threshold=float(threshold),
+    )
+
+
+def active_classes(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
+    """vision_msgs/Classification: one hypothesis per active class, score = its presence."""
+    presence = result.class_presence
+    return ns.Classification(
+        header=copy_header(ns, header),
+        results=[
+            ns.ObjectHypothesis(class_id=str(index), score=float(presence[index]))
+            for index in result.active_classes
+        ],
+    )
+
+
+def confidence_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
+    """32FC1 sensor_msgs/Image of the winning class's score per pixel."""
+    return image(ns, result.scores.astype(np.float32, copy=False), "32FC1", header)
+
+
+def class_colors(names: Sequence[str]) -> np.ndarray:
+    """(N, 3) uint8 RGB, one vivid colour per name from a hash of the name.
+
+    A class keeps its colour when the vocabulary is reordered or extended,
+    in the node's overlay and in the CLI's PNGs alike. Case is ignored.
+    """
+    keys = np.array([zlib.crc32(name.strip().lower().encode("utf-8")) for name in names],
+                    dtype=np.uint32).reshape(-1, 1)
+    hsv = np.empty((len(names), 1, 3), dtype=np.uint8)
+    hsv[:, :, 0] = keys % 180                      # OpenCV hue range
+    hsv[:, :, 1] = 160 + (keys >> 8) % 96          # saturated ...
+    hsv[:, :, 2] = 170 + (keys >> 16) % 86         # ... and bright enough to see on dark scenes
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).reshape(-1, 3)
+
+
+def colorize(labels: np.ndarray, names: Sequence[str],
+             background_index: Optional[int]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB colour of each pixel's class; background pixels black."""
+    table = class_colors(names)
+    if background_index is not None:
+        table[background_index] = 0
+    return np.take(table, labels, axis=0)  # a few times faster than table[labels]
+
+
+def blend(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float) -> np.ndarray:
+    """``rgb`` with ``colors`` mixed in at weight ``alpha`` where ``mask`` is true."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
+    if rgb.shape != colors.shape or rgb.shape[:2] != mask.shape:
+        raise ValueError(
+            f"image {rgb.shape}, colours {colors.shape} and mask {mask.shape} differ in size"
+        )
+    mixed = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0)
+    # cv2.copyTo is an order of magnitude faster than np.where on a full-HD frame
+    return cv2.copyTo(mixed, np.ascontiguousarray(mask, dtype=np.uint8), rgb.copy())
+
+
+def overlay(rgb: np.ndarray, result: SegmentationResult, alpha: float) -> np.ndarray:
+    """The input image with every labelled (non-background) pixel tinted by its class colour."""
+    labels, background = result.labels, result.background_index
+    colors = colorize(labels, result.vocabulary.names, background)
+    mask = labels != background if background is not None else np.ones(labels.shape, bool)
+    return blend(rgb, colors, mask, alpha)
+
+
+def overlay_image(ns: MessageClasses, rgb: np.ndarray, result: SegmentationResult,
+                  header: Any, alpha: float) -> Any:
+    """rgb8 sensor_msgs/Image of :func:`overlay`."""
+    return image(ns, overlay(rgb, result, alpha), "rgb8", header)

@@ -1,0 +1,61 @@
+"""ROS 2 message classes without ROS: a rosbags typestore that knows vision_msgs.
+
+rosbags ships sensor_msgs and std_msgs for each distro but not vision_msgs,
+so the four vision_msgs types the node publishes are registered here from
+their .msg field lines (vision_msgs 4.x, the ros2 branch released for Humble
+and Jazzy; field order and types must match it for CDR to be compatible).
+The bag processor and the tests use this store to read and write exactly
+the bytes a ROS 2 node would.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+from rosbags.typesys.store import Typestore
+
+from .messages import MessageClasses
+
+VISION_MSGS = {
+    "vision_msgs/msg/VisionClass": "uint16 class_id\nstring class_name\n",
+    "vision_msgs/msg/LabelInfo": (
+        "std_msgs/Header header\nvision_msgs/VisionClass[] class_map\nfloat32 threshold\n"
+    ),
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/Classification": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesis[] results\n"
+    ),
+}
+"""The registered types' field lines (comments of the originals left out)."""
+
+DISTROS = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
+
+
+@lru_cache(maxsize=None)
+def typestore(distro: str = "humble") -> Typestore:
+    """The rosbags typestore of a ROS 2 distro ("humble" or "jazzy") plus vision_msgs."""
+    if distro not in DISTROS:
+        raise ValueError(f"unknown ROS 2 distro {distro!r}; use one of {sorted(DISTROS)}")
+    store = get_typestore(DISTROS[distro])
+    types = {}
+    for name, text in VISION_MSGS.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+    return store
+
+
+def _uint8_array(data: np.ndarray) -> np.ndarray:
+    """rosbags serialises uint8[] fields from numpy arrays only."""
+    return np.asarray(data, dtype=np.uint8)
+
+
+@lru_cache(maxsize=None)
+def rosbags_messages(distro: str = "humble") -> MessageClasses:
+    """The :class:`MessageClasses` of :func:`typestore` ``(distro)``."""
+    return MessageClasses.from_types(typestore(distro).types.__getitem__, _uint8_array)
+
+
+RosbagsMessages = rosbags_messages()
+"""Humble's classes; Image, Header and the vision_msgs types are the same in Jazzy."""

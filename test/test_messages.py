@@ -1,0 +1,344 @@
+"""messages: what the node publishes is valid ROS 2 data, checked through CDR."""
+
+from __future__ import annotations
+
+import array
+import struct
+import sys
+from types import ModuleType, SimpleNamespace
+from typing import Optional, Sequence
+
+import numpy as np
+import pytest
+
+from activesam_ros import messages
+from activesam_ros.imgconv import image_to_rgb
+from activesam_ros.result import SegmentationResult
+from activesam_ros.ros_types import RosbagsMessages, rosbags_messages, typestore
+from activesam_ros.vocabulary import Vocabulary
+
+H, W = 5, 7
+RNG = np.random.default_rng(3)
+STAMP = SimpleNamespace(stamp=SimpleNamespace(sec=1_700_000_123, nanosec=456_789),
+                        frame_id="cam_front")
+VOCAB = ["car, automobile", "person", "tree", "background"]
+
+
+def make_result(lines: Sequence[str], labels: np.ndarray, *,
+                presence: Optional[Sequence[float]] = None, active: Sequence[int] = (),
+                background: Optional[int] = None) -> SegmentationResult:
+    """A result as the engine would return it, built by hand (no model needed)."""
+    vocabulary = Vocabulary.from_lines(lines)
+    if presence is None:
+        presence = np.zeros(len(vocabulary.queries))
+    return SegmentationResult(
+        labels=labels.astype(np.int32),
+        scores=RNG.random(labels.shape, dtype=np.float32),
+        vocabulary=vocabulary,
+        active_queries=list(active),
+        query_presence=np.asarray(presence, np.float32),
+        preview_presence=None,
+        preview_ran=False,
+        background_index=background,
+    )
+
+
+def random_labels(classes: int) -> np.ndarray:
+    labels = RNG.integers(0, classes, (H, W))
+    labels.flat[:classes] = np.arange(classes)[: H * W]  # every class present when it fits
+    return labels
+
+
+def cdr_round_trip(msg):
+    """Serialise as a ROS 2 node would, and read back."""
+    store = typestore()
+    raw = store.serialize_cdr(msg, msg.__msgtype__)
+    return store.deserialize_cdr(raw, msg.__msgtype__)
+
+
+def assert_header_copied(header):
+    assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (
+        STAMP.stamp.sec, STAMP.stamp.nanosec, STAMP.frame_id)
+
+
+def test_labels_image_mono8_with_background_unlabeled():
+    labels = random_labels(4)
+    result = make_result(VOCAB, labels, background=3)
+    msg = cdr_round_trip(messages.labels_image(RosbagsMessages, result, STAMP))
+    assert_header_copied(msg.header)
+    assert (msg.encoding, msg.height, msg.width, msg.step) == ("mono8", H, W, W)
+    assert msg.is_bigendian == 0
+    pixels = np.asarray(msg.data).reshape(H, W)
+    np.testing.assert_array_equal(pixels[labels != 3], labels[labels != 3])
+    assert (pixels[labels == 3] == 255).all() and (labels == 3).any()
+
+
+def test_labels_without_background_calibration_keep_every_index():
+    labels = random_labels(4)
+    msg = messages.labels_image(RosbagsMessages, make_result(VOCAB, labels), STAMP)
+    np.testing.assert_array_equal(np.asarray(msg.data).reshape(H, W), labels)
+
+
+@pytest.mark.parametrize("classes, encoding, unlabeled",
+                         [(254, "mono8", 255), (255, "mono16", 65535)])
+def test_labels_encoding_switches_above_254_classes(classes, encoding, unlabeled):
+    lines = [f"class {i}" for i in range(classes)]
+    labels = RNG.integers(0, classes, (H, W))
+    labels[0, :3] = [classes - 1, classes - 2, 0]
+    background = classes - 2
+    msg = cdr_round_trip(messages.labels_image(
+        RosbagsMessages, make_result(lines, labels, background=background), STAMP))
+    depth = 1 if encoding == "mono8" else 2
+    assert (msg.encoding, msg.step, msg.is_bigendian) == (encoding, W * depth, 0)
+    wire = "u1" if depth == 1 else "<u2"
+    pixels = np.frombuffer(np.asarray(msg.data).tobytes(), wire).reshape(H, W)
+    expected = np.where(labels == background, unlabeled, labels)
+    np.testing.assert_array_equal(pixels, expected)
+    assert pixels[0, 0] == classes - 1  # the highest class index survives: it is not "unlabeled"
+
+
+def test_labels_refuse_more_classes_than_mono16_can_name():
+    lines = [f"class {i}" for i in range(65536)]  # index 65535 would read as unlabeled
+    with pytest.raises(ValueError, match="65536 classes"):
+        messages.label_array(make_result(lines, np.zeros((H, W))))
+
+
+def test_label_info_maps_every_index_to_its_first_alias():
+    vocabulary = Vocabulary.from_lines(VOCAB)
+    msg = cdr_round_trip(messages.label_info(RosbagsMessages, vocabulary, STAMP, 0.35))
+    assert_header_copied(msg.header)
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == [
+        (0, "car"), (1, "person"), (2, "tree"), (3, "background")]
+    assert msg.threshold == pytest.approx(0.35, abs=1e-7)  # float32 on the wire
+
+
+def test_active_classes_score_each_class_by_its_best_query():
+    # queries: car, automobile, person, tree, background
+    presence = [0.2, 0.9, 0.0, 0.6, 0.1]
+    result = make_result(VOCAB, random_labels(4), presence=presence, active=[0, 1, 3])
+    msg = cdr_round_trip(messages.active_classes(RosbagsMessages, result, STAMP))
+    assert_header_copied(msg.header)
+    got = [(h.class_id, h.score) for h in msg.results]
+    assert [c for c, _ in got] == ["0", "2"]
+    assert [s for _, s in got] == pytest.approx([0.9, 0.6], abs=1e-6)
+
+
+def test_confidence_image_is_the_scores_as_32fc1():
+    result = make_result(VOCAB, random_labels(4))
+    msg = cdr_round_trip(messages.confidence_image(RosbagsMessages, result, STAMP))
+    assert_header_copied(msg.header)
+    assert (msg.encoding, msg.step, msg.is_bigendian) == ("32FC1", 4 * W, 0)
+    scores = np.frombuffer(msg.data.tobytes(), "<f4").reshape(H, W)
+    np.testing.assert_array_equal(scores, result.scores)
+
+
+def test_overlay_image_tints_labelled_pixels_only():
+    labels = random_labels(4)
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    result = make_result(VOCAB, labels, background=3)
+    msg = cdr_round_trip(messages.overlay_image(RosbagsMessages, rgb, result, STAMP, 0.5))
+    assert_header_copied(msg.header)
+    assert (msg.encoding, msg.step) == ("rgb8", 3 * W)
+    out = image_to_rgb(msg)
+    background = labels == 3
+    np.testing.assert_array_equal(out[background], rgb[background])
+    colours = messages.class_colors(result.vocabulary.names)[labels]
+    expected = (rgb.astype(float) + colours) / 2
+    assert np.abs(out[~background] - expected[~background]).max() <= 1
+
+
+def test_overlay_alpha_extremes():
+    labels = random_labels(4)
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    result = make_result(VOCAB, labels)
+    np.testing.assert_array_equal(messages.overlay(rgb, result, 0.0), rgb)
+    np.testing.assert_array_equal(messages.overlay(rgb, result, 1.0),
+                                  messages.colorize(labels, result.vocabulary.names, None))
+    with pytest.raises(ValueError, match="alpha"):
+        messages.overlay(rgb, result, 1.5)
+
+
+def test_colours_follow_names_not_indices():
+    """The same scene labelled with a reordered vocabulary looks the same."""
+    names_a = ["car", "person", "tree", "road"]
+    names_b = ["Road", "tree", "dog", "car", "person"]  # reordered, one more, other case
+    labels_a = random_labels(4)
+    lower_b = [name.lower() for name in names_b]
+    to_b = np.array([lower_b.index(name) for name in names_a])
+    labels_b = to_b[labels_a]
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    over_a = messages.overlay(rgb, make_result(names_a, labels_a), 0.6)
+    over_b = messages.overlay(rgb, make_result(names_b, labels_b), 0.6)
+    np.testing.assert_array_equal(over_a, over_b)
+    table = messages.class_colors(names_b)
+    assert len({tuple(c) for c in table}) == len(names_b)  # these names get distinct colours
+
+
+def test_colorize_blanks_background():
+    labels = random_labels(3)
+    colours = messages.colorize(labels, ["a", "b", "c"], 1)
+    assert (colours[labels == 1] == 0).all()
+    assert (colours[labels != 1].max(axis=-1) >= 170).all()  # vivid, never black
+
+
+def test_blend_checks_sizes():
+    with pytest.raises(ValueError, match="differ"):
+        messages.blend(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 3, 3), np.uint8),
+                       np.ones((2, 2), bool), 0.5)
+
+
+# --- byte-level: the vision_msgs types as any ROS 2 node lays them out ---------------
+
+class Cdr:
+    """A little-endian CDR writer from the XCDR1 rules: each primitive aligned to its size."""
+
+    def __init__(self):
+        self.body = bytearray()
+
+    def put(self, fmt: str, value) -> "Cdr":
+        size = struct.calcsize("<" + fmt)
+        self.body += b"\0" * (-len(self.body) % size) + struct.pack("<" + fmt, value)
+        return self
+
+    def string(self, text: str) -> "Cdr":
+        self.put("I", len(text) + 1).body += text.encode() + b"\0"
+        return self
+
+    def header(self) -> "Cdr":
+        return self.put("i", STAMP.stamp.sec).put("I", STAMP.stamp.nanosec).string(STAMP.frame_id)
+
+    def message(self) -> bytes:
+        return b"\x00\x01\x00\x00" + bytes(self.body)  # CDR little-endian encapsulation
+
+
+def test_classification_bytes_match_the_vision_msgs_layout():
+    result = make_result(["car", "person"], random_labels(2), presence=[0.25, 0.75], active=[1])
+    msg = messages.active_classes(RosbagsMessages, result, STAMP)
+    # header; ObjectHypothesis[] results = [(string class_id, float64 score)]
+    expected = Cdr().header().put("I", 1).string("1").put("d", 0.75).message()
+    assert typestore().serialize_cdr(msg, msg.__msgtype__) == expected
+
+
+def test_label_info_bytes_match_the_vision_msgs_layout():
+    msg = messages.label_info(RosbagsMessages, Vocabulary.from_lines(["cat", "dog"]), STAMP, 0.5)
+    # header; VisionClass[] class_map = [(uint16 class_id, string class_name)]; float32 threshold
+    expected = (Cdr().header().put("I", 2).put("H", 0).string("cat").put("H", 1).string("dog")
+                .put("f", 0.5).message())
+    assert typestore().serialize_cdr(msg, msg.__msgtype__) == expected
+
+
+# Type hashes that rosidl generated for vision_msgs 4.1 in a ROS 2 Jazzy build
+# (label_info__description.c, classification__description.c). They cover every
+# field's name, type and order, and those of VisionClass / ObjectHypothesis within.
+ROSIDL_TYPE_HASHES = {
+    "vision_msgs/msg/LabelInfo":
+        "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
+    "vision_msgs/msg/Classification":
+        "RIHS01_f74db28d0eaef3afb78f48bf2161cd709a1383a0309d3454383b25be11345143",
+}
+
+
+@pytest.mark.parametrize("distro", ["humble", "jazzy"])
+def test_vision_msgs_definitions_hash_like_the_real_package(distro):
+    store = typestore(distro)
+    for msgtype, expected in ROSIDL_TYPE_HASHES.items():
+        assert store.hash_rihs01(msgtype) == expected
+
+
+def test_humble_and_jazzy_stores_write_the_same_bytes():
+    result = make_result(VOCAB, random_labels(4), presence=[0.1, 0.2, 0.3, 0.4, 0.5], active=[0, 2])
+    for build in (
+        lambda ns: messages.active_classes(ns, result, STAMP),
+        lambda ns: messages.label_info(ns, result.vocabulary, STAMP, 0.5),
+        lambda ns: messages.labels_image(ns, result, STAMP),
+    ):
+        raw = {distro: typestore(distro).serialize_cdr(msg, msg.__msgtype__)
+               for distro in ("humble", "jazzy") for msg in [build(rosbags_messages(distro))]}
+        assert raw["humble"] == raw["jazzy"]
+    with pytest.raises(ValueError, match="rolling"):
+        typestore("rolling")
+
+
+# --- rclpy: the same builders with classes that check values the way rclpy does -------
+
+def _is_int(value):
+    return isinstance(value, int)
+
+
+def _is_float(value):
+    return isinstance(value, float)  # numpy float32 is not a float: rclpy rejects it
+
+
+def _is_str(value):
+    return isinstance(value, str)
+
+
+def _is_uint8_array(value):
+    return isinstance(value, array.array) and value.typecode == "B"
+
+
+def strict_class(name: str, **checks):
+    """A message class that, like rclpy's setters, refuses values of the wrong Python type."""
+
+    def __init__(self, **fields):
+        assert set(fields) == set(checks), f"{name}: fields {sorted(fields)}"
+        for key, value in fields.items():
+            assert checks[key](value), f"rclpy would reject {name}.{key} = {type(value).__name__}"
+            setattr(self, key, value)
+
+    return type(name, (), {"__init__": __init__})
+
+
+@pytest.fixture
+def rclpy_namespace(monkeypatch):
+    """Fake ROS 2 Python packages in sys.modules, then the real ``rclpy_messages()``."""
+    Time = strict_class("Time", sec=_is_int, nanosec=_is_int)
+    Header = strict_class("Header", stamp=lambda v: isinstance(v, Time), frame_id=_is_str)
+
+    def is_list_of(cls):
+        return lambda v: isinstance(v, list) and all(isinstance(x, cls) for x in v)
+
+    image_checks = dict(header=lambda v: isinstance(v, Header), height=_is_int, width=_is_int,
+                        encoding=_is_str, is_bigendian=_is_int, step=_is_int, data=_is_uint8_array)
+    VisionClass = strict_class("VisionClass", class_id=_is_int, class_name=_is_str)
+    ObjectHypothesis = strict_class("ObjectHypothesis", class_id=_is_str, score=_is_float)
+    modules = {
+        "builtin_interfaces.msg": dict(Time=Time),
+        "std_msgs.msg": dict(Header=Header),
+        "sensor_msgs.msg": dict(
+            Image=strict_class("Image", **image_checks),
+            CompressedImage=strict_class("CompressedImage", header=lambda v: isinstance(v, Header),
+                                         format=_is_str, data=_is_uint8_array)),
+        "vision_msgs.msg": dict(
+            VisionClass=VisionClass, ObjectHypothesis=ObjectHypothesis,
+            LabelInfo=strict_class("LabelInfo", header=lambda v: isinstance(v, Header),
+                                   class_map=is_list_of(VisionClass), threshold=_is_float),
+            Classification=strict_class("Classification", header=lambda v: isinstance(v, Header),
+                                        results=is_list_of(ObjectHypothesis))),
+    }
+    for name, members in modules.items():
+        module = ModuleType(name)
+        module.__dict__.update(members)
+        monkeypatch.setitem(sys.modules, name, module)
+    return messages.rclpy_messages()
+
+
+def test_rclpy_messages_get_plain_python_values(rclpy_namespace):
+    labels = random_labels(4)
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    presence = np.array([0.2, 0.9, 0.0, 0.6, 0.1])
+    result = make_result(VOCAB, labels, presence=presence, active=[0, 3], background=3)
+    header = messages.make_header(rclpy_namespace, np.int64(5), np.uint32(6), "cam")
+
+    def images(ns):
+        return [messages.labels_image(ns, result, header),
+                messages.overlay_image(ns, rgb, result, header, 0.4),
+                messages.confidence_image(ns, result, header)]
+
+    for built, twin in zip(images(rclpy_namespace), images(RosbagsMessages)):
+        assert built.data.tobytes() == twin.data.tobytes()  # same pixels as the tested build
+        assert (built.header.stamp.sec, built.header.frame_id) == (5, "cam")
+    info = messages.label_info(rclpy_namespace, result.vocabulary, header, np.float32(0.3))
+    assert [c.class_name for c in info.class_map] == list(result.vocabulary.names)
+    active = messages.active_classes(rclpy_namespace, result, header)
+    assert [h.class_id for h in active.results] == ["0", "2"]
