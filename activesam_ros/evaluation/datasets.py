@@ -102,7 +102,7 @@ def load_image(path: Path) -> np.ndarray:
     """An image file as H x W x 3 uint8 RGB."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except OSError as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from exc
 
