@@ -63,7 +63,7 @@ def jpeg_compression(image: np.ndarray, severity: int, rng: np.random.Generator)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=JPEG_QUALITY[severity - 1])
     with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))
+        return np.array(decoded.convert("RGB"))
 
 
 def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
