@@ -43,6 +43,11 @@ class ActiveSAMConfig:
     # Fast mode only: a query whose full-resolution presence is below this
     # skips the segmentation heads (its score is at most its presence).
     fast_presence_floor: float = 0.02
+    # Fast mode only: a screening preview at this input size (None = 1/3 of
+    # the resolution: 336 for 1008, a quarter of the preview's tokens) passes
+    # the top ``fast_screen_keep`` of the queries on to the real preview.
+    fast_preview_resolution: Optional[int] = None
+    fast_screen_keep: float = 0.4
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def errors(self) -> List[str]:
@@ -68,12 +73,14 @@ class ActiveSAMConfig:
 
         positive_int("resolution", self.resolution, allow_none=True)
         positive_int("preview_resolution", self.preview_resolution, allow_none=True)
+        positive_int("fast_preview_resolution", self.fast_preview_resolution, allow_none=True)
         positive_int("bucket_size", self.bucket_size)
         positive_int("max_active", self.max_active)
         unit("quantile_alpha", self.quantile_alpha, low_open=True)
         unit("confidence_threshold", self.confidence_threshold, high_open=True)
         unit("background_threshold", self.background_threshold, high_open=True)
         unit("fast_presence_floor", self.fast_presence_floor, high_open=True)
+        unit("fast_screen_keep", self.fast_screen_keep, low_open=True)
         if not isinstance(self.mabc_exponent, (int, float)) or not self.mabc_exponent > 0:
             out.append(f"mabc_exponent must be a positive number, got {self.mabc_exponent!r}")
         for name in ("neighbour_tokens", "hypernym_tokens"):
