@@ -55,14 +55,13 @@ def read_rgb(path: Path) -> np.ndarray:
 def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict) -> None:
     import cv2
 
-    from ..messages import blend, colorize
+    from ..messages import overlay
 
     labels = result.labels
     dtype = np.uint8 if len(result.vocabulary) <= 254 else np.uint16
     cv2.imwrite(str(out / f"{stem}_labels.png"), labels.astype(dtype))
-    colors, mask = colorize(labels, result.vocabulary.names, result.background_index)
-    overlay = blend(rgb, colors, mask, alpha)
-    cv2.imwrite(str(out / f"{stem}_overlay.png"), np.ascontiguousarray(overlay[:, :, ::-1]))
+    tinted = overlay(rgb, result, alpha)
+    cv2.imwrite(str(out / f"{stem}_overlay.png"), np.ascontiguousarray(tinted[:, :, ::-1]))
     presence = result.class_presence
     summary = dict(summary)
     summary.update(
@@ -81,10 +80,15 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    import cv2
+
     paths = [Path(p) for p in args.images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}")
+    unreadable = [str(p) for p in paths if not cv2.haveImageReader(str(p))]
+    if unreadable:
+        raise UserError(f"not a readable image: {', '.join(unreadable)}")
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise UserError("two images share a file stem; their outputs would overwrite each other")
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         result = engine.segment(rgb)
         write_outputs(out, path.stem, rgb, result, args.overlay_alpha, summary)
     if failures:
-        print(f"activesam segment: {len(failures)} of {len(paths)} image(s) failed", file=sys.stderr)
+        if len(paths) > 1:
+            print(f"activesam segment: {len(failures)} of {len(paths)} image(s) failed", file=sys.stderr)
         return 1
     return 0
