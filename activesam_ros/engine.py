@@ -201,7 +201,8 @@ class ActiveSAM:
     def _presence(self, image, prepared: PreparedVocabulary, queries: Sequence[int]) -> torch.Tensor:
         out = []
         for bucket in split_buckets(queries, self.config.bucket_size):
-            g = self.grounder.ground(image, self._text(prepared, bucket, memory=False), heads=False)
+            g = self.grounder.ground(image, self._text(prepared, bucket, memory=False), heads=False,
+                                     share=self.config.mode == "fast")
             out.append(g.presence_logits.float().sigmoid().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -246,7 +247,7 @@ class ActiveSAM:
                     g = self.grounder.ground(encoded, text)
                 else:
                     floor = cfg.fast_presence_floor
-                    g = self.grounder.ground(encoded, text, head_filter=lambda p: p >= floor)
+                    g = self.grounder.ground(encoded, text, head_filter=lambda p: p >= floor, share=True)
             query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
             if not g.head_index:
                 continue

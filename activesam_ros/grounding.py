@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import cpu_shims
+from . import cpu_shims, shared_encoding
 
 cpu_shims.prepare_sam3_import()
 
@@ -188,12 +188,15 @@ class Grounder:
         text: TextBatch,
         heads: bool = True,
         head_filter: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        share: bool = False,
     ) -> Grounding:
         """One grounding forward for K prompts on one encoded image.
 
         With ``heads=False`` only the decoder runs: presence and object scores
         come before the segmentation heads. ``head_filter`` maps the presence
         probabilities [K] to a boolean mask of the prompts that need heads.
+        ``share`` computes the prompt-independent parts once for all K
+        prompts (``shared_encoding``) where the model's structure allows.
         """
         view = self._view(image.resolution)
         k = len(text)
@@ -207,9 +210,13 @@ class Grounder:
             input_points=None, input_points_mask=None,
         )
         with cpu_shims.cpu_inference(self.device), self._autocast():
-            geometric = view._get_dummy_prompt(num_prompts=k)
-            prompt, prompt_mask, backbone_out = view._encode_prompt(backbone_out, find, geometric)
-            backbone_out, encoder_out, _ = view._run_encoder(backbone_out, find, prompt, prompt_mask)
+            if share and shared_encoding.supported(view):
+                prompt, prompt_mask = shared_encoding.encode_prompt(view, backbone_out, find, k)
+                encoder_out = shared_encoding.run_encoder(view, backbone_out, find, prompt, prompt_mask)
+            else:
+                geometric = view._get_dummy_prompt(num_prompts=k)
+                prompt, prompt_mask, backbone_out = view._encode_prompt(backbone_out, find, geometric)
+                backbone_out, encoder_out, _ = view._run_encoder(backbone_out, find, prompt, prompt_mask)
             out: Dict[str, torch.Tensor] = {}
             out, hs = view._run_decoder(
                 memory=encoder_out["encoder_hidden_states"], pos_embed=encoder_out["pos_embed"],

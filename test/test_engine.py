@@ -238,3 +238,19 @@ def test_fast_screen_keeps_the_exact_active_set_on_photographs(tiny_model, photo
         agreements.append((a.labels == b.labels).mean())
     assert min(overlaps) >= 0.9, overlaps
     assert np.mean(agreements) >= 0.98, agreements
+
+
+@pytest.mark.parametrize("resolution", [224, 112])
+def test_shared_encoding_equals_the_batched_forward(tiny_model, photos, resolution):
+    """Geometry tokens and the first self-attention computed once per image
+    give sam3's own K-prompt forward to float rounding."""
+    from activesam_ros.grounding import Grounder, TextBatch
+
+    grounder = Grounder(tiny_model, torch.device("cpu"), torch.float32)
+    text = grounder.encode_text(["cat", "dog", "a red car", "sky"])
+    batch = TextBatch(text["language_features"], text["language_mask"])
+    image = grounder.encode_image(photos["chelsea.png"], resolution)
+    plain = grounder.ground(image, batch)
+    shared = grounder.ground(image, batch, share=True)
+    for name in ("presence_logits", "pred_logits", "pred_masks", "semantic_seg"):
+        torch.testing.assert_close(getattr(shared, name), getattr(plain, name), atol=1e-5, rtol=1e-4)
