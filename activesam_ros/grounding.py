@@ -146,14 +146,24 @@ class Grounder:
         self.dtype = dtype
         self.native = native_resolution(model)
         self.patch = patch_size(model)
-        self._views: Dict[int, torch.nn.Module] = {self.native: model}
+        self._views: Dict[tuple, torch.nn.Module] = {(self.native, False): model}
         self._lock = threading.Lock()
 
-    def _view(self, resolution: int) -> torch.nn.Module:
+    def _view(self, resolution: int, shared: bool = False) -> torch.nn.Module:
+        """The model at ``resolution``; ``shared`` swaps in the pixel decoder
+        that convolves the image's feature maps once for all prompts."""
+        key = (resolution, shared)
         with self._lock:
-            if resolution not in self._views:
-                self._views[resolution] = resolution_view(self.model, resolution)
-            return self._views[resolution]
+            if key not in self._views:
+                view = resolution_view(self.model, resolution)
+                head = view.segmentation_head
+                if shared and head is not None and shared_encoding.SharedPixelDecoder.applies(head.pixel_decoder):
+                    if view is self.model:
+                        view = _module_view(self.model)
+                        head = view.segmentation_head
+                    head.pixel_decoder = shared_encoding.SharedPixelDecoder(head.pixel_decoder)
+                self._views[key] = view
+            return self._views[key]
 
     def _autocast(self):
         enabled = self.device.type == "cuda" and self.dtype != torch.float32
@@ -198,7 +208,7 @@ class Grounder:
         ``share`` computes the prompt-independent parts once for all K
         prompts (``shared_encoding``) where the model's structure allows.
         """
-        view = self._view(image.resolution)
+        view = self._view(image.resolution, share)
         k = len(text)
         backbone_out = dict(image.backbone_out)
         backbone_out["language_features"] = text.features
