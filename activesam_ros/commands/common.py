@@ -49,6 +49,8 @@ _CONFIG_HELP = {
     "hypernym_tokens": "WordNet hypernym context tokens per query (default 2)",
     "mode": "exact (the method step by step) or fast (same decisions, fused)",
     "fast_presence_floor": "fast mode: skip heads below this presence (default 0.02)",
+    "fast_preview_resolution": "fast mode: screening preview size (default: 1/3 of the resolution)",
+    "fast_screen_keep": "fast mode: fraction of queries the screen passes to the preview (default 0.4)",
 }
 
 
