@@ -1,0 +1,278 @@
+"""``activesam bag``: segment the image topics of a rosbag2 into a new rosbag2
+that holds what the node would have published.
+
+Each input topic is one camera stream, processed in bag-timestamp order with
+the node's temporal policy (``runtime.StreamProcessor``) and written with
+the node's topic names, message types and QoS (``bagio``), every output
+stamped with its input's header and bag timestamp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from .. import bagio
+from ..config import ConfigError
+from ..node_params import INT, TEMPORAL_PARAMS
+from ..temporal import TemporalConfig
+from ..vocabulary import VocabularyError
+from .common import (
+    UserError,
+    add_engine_args,
+    add_model_args,
+    add_vocab_args,
+    config_from_args,
+    load_model_from_args,
+    model_description,
+    vocabulary_from_args,
+)
+
+if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
+    import numpy as np
+    from rosbags.interfaces import Connection
+    from rosbags.rosbag2 import Reader, Writer
+    from rosbags.typesys.store import Typestore
+    from tqdm import tqdm
+
+    from ..result import SegmentationResult
+    from ..runtime import StreamProcessor
+
+PROG = "activesam bag"
+
+
+def add_temporal_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per node temporal parameter, with its description and default."""
+    group = parser.add_argument_group("temporal reuse (the node's parameters of the same names)")
+    for spec in TEMPORAL_PARAMS:
+        group.add_argument("--" + spec.name.replace("_", "-"), type=int if spec.kind == INT else float,
+                           default=spec.default, help=f"{spec.description} (default {spec.default:g})")
+
+
+def temporal_from_args(args: argparse.Namespace) -> TemporalConfig:
+    try:
+        return TemporalConfig(**{spec.name: getattr(args, spec.name) for spec in TEMPORAL_PARAMS}).validate()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "bag",
+        help="segment the image topics of a rosbag2 into a new rosbag2",
+        description="Segment sensor_msgs/Image and CompressedImage topics of a rosbag2 (sqlite3 or "
+        "MCAP) frame by frame, each topic a camera, with the node's temporal policy; write a new "
+        "rosbag2 with the node's outputs: <ns>/labels, <ns>/label_info, <ns>/active_classes, "
+        f"<ns>/overlay, <ns>/confidence, where <ns> is {bagio.NODE_NAMESPACE} for one camera and "
+        f"{bagio.NODE_NAMESPACE}/<camera topic> for several.",
+    )
+    parser.add_argument("input", metavar="IN", help="a rosbag2 directory, or a lone .db3 or .mcap file")
+    parser.add_argument("output", metavar="OUT", help="the new rosbag2 directory (must not exist)")
+    parser.add_argument("--image-topic", dest="image_topics", action="append", required=True, metavar="TOPIC",
+                        help="an image topic of the bag (repeat for several cameras)")
+    add_vocab_args(parser)
+    add_model_args(parser)
+    group = parser.add_argument_group("output")
+    group.add_argument("--include-input", action="store_true", help="also copy the input image topics into OUT")
+    group.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
+                       help="write <ns>/overlay, the image with class colours blended in (default on)")
+    group.add_argument("--overlay-alpha", type=float, default=0.5, help="weight of the class colours (default 0.5)")
+    group.add_argument("--confidence", action="store_true",
+                       help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
+                       help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
+    group.add_argument("--distro", choices=sorted(bagio.METADATA_VERSIONS), default="humble",
+                       help="ROS 2 distribution that reads OUT: message definitions and metadata "
+                       "version (default humble; Jazzy reads either)")
+    group.add_argument("--storage", choices=sorted(bagio.STORAGES),
+                       help="storage format of OUT (default: that of IN)")
+    add_engine_args(parser, default_mode="fast")
+    add_temporal_args(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class Camera:
+    """One input topic: its output connections and what happened to its frames."""
+
+    topic: str
+    msgtype: str
+    prefix: str
+    outputs: Dict[str, "Connection"]   # output name -> its connection in OUT
+    copy: Optional["Connection"] = None  # the input topic's connection in OUT (--include-input)
+    segmented: int = 0
+    previews: int = 0
+    skipped: int = 0
+    first_problem: str = ""
+
+    def summary(self) -> str:
+        line = f"{self.topic} -> {self.prefix}/*: {self.segmented} frame(s) segmented, {self.previews} with a preview"
+        if self.skipped:
+            line += f", {self.skipped} skipped (first: {self.first_problem})"
+        return line
+
+
+def _add_outputs(writer: "Writer", store: "Typestore", prefix: str,
+                 args: argparse.Namespace) -> Dict[str, "Connection"]:
+    """The node's output topics of one camera, with its message types and QoS."""
+    from ..messages import MESSAGE_TYPES
+
+    wanted = [("labels", "Image", bagio.OUTPUT_QOS), ("label_info", "LabelInfo", bagio.LATCHED_QOS),
+              ("active_classes", "Classification", bagio.OUTPUT_QOS)]
+    if args.overlay:
+        wanted.append(("overlay", "Image", bagio.OUTPUT_QOS))
+    if args.confidence:
+        wanted.append(("confidence", "Image", bagio.OUTPUT_QOS))
+    return {
+        name: writer.add_connection(f"{prefix}/{name}", MESSAGE_TYPES[kind], typestore=store,
+                                    offered_qos_profiles=[qos])
+        for name, kind, qos in wanted
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except bagio.BagError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Check everything the user gave before the model loads, then segment."""
+    if not 0.0 <= args.overlay_alpha <= 1.0:
+        raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    if len(set(args.image_topics)) != len(args.image_topics):
+        raise UserError(f"--image-topic names a topic twice: {', '.join(args.image_topics)}")
+    vocabulary = vocabulary_from_args(args)
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+    source, out = Path(args.input), Path(args.output)
+    if out.exists() or out.is_symlink():
+        raise UserError(f"{out} exists already; give a new output path")
+
+    reader = bagio.open_bag(source)
+    try:
+        connections = bagio.image_connections(reader, args.image_topics)
+        msgtypes = {topic: conns[0].msgtype for topic, conns in connections.items()}
+        prefixes = bagio.output_prefixes(msgtypes, args.namespace)
+        storage = args.storage or bagio.storage_of(source)
+
+        from ..engine import ActiveSAM
+        from ..runtime import StreamProcessor
+
+        model = load_model_from_args(args)
+        try:
+            engine = ActiveSAM(model, vocabulary, config)
+        except (ConfigError, VocabularyError) as exc:
+            raise UserError(str(exc)) from exc
+        segmented = _segment(args, reader, connections, prefixes, StreamProcessor(engine, temporal), out, storage)
+    finally:
+        reader.close()
+    if not segmented:
+        print(f"{PROG}: error: no frame could be segmented", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _segment(args: argparse.Namespace, reader: "Reader", connections: Dict[str, List["Connection"]],
+             prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str) -> int:
+    """Every frame of the image topics through ``processor``, in bag order,
+    outputs into a new bag at ``out``; returns how many were segmented."""
+    from tqdm import tqdm
+
+    from ..engine import ImageError
+    from ..imgconv import UnsupportedImage
+    from ..ros_types import typestore
+    from ..runtime import Frame
+
+    store = typestore(args.distro)
+    writer = bagio.create_writer(out, storage, args.distro)
+    for key, value in _provenance(args, processor).items():
+        writer.set_custom_data(key, value)
+    cameras: Dict[str, Camera] = {}
+    total = sum(c.msgcount for conns in connections.values() for c in conns)
+    progress = tqdm(total=total, desc="bag", unit="frame", file=sys.stderr)
+    try:
+        for topic, conns in connections.items():
+            camera = cameras[topic] = Camera(topic, conns[0].msgtype, prefixes[topic],
+                                             _add_outputs(writer, store, prefixes[topic], args))
+            if args.include_input:
+                camera.copy = writer.add_connection(topic, camera.msgtype, typestore=store,
+                                                    offered_qos_profiles=conns[0].ext.offered_qos_profiles)
+        every = [c for conns in connections.values() for c in conns]
+        for connection, timestamp, raw in bagio.messages(reader, every):
+            progress.update()
+            camera = cameras[connection.topic]
+            if camera.copy is not None:
+                writer.write(camera.copy, timestamp, raw)
+            try:
+                msg = store.deserialize_cdr(raw, camera.msgtype)
+            except Exception as exc:  # damaged CDR fails in many ways inside rosbags
+                _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
+                continue
+            header = msg.header
+            try:
+                rgb = bagio.DECODERS[camera.msgtype](msg)
+                stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
+                done = processor.process(Frame(rgb, stamp, header.frame_id, camera.topic, context=header))
+            except (UnsupportedImage, ImageError) as exc:
+                _skip(camera, timestamp, str(exc), progress)
+                continue
+            _write_outputs(writer, store, camera, timestamp, rgb, done.result, header, args,
+                           processor.engine.config.confidence_threshold)
+    finally:
+        progress.close()
+        writer.close()  # also on errors and Ctrl-C: OUT then holds a valid bag of the frames so far
+    for camera in cameras.values():
+        print(f"{PROG}: {camera.summary()}", file=sys.stderr)
+    print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro})", file=sys.stderr)
+    return sum(c.segmented for c in cameras.values())
+
+
+def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
+    """What made OUT, for its metadata.yaml's custom_data (a string per key)."""
+    engine = processor.engine
+    return {
+        "activesam.input": str(args.input),
+        "activesam.model": model_description(args),
+        "activesam.vocabulary": json.dumps(list(engine.vocabulary.lines)),
+        "activesam.config": json.dumps(engine.config.as_dict()),
+        "activesam.temporal": json.dumps(dataclasses.asdict(processor.temporal)),
+    }
+
+
+def _write_outputs(writer: "Writer", store: "Typestore", camera: Camera, timestamp: int, rgb: "np.ndarray",
+                   result: "SegmentationResult", header: Any, args: argparse.Namespace, threshold: float) -> None:
+    """One frame's messages, each with the input's header and bag timestamp."""
+    from .. import messages
+    from ..ros_types import rosbags_messages
+
+    ns = rosbags_messages(args.distro)
+    built = {
+        "labels": lambda: messages.labels_image(ns, result, header),
+        "active_classes": lambda: messages.active_classes(ns, result, header),
+        "overlay": lambda: messages.overlay_image(ns, rgb, result, header, args.overlay_alpha),
+        "confidence": lambda: messages.confidence_image(ns, result, header),
+    }
+    if not camera.segmented:  # once per camera, as the node latches it
+        built = {"label_info": lambda: messages.label_info(ns, result.vocabulary, header, threshold), **built}
+    for name, build in built.items():
+        if name in camera.outputs:
+            message = build()
+            writer.write(camera.outputs[name], timestamp, store.serialize_cdr(message, message.__msgtype__))
+    camera.segmented += 1
+    camera.previews += int(result.preview_ran)
+
+
+def _skip(camera: Camera, timestamp: int, reason: str, progress: "tqdm") -> None:
+    """Count a frame that cannot be segmented; say why for the first of each topic."""
+    if not camera.skipped:
+        camera.first_problem = reason
+        progress.write(f"{PROG}: skipping frames of {camera.topic} that cannot be segmented, "
+                       f"first at bag time {timestamp} ns: {reason}", file=sys.stderr)
+    camera.skipped += 1
