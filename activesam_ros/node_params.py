@@ -1,0 +1,333 @@
+"""The node's parameters: one table, and their validation, without rclpy.
+
+The node declares every entry of :data:`PARAMS` with a ParameterDescriptor
+built from it, and runs :func:`check_change` in its set-parameters callback.
+Keeping this free of ROS lets the tests check, in CI, that the table covers
+every ``ActiveSAMConfig`` and ``TemporalConfig`` field, that its ranges agree
+with their ``errors()``, and that the YAML file and launch file match it.
+
+ROS cannot say "None" for an integer, so 0 stands for it on the resolutions
+(the model's own size, or the derived preview sizes). A ``string_array``
+parameter may be unset (``None``): ROS 2 parameter files and ``ros2 param``
+cannot express an empty string list, so unset, ``[]`` and ``[""]`` all mean
+"no classes given".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .config import ActiveSAMConfig
+from .temporal import TemporalConfig
+from .vocabulary import Vocabulary, VocabularyError
+
+BOOL, INT, DOUBLE, STRING, STRING_ARRAY = "bool", "int", "double", "string", "string_array"
+PYTHON_TYPES = {BOOL: (bool,), INT: (int,), DOUBLE: (float,), STRING: (str,), STRING_ARRAY: (list, tuple)}
+
+RESOLUTION_STEP = 14
+"""SAM 3's ViT patch: input sizes must be multiples of it (the tiny model's too)."""
+
+
+class ParameterError(ValueError):
+    """Parameter values the node cannot run with; the message lists the reasons."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: what a ParameterDescriptor says, plus its default.
+
+    ``low``/``high``/``step`` follow ROS ranges: inclusive, and a value must
+    be ``low + k * step`` (step 0: any). ``choices`` restricts a string.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    description: str
+    read_only: bool = False
+    low: Optional[float] = None
+    high: Optional[float] = None
+    step: float = 0
+    choices: Tuple[str, ...] = ()
+
+    @property
+    def constraints(self) -> str:
+        """The descriptor's ``additional_constraints`` text (ros2 param describe)."""
+        if self.choices:
+            return "one of: " + ", ".join(c or "''" for c in self.choices)
+        return ""
+
+
+def _rng(low: float, high: float, step: float = 0) -> Dict[str, float]:
+    return {"low": low, "high": high, "step": step}
+
+
+_RESOLUTION = _rng(0, 2016, RESOLUTION_STEP)
+
+# Engine hyper-parameters: description and range; type and default come from
+# ActiveSAMConfig itself, so its defaults have one home.
+_ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "resolution": ("full-resolution input size in pixels, a multiple of 14; 0 = the model's own (1008 for SAM 3, 336 for the tiny model)", _RESOLUTION),
+    "preview_resolution": ("exact mode's preview input size, a multiple of 14; 0 = 2/3 of the resolution", _RESOLUTION),
+    "fast_preview_resolution": ("fast mode's preview input size, a multiple of 14; 0 = 1/3 of the resolution", _RESOLUTION),
+    "fast_screen_keep": ("fast mode: fraction of the queries the screening preview passes on to the real preview", _rng(0.0, 1.0)),
+    "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed)", _rng(1, 512)),
+    "max_active": ("at most this many queries are decoded at full resolution; the preview runs only for larger vocabularies", _rng(1, 4096)),
+    "quantile_alpha": ("fraction of the queries the preview keeps active, in (0, 1]", _rng(0.0, 1.0)),
+    "confidence_threshold": ("instance score threshold of SAM 3's detections, in [0, 1)", _rng(0.0, 1.0)),
+    "background_threshold": ("margin-aware background calibration threshold, 0 = off; > 0 needs a class named 'background'", _rng(0.0, 1.0)),
+    "mabc_exponent": ("exponent of the background calibration threshold, > 0", _rng(0.0, 10.0)),
+    "neighbour_tokens": ("context tokens per prompt from the most similar other prompts", _rng(0, 8)),
+    "hypernym_tokens": ("context tokens per prompt from WordNet hypernyms", _rng(0, 8)),
+    "mode": ("exact: the method step by step; fast: the same decisions with less work", {"choices": ("exact", "fast")}),
+    "fast_presence_floor": ("fast mode: queries below this full-resolution presence skip the segmentation heads", _rng(0.0, 1.0)),
+    "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
+    "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
+              {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
+}
+NODE_DEFAULTS = {"mode": "fast"}
+"""Where the node's default differs from the library's: a camera stream wants speed."""
+
+_TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "preview_interval": ("run the preview every this many frames per camera (1 = every frame, the paper's behaviour); frames between reuse the active set", _rng(1, 1000)),
+    "active_ttl": ("frames a reused class stays active after it was last present (against flicker)", _rng(0, 1000)),
+    "scene_change_threshold": ("cosine distance of the image features to the last preview frame's that triggers a preview; 0 = off", _rng(0.0, 2.0)),
+    "scan_buckets_per_frame": ("buckets of inactive queries scored for presence on each reuse frame (how fast a new class is found)", _rng(0, 64)),
+    "presence_threshold": ("full-resolution presence that keeps a class active on reuse frames; 0 = the last preview's own bar", _rng(0.0, 1.0)),
+}
+
+
+def _spec(name: str, default: Any, description: str, extra: Mapping[str, Any]) -> ParamSpec:
+    kind = {bool: BOOL, int: INT, float: DOUBLE, str: STRING}[type(default)]
+    return ParamSpec(name, kind, default, description, **extra)
+
+
+def _dataclass_specs(cls: type, table: Mapping[str, Tuple[str, Dict[str, Any]]]) -> List[ParamSpec]:
+    """One spec per entry of ``table``, typed and defaulted by the dataclass field."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    specs = []
+    for name, (description, extra) in table.items():
+        default = NODE_DEFAULTS.get(name, defaults[name])
+        specs.append(_spec(name, 0 if default is None else default, description, extra))
+    return specs
+
+
+ENGINE_PARAMS = tuple(_dataclass_specs(ActiveSAMConfig, _ENGINE))
+TEMPORAL_PARAMS = tuple(_dataclass_specs(TemporalConfig, _TEMPORAL))
+
+MODEL_PARAMS = (
+    ParamSpec("checkpoint", STRING, "", "path of the released SAM 3 checkpoint (sam3.pt)", read_only=True),
+    ParamSpec("hub_id", STRING, "", "download sam3.pt from this Hugging Face repository (e.g. facebook/sam3; gated: accept the licence and log in first)", read_only=True),
+    ParamSpec("model", STRING, "", "'tiny': a tiny random-weight SAM 3 for tests (its labels mean nothing)", read_only=True, choices=("", "tiny")),
+)
+VOCABULARY_PARAMS = (
+    ParamSpec("vocabulary", STRING_ARRAY, None, "the classes, one string each; commas separate a class's aliases ('sofa, couch'). Unset or empty: vocabulary_file is used"),
+    ParamSpec("vocabulary_file", STRING, "indoor", "used while vocabulary is empty: a file with one class per line, or a shipped vocabulary by name (indoor, driving, ade20k, ...)"),
+)
+IO_PARAMS = (
+    ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
+    ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
+    ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
+    ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, **_rng(1, 100)),
+    ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of labels, active_classes, overlay and confidence", read_only=True, choices=("reliable", "best_effort")),
+    ParamSpec("output_depth", INT, 2, "QoS queue depth of the outputs", read_only=True, **_rng(1, 100)),
+    ParamSpec("publish_overlay", BOOL, True, "publish ~/overlay: the input image with class colours blended in (for rviz)"),
+    ParamSpec("overlay_alpha", DOUBLE, 0.5, "weight of the class colours in the overlay", **_rng(0.0, 1.0)),
+    ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
+    ParamSpec("diagnostic_updater.period", DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, **_rng(0.1, 60.0)),
+)
+
+PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + IO_PARAMS
+BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+DIAGNOSTICS_PERIOD = "diagnostic_updater.period"
+"""diagnostic_updater's own parameter name: it declares it when it is installed."""
+
+
+def default_values() -> Dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+# -- single values -----------------------------------------------------------
+
+def value_error(spec: ParamSpec, value: Any) -> Optional[str]:
+    """Why ``value`` does not fit ``spec`` (type, range, step, choices), or None."""
+    if value is None:
+        return None if spec.kind == STRING_ARRAY else f"{spec.name} must be set"
+    if not isinstance(value, PYTHON_TYPES[spec.kind]) or (spec.kind == INT and isinstance(value, bool)):
+        return f"{spec.name} must be of type {spec.kind}, got {value!r}"
+    if spec.kind == STRING_ARRAY and not all(isinstance(v, str) for v in value):
+        return f"{spec.name} must be a list of strings, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{spec.name} must be {spec.constraints}, got {value!r}"
+    if spec.low is not None and spec.high is not None:
+        if value in (spec.low, spec.high):  # ROS: the edges are always valid
+            return None
+        if not spec.low < value < spec.high:
+            return f"{spec.name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}"
+        if spec.step and (value - spec.low) % spec.step:
+            return f"{spec.name} must be a multiple of {spec.step:g}, got {value!r}"
+    return None
+
+
+# -- what the values mean ------------------------------------------------------
+
+def shipped_vocabularies() -> List[str]:
+    """The names of the vocabulary files that come with the package."""
+    folder = resources.files("activesam_ros").joinpath("vocabularies")
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+_SHORT_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def read_vocabulary_file(name: str) -> Vocabulary:
+    """A vocabulary file by path, or one of :func:`shipped_vocabularies` by name."""
+    if _SHORT_NAME.match(name) and not Path(name).exists():
+        shipped = resources.files("activesam_ros").joinpath("vocabularies", f"{name}.txt")
+        if not shipped.is_file():
+            raise VocabularyError(
+                f"vocabulary_file {name!r} is neither a file nor a shipped vocabulary "
+                f"({', '.join(shipped_vocabularies())})"
+            )
+        return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines())
+    return Vocabulary.from_file(Path(name).expanduser())
+
+
+def given_classes(vocabulary: Optional[Sequence[str]]) -> List[str]:
+    """The non-blank strings of the ``vocabulary`` parameter."""
+    return [line for line in (vocabulary or ()) if line.strip()]
+
+
+def vocabulary_from(values: Mapping[str, Any]) -> Vocabulary:
+    """The vocabulary the parameters select; raises VocabularyError with the reason."""
+    lines = given_classes(values["vocabulary"])
+    if lines:
+        bad = [line for line in lines if line.strip().startswith("#")]
+        if bad:
+            raise VocabularyError(f"class {bad[0]!r} starts with '#': that is a comment in a vocabulary file")
+        return Vocabulary.from_lines(lines)
+    if not values["vocabulary_file"].strip():
+        raise VocabularyError("the vocabulary is empty: set vocabulary (a list of classes) or vocabulary_file")
+    return read_vocabulary_file(values["vocabulary_file"].strip())
+
+
+def engine_config(values: Mapping[str, Any]) -> ActiveSAMConfig:
+    """ActiveSAMConfig of the parameters (0 -> None on the resolutions); unvalidated."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ActiveSAMConfig)}
+    fields = {}
+    for spec in ENGINE_PARAMS:
+        value = values[spec.name]
+        fields[spec.name] = None if defaults[spec.name] is None and value == 0 else value
+    return ActiveSAMConfig(**fields)
+
+
+def temporal_config(values: Mapping[str, Any]) -> TemporalConfig:
+    return TemporalConfig(**{spec.name: values[spec.name] for spec in TEMPORAL_PARAMS})
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Which SAM 3 to load: exactly one of a checkpoint, a hub id or the tiny model."""
+
+    checkpoint: str = ""
+    hub_id: str = ""
+    tiny: bool = False
+
+    def describe(self) -> str:
+        if self.checkpoint:
+            return f"SAM 3 checkpoint {self.checkpoint}"
+        if self.hub_id:
+            return f"SAM 3 from the hub repository {self.hub_id}"
+        return "the tiny random-weight SAM 3 (its labels mean nothing)"
+
+
+def model_source(values: Mapping[str, Any]) -> ModelSource:
+    source = ModelSource(values["checkpoint"].strip(), values["hub_id"].strip(), values["model"] == "tiny")
+    if sum(map(bool, (source.checkpoint, source.hub_id, source.tiny))) != 1:
+        raise ParameterError(
+            "give exactly one model: checkpoint:=/path/to/sam3.pt, hub_id:=facebook/sam3 or model:=tiny"
+        )
+    return source
+
+
+def topic_errors(topics: Sequence[str]) -> List[str]:
+    if not topics:
+        return ["image_topics is empty: give at least one image topic"]
+    out = [f"image_topics has an empty name at position {i}" for i, t in enumerate(topics) if not t.strip()]
+    if len(set(topics)) != len(topics):
+        out.append(f"image_topics has duplicates: {list(topics)}")
+    return out
+
+
+def output_namespaces(topics: Sequence[str]) -> Dict[str, str]:
+    """Each input topic's output prefix: ``~`` for one camera, ``~/<topic>``
+    for several (``/front/image_raw`` -> ``~/front/image_raw/labels``)."""
+    if len(topics) == 1:
+        return {topics[0]: "~"}
+    return {t: "~/" + t.strip().lstrip("~").strip("/") for t in topics}
+
+
+# -- whole parameter sets ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """What a valid set of parameter values means to the node."""
+
+    vocabulary: Vocabulary
+    engine: ActiveSAMConfig
+    temporal: TemporalConfig
+
+
+def settings(values: Mapping[str, Any]) -> Settings:
+    """Validate a complete set of values; raises ParameterError with every reason."""
+    errors = {n: value_error(BY_NAME[n], v) for n, v in values.items() if n in BY_NAME}
+    problems = [e for e in errors.values() if e]
+    wrong = {n for n, e in errors.items() if e}
+
+    def usable(specs: Sequence[ParamSpec]) -> bool:
+        """The objects built from these values would fail on a wrong one with a worse message."""
+        return not wrong & {s.name for s in specs}
+
+    if usable(IO_PARAMS):
+        problems += topic_errors(values["image_topics"])
+    engine = engine_config(values) if usable(ENGINE_PARAMS) else None
+    temporal = temporal_config(values) if usable(TEMPORAL_PARAMS) else None
+    problems += (engine.errors() if engine else []) + (temporal.errors() if temporal else [])
+    vocabulary = None
+    if usable(VOCABULARY_PARAMS):
+        try:
+            vocabulary = vocabulary_from(values)
+        except VocabularyError as exc:
+            problems.append(str(exc))
+    if vocabulary and engine and engine.background_threshold > 0 and vocabulary.background_index is None:
+        problems.append("background_threshold > 0 needs a class named 'background' in the vocabulary")
+    if problems:
+        raise ParameterError("; ".join(problems))
+    return Settings(vocabulary, engine, temporal)
+
+
+def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Settings:
+    """The settings after ``changes`` to the ``current`` values; raises
+    ParameterError naming what is wrong (read-only, range, combination)."""
+    problems = []
+    for name, value in changes.items():
+        spec = BY_NAME.get(name)
+        if spec is None:
+            problems.append(f"{name} is not a parameter of this node")
+        elif spec.read_only and value != current[name]:
+            problems.append(f"{name} is read-only: it is fixed when the node starts")
+    if "vocabulary_file" in changes and changes["vocabulary_file"] != current["vocabulary_file"]:
+        vocabulary = changes.get("vocabulary", current["vocabulary"])
+        if given_classes(vocabulary):
+            problems.append("vocabulary_file is used only while vocabulary is empty: "
+                            "first set vocabulary \"['']\" (or both at once)")
+    if problems:
+        raise ParameterError("; ".join(problems))
+    merged = {**current, **changes}
+    return settings(merged)
+
