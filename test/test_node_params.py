@@ -1,0 +1,248 @@
+"""The node's parameter table and validation, the YAML file, the launch
+arguments and the rviz config, checked without ROS (runs in CI)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import yaml
+
+from activesam_ros import node_params as P
+from activesam_ros.config import ActiveSAMConfig
+from activesam_ros.temporal import TemporalConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML_FILE = ROOT / "config" / "activesam.yaml"
+LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"
+RVIZ_FILE = ROOT / "config" / "activesam.rviz"
+
+
+def values(**changes: Any) -> Dict[str, Any]:
+    """The node's defaults with a small vocabulary and a model, plus ``changes``."""
+    out = P.default_values()
+    out.update(model="tiny", vocabulary=["person", "dog"])
+    out.update(changes)
+    return out
+
+
+def reason(**changes: Any) -> str:
+    with pytest.raises(P.ParameterError) as info:
+        P.settings(values(**changes))
+    return str(info.value)
+
+
+# -- the table -------------------------------------------------------------------
+
+def test_every_engine_and_temporal_field_is_a_parameter_with_its_library_default():
+    engine = {f.name: f.default for f in dataclasses.fields(ActiveSAMConfig) if f.name != "extra"}
+    temporal = {f.name: f.default for f in dataclasses.fields(TemporalConfig)}
+    assert {p.name for p in P.ENGINE_PARAMS} == set(engine)
+    assert {p.name for p in P.TEMPORAL_PARAMS} == set(temporal)
+    for name, default in {**engine, **temporal}.items():
+        expected = P.NODE_DEFAULTS.get(name, default)
+        assert P.BY_NAME[name].default == (0 if expected is None else expected), name
+
+
+def test_defaults_mean_the_library_defaults_in_fast_mode():
+    settings = P.settings(values())
+    assert settings.engine == ActiveSAMConfig(mode="fast")
+    assert settings.temporal == TemporalConfig()
+    assert settings.vocabulary.names == ("person", "dog")
+
+
+def test_every_parameter_is_described_and_device_and_model_are_read_only():
+    assert len(P.BY_NAME) == len(P.PARAMS)
+    for spec in P.PARAMS:
+        assert len(spec.description) > 20, spec.name
+        assert P.value_error(spec, spec.default) is None, spec.name
+    for name in ("checkpoint", "hub_id", "model", "device", "dtype", "image_topics", "compressed"):
+        assert P.BY_NAME[name].read_only, name
+    for name in ("vocabulary", "vocabulary_file", "confidence_threshold", "preview_interval", "overlay_alpha"):
+        assert not P.BY_NAME[name].read_only, name
+
+
+@pytest.mark.parametrize("spec", [p for p in P.ENGINE_PARAMS + P.TEMPORAL_PARAMS if p.low is not None],
+                         ids=lambda p: p.name)
+def test_ranges_agree_with_the_config_checks(spec):
+    """Inside its ROS range every value is valid; an edge may be refused by
+    the config (an open interval), with a reason naming the parameter; just
+    outside the range ROS refuses it."""
+    step = spec.step or (1 if spec.kind == P.INT else (spec.high - spec.low) / 10)
+    count = int(round((spec.high - spec.low) / step))
+    for k in sorted({0, count, *range(1, count, max(1, count // 10))}):
+        value = spec.low + k * step
+        value = int(value) if spec.kind == P.INT else float(value)
+        try:
+            P.settings(values(vocabulary=["background", "person"], **{spec.name: value}))
+        except P.ParameterError as exc:
+            assert k in (0, count), (value, str(exc))
+            assert spec.name in str(exc), (value, str(exc))
+    outside = spec.high + (spec.step or 1)
+    assert P.value_error(spec, int(outside) if spec.kind == P.INT else float(outside))
+
+
+# -- validation reasons --------------------------------------------------------------
+
+def test_empty_vocabulary_is_refused():
+    assert "empty" in reason(vocabulary=[""], vocabulary_file="")
+    assert "empty" in reason(vocabulary=None, vocabulary_file="  ")
+
+
+def test_duplicate_classes_are_refused():
+    assert "duplicate class 'dog'" in reason(vocabulary=["dog", "person", "Dog"])
+
+
+def test_out_of_range_and_off_step_numbers_are_refused():
+    assert "quantile_alpha must be in [0, 1]" in reason(quantile_alpha=1.5)
+    assert "quantile_alpha must be in (0, 1]" in reason(quantile_alpha=0.0)
+    assert "resolution must be a multiple of 14" in reason(resolution=500)
+    assert P.settings(values(resolution=1008)).engine.resolution == 1008
+    assert P.settings(values(resolution=0)).engine.resolution is None
+
+
+def test_wrong_types_are_refused_as_ros_would():
+    assert "of type double" in reason(overlay_alpha=1)
+    assert "of type int" in reason(bucket_size=True)
+    assert "list of strings" in reason(vocabulary=["person", 3])
+
+
+def test_unknown_mode_and_dtype_are_refused():
+    assert "mode must be one of: exact, fast, got 'slow'" in reason(mode="slow")
+    assert "dtype must be one of" in reason(dtype="int8")
+
+
+def test_background_calibration_needs_a_background_class():
+    assert "needs a class named 'background'" in reason(background_threshold=0.4)
+    settings = P.settings(values(background_threshold=0.4, vocabulary=["background", "person"]))
+    assert settings.vocabulary.background_index == 0
+
+
+def test_several_problems_are_reported_together():
+    text = reason(mode="slow", vocabulary=["a", "a"])
+    assert "mode" in text and "duplicate" in text
+
+
+def test_a_class_written_as_a_comment_is_refused():
+    assert "starts with '#'" in reason(vocabulary=["person", "# dog"])
+
+
+def test_read_only_parameters_cannot_change_but_may_be_set_to_their_value():
+    current = values()
+    with pytest.raises(P.ParameterError, match="device is read-only"):
+        P.check_change(current, {"device": "cpu"})
+    P.check_change(current, {"device": current["device"]})
+
+
+def test_a_change_is_validated_with_the_other_values():
+    current = values(vocabulary=["background", "person"])
+    assert P.check_change(current, {"background_threshold": 0.4}).engine.background_threshold == 0.4
+    with pytest.raises(P.ParameterError, match="'background'"):
+        P.check_change(values(), {"background_threshold": 0.4})
+    both = P.check_change(values(), {"background_threshold": 0.4, "vocabulary": ["background", "cat"]})
+    assert both.vocabulary.names == ("background", "cat")
+
+
+def test_vocabulary_file_is_used_while_vocabulary_is_empty():
+    current = values(vocabulary=None, vocabulary_file="voc21")
+    assert len(P.settings(current).vocabulary) == 21
+    with pytest.raises(P.ParameterError, match="used only while vocabulary is empty"):
+        P.check_change(values(), {"vocabulary_file": "driving"})
+    switched = P.check_change(values(), {"vocabulary_file": "driving", "vocabulary": [""]})
+    assert switched.vocabulary == P.read_vocabulary_file("driving")
+
+
+def test_vocabulary_file_by_path_and_by_shipped_name(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("# robots\nperson\nsofa, couch\n", encoding="utf-8")
+    assert P.read_vocabulary_file(str(path)).classes == (("person",), ("sofa", "couch"))
+    assert "indoor" in P.shipped_vocabularies() and "ade20k" in P.shipped_vocabularies()
+    assert P.read_vocabulary_file("voc21").names[0] == "background"
+    with pytest.raises(Exception, match="neither a file nor a shipped vocabulary .*indoor"):
+        P.read_vocabulary_file("no_such_list")
+    with pytest.raises(Exception, match="cannot read vocabulary file"):
+        P.read_vocabulary_file(str(tmp_path / "missing.txt"))
+
+
+def test_exactly_one_model_source():
+    assert P.model_source(values()).tiny
+    assert P.model_source(values(model="", checkpoint="/x/sam3.pt")).checkpoint == "/x/sam3.pt"
+    for wrong in (dict(model=""), dict(checkpoint="/x/sam3.pt"), dict(hub_id="facebook/sam3")):
+        with pytest.raises(P.ParameterError, match="exactly one model"):
+            P.model_source(values(**wrong))
+
+
+def test_image_topics_and_their_output_namespaces():
+    assert "image_topics is empty" in reason(image_topics=[])
+    assert "duplicates" in reason(image_topics=["a", "a"])
+    assert P.output_namespaces(["image"]) == {"image": "~"}
+    assert P.output_namespaces(["/front/image_raw", "rear/image"]) == {
+        "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}
+
+
+# -- files that must match the table ----------------------------------------------------
+
+def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """rcl's reading of nested YAML keys: ``a: {b: 1}`` is parameter ``a.b``."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_yaml_file_lists_every_parameter_with_its_default_and_a_comment():
+    text = YAML_FILE.read_text(encoding="utf-8")
+    tree = yaml.safe_load(text)
+    assert list(tree) == ["/**"]
+    params = _flatten(tree["/**"]["ros__parameters"])
+    assert set(params) == set(P.BY_NAME)
+    for name, value in params.items():
+        default = P.BY_NAME[name].default
+        assert value == ([] if default is None else default), name
+    for line in text.splitlines():  # each value line explains itself or follows a comment
+        if ":" in line and not line.strip().startswith("#") and line.startswith("    ") and not line.rstrip().endswith(":"):
+            name = line.split(":")[0].strip()
+            index = text.splitlines().index(line)
+            assert "#" in line or text.splitlines()[index - 1].strip().startswith("#"), name
+
+
+def _launch_arguments() -> Dict[str, Any]:
+    """ARGUMENTS and OVERRIDES of the launch file, read without importing launch."""
+    tree = ast.parse(LAUNCH_FILE.read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = node.value
+    arguments = {}
+    for item in found["ARGUMENTS"].elts:
+        name, default, description = item.elts
+        arguments[name.value] = (default, ast.literal_eval(description))
+    return {"arguments": arguments, "overrides": ast.literal_eval(found["OVERRIDES"])}
+
+
+def test_launch_arguments_are_the_documented_ones_each_with_a_description():
+    launch = _launch_arguments()
+    assert set(launch["arguments"]) == {
+        "image", "params_file", "checkpoint", "hub_id", "model", "device", "namespace",
+        "vocabulary_file", "rviz", "log_level"}
+    for name, (_, description) in launch["arguments"].items():
+        assert len(description) > 15, name
+    assert set(launch["overrides"]) <= set(P.BY_NAME)
+    assert ast.literal_eval(launch["arguments"]["rviz"][0]) == "false"
+    assert ast.literal_eval(launch["arguments"]["image"][0]) == "/camera/image_raw"
+
+
+def test_rviz_config_shows_input_overlay_and_labels():
+    config = yaml.safe_load(RVIZ_FILE.read_text(encoding="utf-8"))
+    displays = config["Visualization Manager"]["Displays"]
+    assert [d["Class"] for d in displays] == ["rviz_default_plugins/Image"] * 3
+    assert [d["Topic"]["Value"] for d in displays] == [
+        "/camera/image_raw", "/activesam/overlay", "/activesam/labels"]
+    assert displays[0]["Topic"]["Reliability Policy"] == "Best Effort"  # camera drivers publish sensor data
+    assert all(d["Enabled"] for d in displays)
