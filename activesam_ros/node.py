@@ -1,0 +1,370 @@
+"""``activesam_node``: ActiveSAM on ROS 2 camera topics.
+
+Thin by design: parameters come from :mod:`node_params` (declared from its
+table, validated by its functions), frames go through the runtime's worker
+thread (newest frame per camera, temporal reuse, parameter swaps between
+frames), and output messages are built by :mod:`messages`. What is left here
+is wiring: subscriptions, publishers, the set-parameters callback,
+/diagnostics and shutdown.
+
+Per camera (``image_topics``; one camera publishes directly under ``~``):
+``~/labels`` (mono8/mono16 class indices), ``~/label_info`` (transient
+local; published at start and again with the first frame made with a new
+vocabulary), ``~/active_classes``, ``~/overlay`` and ``~/confidence``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # before torch: torchvision's CPU ops compile otherwise
+
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rcl_interfaces.msg import (  # noqa: E402
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
+from rclpy.exceptions import ParameterException  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.publisher import Publisher  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
+
+from . import messages  # noqa: E402
+from . import node_params as params  # noqa: E402
+from .config import ConfigError  # noqa: E402
+from .engine import ActiveSAM  # noqa: E402
+from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
+from .model import ModelLoadError, build_tiny_sam3, load_sam3, resolve_device  # noqa: E402
+from .node_diagnostics import ERROR, Report, camera_report, memory_value  # noqa: E402
+from .runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
+from .stream_stats import StreamStats  # noqa: E402
+from .vocabulary import VocabularyError  # noqa: E402
+
+try:  # python diagnostic_updater is optional: without it the node publishes DiagnosticArray itself
+    from diagnostic_updater import Updater
+except ImportError:  # pragma: no cover - depends on the ROS install
+    Updater = None
+
+NODE_NAME = "activesam"
+BAD_INPUT_LOG_PERIOD = 10.0  # seconds between warnings about undecodable frames
+STOP_TIMEOUT = 30.0          # seconds to wait for the frame in progress at shutdown
+
+_ROS_TYPES = {
+    params.BOOL: Parameter.Type.BOOL,
+    params.INT: Parameter.Type.INTEGER,
+    params.DOUBLE: Parameter.Type.DOUBLE,
+    params.STRING: Parameter.Type.STRING,
+    params.STRING_ARRAY: Parameter.Type.STRING_ARRAY,
+}
+_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+
+
+def descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
+    """The ParameterDescriptor ``ros2 param describe`` shows for ``spec``."""
+    out = ParameterDescriptor(
+        name=spec.name,
+        type=_ROS_TYPES[spec.kind].value,
+        description=spec.description,
+        additional_constraints=spec.constraints,
+        read_only=spec.read_only,
+    )
+    if spec.low is not None and spec.kind == params.INT:
+        out.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=int(spec.step))]
+    elif spec.low is not None:
+        out.floating_point_range = [
+            FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=float(spec.step))
+        ]
+    return out
+
+
+def qos(reliability: str, depth: int, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=_RELIABILITY[reliability], durability=durability)
+
+
+def load_model(source: params.ModelSource, device: str) -> Any:
+    """The SAM 3 the parameters name, on ``device``."""
+    if source.tiny:
+        return build_tiny_sam3().to(resolve_device(device).device)
+    return load_sam3(checkpoint=source.checkpoint or None, hub_id=source.hub_id or None, device=device)
+
+
+@dataclass
+class Camera:
+    """One input topic: its publishers and what the node remembers about it."""
+
+    topic: str                               # as in image_topics: the runtime's camera name
+    labels: Publisher
+    label_info: Publisher
+    active_classes: Publisher
+    prefix: str
+    overlay: Optional[Publisher] = None
+    confidence: Optional[Publisher] = None
+    resolved: str = ""                       # the topic subscribed to, after namespace and remapping
+    undecodable: int = 0
+    info_published: Optional[tuple] = None   # (vocabulary, threshold) last sent on label_info
+    reported: StreamStats = field(default_factory=StreamStats)
+    reported_undecodable: int = 0
+
+
+class ActiveSAMNode(Node):
+    """Segments every camera of ``image_topics`` with one ActiveSAM engine."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
+        self._values: Dict[str, Any] = {
+            name: self.get_parameter_or(name).value for name in params.BY_NAME
+        }
+        self._settings = params.settings(self._values)
+        source = params.model_source(self._values)
+        self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
+        if source.tiny:
+            self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
+        engine = ActiveSAM(load_model(source, self._values["device"]), self._settings.vocabulary, self._settings.engine)
+        self._device = str(engine.device)
+        self._ns = messages.rclpy_messages()
+        self._closing = False
+        self._outputs_lock = threading.Lock()  # the worker publishes while parameters add/remove publishers
+        self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
+        self._cameras = self._create_cameras()
+        self._setup_diagnostics()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.runtime.start()
+        vocabulary = self._settings.vocabulary
+        self.get_logger().info(
+            f"segmenting {', '.join(c.resolved for c in self._cameras.values())} into {len(vocabulary)} classes "
+            f"({', '.join(vocabulary.names[:8])}{', ...' if len(vocabulary) > 8 else ''}) on {self._device}"
+        )
+
+    # -- parameters ----------------------------------------------------------
+
+    def _declare_parameters(self) -> None:
+        for spec in params.PARAMS:
+            if spec.name == params.DIAGNOSTICS_PERIOD and Updater is not None:
+                continue  # diagnostic_updater declares its own period parameter
+            default = _ROS_TYPES[spec.kind] if spec.default is None else spec.default
+            self.declare_parameter(spec.name, default, descriptor(spec))
+
+    def _on_set_parameters(self, changed: List[Parameter]) -> SetParametersResult:
+        """Validate the new values together with the others, then hand them to
+        the runtime, which swaps them in between two frames."""
+        changes = {p.name: p.value for p in changed if p.name in params.BY_NAME}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            new = params.check_change(self._values, changes)
+            self._apply(new)
+        except (params.ParameterError, ConfigError, VocabularyError) as exc:
+            self.get_logger().warning(f"rejected {', '.join(changes)}: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._values.update(changes)
+        self._update_optional_outputs()
+        self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, new: params.Settings) -> None:
+        """Stage what changed; the order keeps every intermediate state valid
+        (a vocabulary without 'background' only after calibration is off)."""
+        old = self._settings
+        steps: List[Callable[[], Any]] = []
+        if new.engine != old.engine:
+            steps.append(lambda: self.runtime.set_config(new.engine))
+        if new.vocabulary != old.vocabulary:
+            set_vocabulary = lambda: self.runtime.set_vocabulary(new.vocabulary)  # noqa: E731
+            config_first = old.engine.background_threshold > 0 and new.vocabulary.background_index is None
+            steps.insert(len(steps) if config_first else 0, set_vocabulary)
+        if new.temporal != old.temporal:
+            steps.append(lambda: self.runtime.set_temporal(new.temporal))
+        for step in steps:
+            step()
+        self._settings = new
+
+    # -- topics --------------------------------------------------------------
+
+    def _create_cameras(self) -> Dict[str, Camera]:
+        values = self._values
+        compressed = values["compressed"]
+        input_qos = qos(values["input_reliability"], values["input_depth"])
+        output_qos = qos(values["output_reliability"], values["output_depth"])
+        latched = qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL)
+        group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
+        cameras = {}
+        for topic, prefix in params.output_namespaces(values["image_topics"]).items():
+            camera = cameras[topic] = Camera(
+                topic=topic,
+                prefix=prefix,
+                labels=self.create_publisher(Image, f"{prefix}/labels", output_qos),
+                label_info=self.create_publisher(LabelInfo, f"{prefix}/label_info", latched),
+                active_classes=self.create_publisher(Classification, f"{prefix}/active_classes", output_qos),
+            )
+            self._publish_label_info(camera, self._ns.Header(stamp=self.get_clock().now().to_msg()),
+                                     self._settings.vocabulary)
+            kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
+                else (Image, topic, image_to_rgb)
+            subscription = self.create_subscription(kind, name, self._image_callback(camera, decode), input_qos,
+                                                    callback_group=group)
+            camera.resolved = subscription.topic_name
+        self._output_qos = output_qos
+        self._update_optional_outputs(cameras)
+        return cameras
+
+    def _update_optional_outputs(self, cameras: Optional[Dict[str, Camera]] = None) -> None:
+        """Create or remove the overlay and confidence publishers as their parameters say."""
+        with self._outputs_lock:
+            for camera in (cameras or self._cameras).values():
+                for name in ("overlay", "confidence"):
+                    wanted = self._values[f"publish_{name}"]
+                    current = getattr(camera, name)
+                    if wanted and current is None:
+                        setattr(camera, name, self.create_publisher(Image, f"{camera.prefix}/{name}", self._output_qos))
+                    elif not wanted and current is not None:
+                        self.destroy_publisher(current)
+                        setattr(camera, name, None)
+
+    def _image_callback(self, camera: Camera, decode: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def on_image(msg: Any) -> None:
+            try:
+                rgb = decode(msg)
+            except Exception as exc:  # never let one bad frame stop the node
+                camera.undecodable += 1
+                encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "")
+                self.get_logger().warning(
+                    f"dropped an undecodable frame (encoding {encoding!r}) on {camera.resolved}: {exc} "
+                    f"[{camera.undecodable} so far; this warning is throttled]",
+                    throttle_duration_sec=BAD_INPUT_LOG_PERIOD,
+                )
+                return
+            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            self.runtime.submit(Frame(rgb, stamp, msg.header.frame_id, camera.topic, context=msg.header))
+
+        return on_image
+
+    def _publish_label_info(self, camera: Camera, header: Any, vocabulary: Any) -> None:
+        threshold = self._settings.engine.confidence_threshold
+        if camera.info_published != (vocabulary, threshold):
+            camera.label_info.publish(messages.label_info(self._ns, vocabulary, header, threshold))
+            camera.info_published = (vocabulary, threshold)
+
+    def _on_result(self, out: FrameResult) -> None:
+        """On the runtime's worker: publish one frame's outputs with its input header."""
+        if self._closing:
+            return
+        camera, result, header, ns = self._cameras[out.frame.camera], out.result, out.frame.context, self._ns
+        self._publish_label_info(camera, header, result.vocabulary)
+        camera.labels.publish(messages.labels_image(ns, result, header))
+        camera.active_classes.publish(messages.active_classes(ns, result, header))
+        with self._outputs_lock:
+            if camera.overlay is not None and camera.overlay.get_subscription_count():
+                alpha = self._values["overlay_alpha"]
+                camera.overlay.publish(messages.overlay_image(ns, out.frame.rgb, result, header, alpha))
+            if camera.confidence is not None and camera.confidence.get_subscription_count():
+                camera.confidence.publish(messages.confidence_image(ns, result, header))
+
+    def _on_error(self, frame: Optional[Frame], error: BaseException) -> None:
+        if self._closing:
+            return
+        where = f"a frame on {self._cameras[frame.camera].resolved}" if frame else "a parameter update"
+        self.get_logger().error(f"{where} failed: {error}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+
+    # -- diagnostics -----------------------------------------------------------
+
+    def _report(self, camera: Camera) -> Report:
+        stats = self.runtime.stats(camera.topic)
+        report = camera_report(camera.resolved, stats, camera.reported, camera.undecodable,
+                               camera.reported_undecodable, self.runtime.running)
+        camera.reported, camera.reported_undecodable = stats, camera.undecodable
+        report.values.append(memory_value(self._device))
+        return report
+
+    def _setup_diagnostics(self) -> None:
+        period = self.get_parameter(params.DIAGNOSTICS_PERIOD).value
+        if self._updater is not None:
+            self._updater.setHardwareID(self._device)
+            for camera in self._cameras.values():
+                self._updater.add(camera.resolved, lambda stat, c=camera: self._fill_status(stat, self._report(c)))
+            return
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(period, self._publish_diagnostics)
+
+    @staticmethod
+    def _fill_status(stat: Any, report: Report) -> Any:
+        stat.summary(bytes([report.level]), report.message)
+        for key, value in report.values:
+            stat.add(key, value)
+        return stat
+
+    def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        for camera in self._cameras.values():
+            report = self._report(camera)
+            array.status.append(DiagnosticStatus(
+                level=bytes([report.level]), name=f"{self.get_name()}: {camera.resolved}",
+                message=report.message, hardware_id=self._device,
+                values=[KeyValue(key=k, value=v) for k, v in report.values],
+            ))
+        self._diagnostics.publish(array)
+
+    # -- shutdown --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker after its current frame; nothing is published after this."""
+        self._closing = True
+        if not self.runtime.stop(STOP_TIMEOUT):
+            self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
+
+
+STARTUP_ERRORS = (params.ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException)
+
+
+def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
+    """rclpy's own SIGINT/SIGTERM handler shuts the context down, which ends
+    the spin; it also chains to Python's SIGINT handler, whose
+    KeyboardInterrupt would land anywhere in the shutdown that follows."""
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters."""
+    signal.signal(signal.SIGINT, _leave_it_to_rclpy)
+    rclpy.init(args=args)
+    try:
+        node = ActiveSAMNode()
+    except STARTUP_ERRORS as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # stopped by a signal while loading the model: creating topics then fails
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    finally:
+        node.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

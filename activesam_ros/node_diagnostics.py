@@ -1,0 +1,70 @@
+"""What the node reports on /diagnostics, decided without rclpy.
+
+One status per camera from the runtime's :class:`StreamStats`, compared with
+the previous report so that a level says what happened *since* then: a
+robot's operator wants to see a camera that stopped, or frames that started
+failing, not a total that was non-zero an hour ago.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+from .stream_stats import StreamStats
+
+OK, WARN, ERROR = 0, 1, 2
+"""diagnostic_msgs/DiagnosticStatus levels."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """One DiagnosticStatus: level, one-line message, key/value pairs."""
+
+    level: int
+    message: str
+    values: List[Tuple[str, str]]
+
+
+def camera_report(topic: str, now: StreamStats, before: StreamStats,
+                  undecodable: int, undecodable_before: int, running: bool) -> Report:
+    """The status of one camera; ``before`` is the snapshot of the previous report."""
+    rate = f"{now.input_rate:.1f} Hz in, {now.output_rate:.1f} Hz out, latency {1000 * now.latency_mean:.0f} ms"
+    if not running:
+        level, message = ERROR, "the segmentation worker is not running"
+    elif now.failed > before.failed:
+        level, message = WARN, f"{now.failed - before.failed} frame(s) failed in the engine; {rate}"
+    elif undecodable > undecodable_before:
+        level, message = WARN, f"{undecodable - undecodable_before} undecodable frame(s) dropped; {rate}"
+    elif now.received == before.received:
+        level, message = WARN, f"no images on {topic} since the last report"
+    else:
+        level, message = OK, rate
+    values = [
+        ("input topic", topic),
+        ("input rate (Hz)", f"{now.input_rate:.2f}"),
+        ("output rate (Hz)", f"{now.output_rate:.2f}"),
+        ("latency mean (ms)", f"{1000 * now.latency_mean:.1f}"),
+        ("latency last (ms)", f"{1000 * now.latency_last:.1f}"),
+        ("frames received", str(now.received)),
+        ("frames processed", str(now.processed)),
+        ("frames dropped (a newer frame came first)", str(now.dropped)),
+        ("frames failed", str(now.failed)),
+        ("frames undecodable", str(undecodable)),
+        ("preview rate", f"{now.preview_rate:.2f}"),
+        ("active classes (last)", str(now.active_classes_last)),
+        ("active classes (mean)", f"{now.active_classes_mean:.1f}"),
+    ]
+    return Report(level, message, values)
+
+
+def memory_value(device: str) -> Tuple[str, str]:
+    """The engine's memory use: CUDA memory allocated by torch on a GPU,
+    the process's resident set otherwise (the model lives in it)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return "CUDA memory allocated (MB)", f"{torch.cuda.memory_allocated(device) / 2**20:.0f}"
+    import psutil
+
+    return "process RSS (MB)", f"{psutil.Process().memory_info().rss / 2**20:.0f}"

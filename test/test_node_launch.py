@@ -1,0 +1,200 @@
+"""The installed node, started by segment.launch.py with the tiny model, seen
+from another ROS process: outputs with copied headers, a bad frame dropped,
+the vocabulary changed live, a bad parameter refused, /diagnostics, and a
+clean exit.
+
+Needs a sourced ROS 2 with this package built (``colcon build`` then
+``colcon test``, or ``python -m pytest test/test_node_launch.py`` with
+``install/setup.bash`` sourced); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import tempfile
+import time
+import unittest
+from typing import Callable, Dict, List
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
+launch_testing = pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
+
+import launch  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
+
+try:
+    SHARE = get_package_share_directory("activesam_ros")
+except PackageNotFoundError:  # a module-level skip would break launch_testing's collection
+    SHARE = None
+
+NAMESPACE = "activesam_launch_test"
+NODE = f"/{NAMESPACE}/activesam"
+CAMERA = f"/{NAMESPACE}/camera/image_raw"
+STARTUP = 180.0  # seconds: building the tiny model and preparing the vocabulary on a slow CPU
+WAIT = 90.0
+
+
+@pytest.mark.launch_test
+@pytest.mark.skipif(SHARE is None, reason="activesam_ros is not installed in the sourced ROS environment: "
+                                          "colcon build it and source install/setup.bash")
+def generate_test_description():
+    vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    vocabulary.write("# the vocabulary the node starts with\nperson\ndog\nfloor\n")
+    vocabulary.close()
+    segment = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "segment.launch.py")),
+        launch_arguments={"model": "tiny", "device": "cpu", "image": CAMERA, "namespace": NAMESPACE,
+                          "vocabulary_file": vocabulary.name}.items(),
+    )
+    return launch.LaunchDescription([segment, launch_testing.actions.ReadyToTest()]), {}
+
+
+def _frame(node, frame_id: str, encoding: str = "rgb8") -> Image:
+    """A 64 x 48 gradient image with a unique stamp and frame_id."""
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :, 0] = np.arange(64, dtype=np.uint8)[None, :] * 4
+    rgb[:, :, 1] = np.arange(48, dtype=np.uint8)[:, None] * 5
+    msg = Image(height=48, width=64, encoding=encoding, is_bigendian=0, step=64 * 3)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.frame_id = frame_id
+    msg.data = array.array("B", rgb.tobytes())
+    return msg
+
+
+def _key(header) -> tuple:
+    return header.stamp.sec, header.stamp.nanosec, header.frame_id
+
+
+class TestSegmentLaunch(unittest.TestCase):
+    """One scenario, in order: each step builds on the node state the one before left."""
+
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node("activesam_launch_tester", namespace=NAMESPACE)
+        cls.got: Dict[str, List] = {name: [] for name in ("labels", "label_info", "active_classes", "overlay", "diagnostics")}
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        for name, kind, qos in (("labels", Image, reliable), ("label_info", LabelInfo, latched),
+                                ("active_classes", Classification, reliable), ("overlay", Image, reliable)):
+            cls.node.create_subscription(kind, f"{NODE}/{name}", cls.got[name].append, qos)
+        cls.node.create_subscription(DiagnosticArray, "/diagnostics", cls.got["diagnostics"].append, 10)
+        cls.camera = cls.node.create_publisher(Image, CAMERA, qos_profile_sensor_data)
+        cls.parameters = cls.node.create_client(SetParameters, f"{NODE}/set_parameters")
+        cls.sent: Dict[tuple, str] = {}  # header -> frame_id of the readable frames published
+        cls.bad: Dict[tuple, str] = {}   # and of the unreadable ones
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def spin_until(self, done: Callable[[], bool], timeout: float, what: str, publish: bool = False) -> None:
+        """Spin until ``done()``; if asked, publish a frame every 0.3 s, every
+        fourth one in an encoding the node cannot read (best effort may lose any one)."""
+        end, next_frame = time.monotonic() + timeout, 0.0
+        while not done():
+            self.assertLess(time.monotonic(), end, f"timed out waiting for {what}")
+            if publish and time.monotonic() >= next_frame:
+                index = len(self.sent) + len(self.bad)
+                msg = _frame(self.node, f"frame_{index}", "32FC3" if index % 4 == 3 else "rgb8")
+                (self.bad if msg.encoding == "32FC3" else self.sent)[_key(msg.header)] = msg.header.frame_id
+                self.camera.publish(msg)
+                next_frame = time.monotonic() + 0.3
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def set_parameter(self, name: str, value: ParameterValue):
+        self.assertTrue(self.parameters.wait_for_service(timeout_sec=WAIT))
+        future = self.parameters.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=value)]))
+        self.spin_until(future.done, WAIT, f"the reply to setting {name}")
+        return future.result().results[0]
+
+    def class_names(self, info: LabelInfo) -> List[str]:
+        return [c.class_name for c in info.class_map]
+
+    def test_scenario(self, proc_output):
+        got = self.got
+        # 1. The vocabulary file's classes are on the latched label_info before any frame.
+        self.spin_until(lambda: got["label_info"], STARTUP, "label_info at start")
+        self.assertEqual(self.class_names(got["label_info"][-1]), ["person", "dog", "floor"])
+        self.spin_until(lambda: self.camera.get_subscription_count() > 0, WAIT, "the node's image subscription")
+
+        # 2. Frames in, labels/active_classes/overlay out with the input headers copied exactly;
+        #    unreadable frames are dropped (no output carries their header) with a warning
+        #    that names their encoding.
+        self.spin_until(lambda: len(got["labels"]) >= 3 and got["active_classes"] and got["overlay"],
+                        WAIT, "three labels images", publish=True)
+        self.spin_until(lambda: proc_output.waitFor("unsupported image encoding '32FC3'", timeout=0.01),
+                        WAIT, "the warning about unreadable frames", publish=True)
+        for name in ("labels", "active_classes", "overlay"):
+            for msg in got[name]:
+                self.assertIn(_key(msg.header), self.sent, f"{name} header not copied from a readable frame")
+        labels = got["labels"][-1]
+        self.assertEqual((labels.encoding, labels.height, labels.width, labels.step), ("mono8", 48, 64, 64))
+        self.assertTrue(set(labels.data) <= {0, 1, 2}, "a label outside the three classes")
+        self.assertEqual(got["overlay"][-1].encoding, "rgb8")
+
+        # 3. A live vocabulary change: label_info is republished with the first frame made with it,
+        #    and later labels use only its classes.
+        reply = self.set_parameter("vocabulary", ParameterValue(
+            type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["person", "cat"]))
+        self.assertTrue(reply.successful, reply.reason)
+        self.spin_until(lambda: self.class_names(got["label_info"][-1]) == ["person", "cat"],
+                        WAIT, "label_info with the new vocabulary", publish=True)
+        changed = _key(got["label_info"][-1].header)
+        self.assertIn(changed, self.sent)  # stamped like the first frame made with it
+
+        def first_labels():
+            return next((m for m in got["labels"] if _key(m.header) == changed), None)
+
+        self.spin_until(first_labels, WAIT, "the labels of that frame", publish=True)
+        self.assertTrue(set(first_labels().data) <= {0, 1}, "a label outside the two new classes")
+
+        # 4. Bad values are refused with a reason; the vocabulary stays.
+        reply = self.set_parameter("background_threshold", ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.4))
+        self.assertFalse(reply.successful)
+        self.assertIn("needs a class named 'background'", reply.reason)
+        reply = self.set_parameter("vocabulary", ParameterValue(
+            type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=["dog", "Dog"]))
+        self.assertFalse(reply.successful)
+        self.assertIn("duplicate class 'dog'", reply.reason)
+        self.assertEqual(self.class_names(got["label_info"][-1]), ["person", "cat"])
+
+        # 5. /diagnostics reports this camera: frames processed and the unreadable ones counted.
+        def camera_status() -> Dict[str, str]:
+            """The key/values of the newest status of this camera ({} before there is one)."""
+            for array_msg in reversed(got["diagnostics"]):
+                for status in array_msg.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if values.get("input topic") == CAMERA:
+                        return values
+            return {}
+
+        self.spin_until(lambda: int(camera_status().get("frames undecodable", 0)) >= 1,
+                        WAIT, "diagnostics counting the unreadable frames", publish=True)
+        values = camera_status()
+        self.assertGreater(int(values["frames processed"]), 0)
+        self.assertGreater(float(values["output rate (Hz)"]), 0.0)
+        self.assertEqual(values["frames failed"], "0")
+        self.assertTrue(any("RSS" in key or "CUDA" in key for key in values))
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_node_exits_cleanly_on_sigint(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
