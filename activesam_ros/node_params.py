@@ -74,8 +74,8 @@ _RESOLUTION = _rng(0, 2016, RESOLUTION_STEP)
 _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "resolution": ("full-resolution input size in pixels, a multiple of 14; 0 = the model's own (1008 for SAM 3, 336 for the tiny model)", _RESOLUTION),
     "preview_resolution": ("exact mode's preview input size, a multiple of 14; 0 = 2/3 of the resolution", _RESOLUTION),
-    "fast_preview_resolution": ("fast mode's preview input size, a multiple of 14; 0 = 1/3 of the resolution", _RESOLUTION),
-    "fast_screen_keep": ("fast mode: fraction of the queries the screening preview passes on to the real preview", _rng(0.0, 1.0)),
+    "fast_preview_resolution": ("fast mode: every query is first screened at this input size, a multiple of 14; 0 = 1/3 of the resolution", _RESOLUTION),
+    "fast_screen_keep": ("fast mode: fraction of the queries the screen passes on to the preview, in (0, 1]", _rng(0.0, 1.0)),
     "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed)", _rng(1, 512)),
     "max_active": ("at most this many queries are decoded at full resolution; the preview runs only for larger vocabularies", _rng(1, 4096)),
     "quantile_alpha": ("fraction of the queries the preview keeps active, in (0, 1]", _rng(0.0, 1.0)),
