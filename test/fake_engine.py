@@ -64,7 +64,7 @@ class FakeEngine:
     ``segment`` begins. An image whose first pixel is ``FAIL`` raises.
     """
 
-    FAIL = 13
+    FAIL = 255
 
     def __init__(self, vocabulary, config: Optional[ActiveSAMConfig] = None,
                  presence: Optional[Callable[[np.ndarray, int], np.ndarray]] = None):
@@ -89,6 +89,12 @@ class FakeEngine:
     def release(self, frames: int = 1) -> None:
         for _ in range(frames):
             self._gate.release()
+
+    def unhold(self) -> None:
+        """Let every frame through from now on (also one waiting now)."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
 
     def prepare(self, vocabulary) -> PreparedVocabulary:
         vocab = Vocabulary.coerce(vocabulary)
