@@ -1,0 +1,76 @@
+"""``activesam bench``: speed per stage, overhead over the model's forwards,
+agreement of the fast modes with exact decoding, and scaling with the
+vocabulary size, in one run; writes a JSON report and optionally a plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..temporal import TemporalConfig
+from .common import UserError, add_model_args, config_from_args, load_model_from_args, model_description
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "bench",
+        help="benchmark speed, overhead, agreement and vocabulary scaling",
+        description="Measure full-vocabulary decoding, ActiveSAM exact and fast, and temporal reuse on "
+        "real photographs and a synthetic video, and time per frame and peak memory against the "
+        "vocabulary size. Prints the JSON report on stdout and a table on stderr.",
+    )
+    add_model_args(parser)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
+    parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
+    parser.add_argument("--preview-interval", type=int, default=10, metavar="N",
+                        help="temporal reuse: a preview every N frames (default 10)")
+    parser.add_argument("--scan-buckets-per-frame", type=int, default=TemporalConfig.scan_buckets_per_frame,
+                        metavar="N", help="temporal reuse: buckets of inactive queries scored per reused frame "
+                        f"(default {TemporalConfig.scan_buckets_per_frame})")
+    parser.set_defaults(run=run)
+
+
+def _writable(path: str, flag: str) -> Path:
+    out = Path(path)
+    if not out.resolve().parent.is_dir():
+        raise UserError(f"cannot write {flag} {path}: its folder does not exist")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    json_path = _writable(args.json, "--json")
+    plot_path = _writable(args.plot, "--plot") if args.plot else None
+    config = config_from_args(args)
+
+    from ..benchmark import FULL, QUICK, run_benchmark
+    from ..benchmark.inputs import InputError, photo_path
+    from ..benchmark.plot import plot_scaling
+    from ..benchmark.summary import table
+    from ..config import ConfigError
+
+    try:
+        temporal = TemporalConfig(preview_interval=args.preview_interval,
+                                  scan_buckets_per_frame=args.scan_buckets_per_frame).validate()
+        photo_path("astronaut.png")  # fail before loading the model
+    except (ConfigError, InputError) as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
+                           config=config, temporal=temporal, plan=QUICK if args.quick else FULL, progress=True)
+    text = json.dumps(report, indent=2)
+    try:
+        json_path.write_text(text + "\n")
+        if plot_path is not None:
+            env = report["environment"]
+            title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
+            plot_scaling(report["scaling"]["rows"], title, plot_path)
+    except OSError as exc:
+        raise UserError(f"cannot write the report: {exc}") from exc
+    print(text)
+    print(table(report), file=sys.stderr)
+    return 0
