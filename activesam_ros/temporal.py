@@ -15,10 +15,10 @@ active set between previews:
   or scanned) reaches the threshold, which is ``presence_threshold`` when set
   (> 0), otherwise tau of the last preview (the (1 - alpha) quantile of that
   preview's presences: the bar the preview itself used).
-- **Reuse frames** decode, without a preview, the queries present within the
-  last ``active_ttl`` + 1 frames since the last preview (a query absent for
-  ``active_ttl`` frames in a row is dropped: no flicker), at most
-  ``max_active``, the most recently present first.
+- **Reuse frames** decode, without a preview, the queries present on one of
+  the last ``active_ttl`` + 1 frames since the last preview: a query found
+  absent stays decoded ``active_ttl`` more frames before it is dropped (no
+  flicker). At most ``max_active``, the most recently present first.
 - **Scan**: a reuse frame also scores ``scan_buckets_per_frame`` buckets of
   inactive queries for presence on its full-resolution features (no preview
   encode, no segmentation heads). A cursor walks the query indices round
@@ -26,8 +26,8 @@ active set between previews:
   S = ``scan_buckets_per_frame``, a query that becomes present is found
   within ceil(I / (S * B)) = ceil(ceil(I / B) / S) frames while the active
   set is steady (ceil(N / (S * B)) frames however it changes; N queries),
-  and decoded from the frame after. The next preview, at most
-  ``preview_interval`` frames away, bounds this too.
+  and decoded from the frame after; the next preview, at most
+  ``preview_interval`` frames away, looks at every query anyway.
 - **Scene change**: after a frame whose pooled full-resolution features are
   further than ``scene_change_threshold`` (cosine distance) from those of the
   last preview frame, the next frame previews.
@@ -38,9 +38,8 @@ frame, with no preview: there is nothing to reuse.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -68,6 +67,7 @@ class TemporalConfig:
     presence_threshold: float = 0.0
 
     def errors(self) -> List[str]:
+        """Every problem with this configuration, as readable reasons."""
         out = []
         for name, low in (("preview_interval", 1), ("active_ttl", 0), ("scan_buckets_per_frame", 0)):
             value = getattr(self, name)
@@ -84,13 +84,6 @@ class TemporalConfig:
         if problems:
             raise ConfigError("; ".join(problems))
         return self
-
-    def replace(self, **changes: Any) -> "TemporalConfig":
-        """A validated copy with some fields changed."""
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ConfigError(f"unknown temporal field(s): {', '.join(unknown)}")
-        return dataclasses.replace(self, **changes).validate()
 
 
 @dataclass(frozen=True)
