@@ -1,5 +1,6 @@
-"""The node's parameter table and validation, the YAML file, the launch
-arguments and the rviz config, checked without ROS (runs in CI)."""
+"""The node's parameter table and validation, its /diagnostics levels, the
+YAML file, the launch arguments and the rviz config, checked without ROS
+(runs in CI)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import yaml
 
 from activesam_ros import node_params as P
 from activesam_ros.config import ActiveSAMConfig
+from activesam_ros.node_diagnostics import ERROR, OK, WARN, camera_report, memory_value
+from activesam_ros.stream_stats import StreamStats
 from activesam_ros.temporal import TemporalConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,3 +249,23 @@ def test_rviz_config_shows_input_overlay_and_labels():
         "/camera/image_raw", "/activesam/overlay", "/activesam/labels"]
     assert displays[0]["Topic"]["Reliability Policy"] == "Best Effort"  # camera drivers publish sensor data
     assert all(d["Enabled"] for d in displays)
+
+
+# -- /diagnostics ------------------------------------------------------------------------
+
+def test_diagnostics_level_says_what_happened_since_the_last_report():
+    before = StreamStats(received=10, processed=8, failed=1)
+    flowing = StreamStats(received=15, processed=12, failed=1, input_rate=5.0, output_rate=4.0, latency_mean=0.25)
+    report = camera_report("/cam", flowing, before, 2, 2, running=True)
+    assert (report.level, report.message) == (OK, "5.0 Hz in, 4.0 Hz out, latency 250 ms")
+    assert dict(report.values)["frames undecodable"] == "2"
+    assert camera_report("/cam", flowing, before, 3, 2, running=True).level == WARN
+    failing = dataclasses.replace(flowing, failed=3)
+    assert "2 frame(s) failed" in camera_report("/cam", failing, before, 2, 2, running=True).message
+    assert "no images on /cam" in camera_report("/cam", before, before, 2, 2, running=True).message
+    assert camera_report("/cam", flowing, before, 2, 2, running=False).level == ERROR
+
+
+def test_diagnostics_memory_of_a_cpu_engine_is_the_process_rss():
+    key, value = memory_value("cpu")
+    assert key == "process RSS (MB)" and int(value) > 10
