@@ -48,7 +48,7 @@ from .config import ConfigError  # noqa: E402
 from .engine import ActiveSAM  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 from .model import ModelLoadError, build_tiny_sam3, load_sam3, resolve_device  # noqa: E402
-from .node_diagnostics import ERROR, Report, camera_report, memory_value  # noqa: E402
+from .node_diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from .stream_stats import StreamStats  # noqa: E402
 from .vocabulary import VocabularyError  # noqa: E402
