@@ -27,7 +27,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from .scoring import (
     exact_query_scores,
     fast_query_scores,
     labels_from_scores,
+    quantile_threshold,
     select_active,
 )
 from .vocabulary import Vocabulary, VocabularyError, canonicalize
@@ -105,27 +106,45 @@ class ActiveSAM:
         if model_device != self.device and not (model_device.type == self.device.type == "cuda" and self.device.index is None):
             model = model.to(self.device)
         self.grounder = Grounder(model.eval(), self.device, self.dtype)
-        self._apply_resolutions(self.config)
+        self.resolution, self.preview_resolution, self.fast_preview_resolution = self._resolutions(self.config)
         self.text = TextCache(self.grounder)
         self._lock = threading.Lock()
         self._prepared = self.prepare(vocabulary)
 
-    def reconfigure(self, config: ActiveSAMConfig) -> None:
-        """Swap in new hyper-parameters between two frames (same model and
-        device). Context tokens are rebuilt when their counts change."""
+    def check_config(self, config: ActiveSAMConfig) -> ActiveSAMConfig:
+        """Raise ConfigError if ``config`` cannot replace the current one;
+        changes nothing (callers validate off the worker thread)."""
         config = config.validate()
         if (config.device, config.dtype) != (self.config.device, self.config.dtype):
             raise ConfigError("device and dtype are fixed when the engine is created")
-        self._apply_resolutions(config)
-        old, self.config = self.config, config
-        if (config.neighbour_tokens, config.hypernym_tokens, config.background_threshold > 0) != (
-            old.neighbour_tokens, old.hypernym_tokens, old.background_threshold > 0
-        ):
-            self.set_vocabulary(self.vocabulary)
+        self._resolutions(config)
+        return config
 
-    def _apply_resolutions(self, config: ActiveSAMConfig) -> None:
-        """Resolve the input sizes of a config (None = derived from the
-        model's own); raises before changing anything if one is invalid."""
+    def needs_prepare(self, config: ActiveSAMConfig) -> bool:
+        """Whether the prepared vocabulary depends on what ``config`` changes."""
+        old = self.config
+        return (config.neighbour_tokens, config.hypernym_tokens, config.background_threshold > 0) != (
+            old.neighbour_tokens, old.hypernym_tokens, old.background_threshold > 0
+        )
+
+    def reconfigure(self, config: ActiveSAMConfig, prepared: Optional[PreparedVocabulary] = None) -> None:
+        """Swap in new hyper-parameters between two frames (same model and
+        device), all or nothing. When the context tokens depend on the
+        change, pass the vocabulary prepared under ``config`` (see
+        ``prepare``) or it is prepared here."""
+        config = self.check_config(config)
+        if prepared is None and self.needs_prepare(config):
+            prepared = self.prepare(self.vocabulary, config)
+        sizes = self._resolutions(config)
+        with self._lock:
+            self.config = config
+            self.resolution, self.preview_resolution, self.fast_preview_resolution = sizes
+            if prepared is not None:
+                self._prepared = prepared
+
+    def _resolutions(self, config: ActiveSAMConfig) -> Tuple[int, int, int]:
+        """Full, preview and fast-screen input sizes of a config (None =
+        derived from the model's own); ConfigError if one is invalid."""
         patch = self.grounder.patch
         full = config.resolution or self.grounder.native
 
@@ -140,9 +159,7 @@ class ActiveSAM:
         for name, size in sizes.items():
             if size % patch:
                 raise ConfigError(f"{name} must be a multiple of the patch size {patch}, got {size}")
-        self.resolution = sizes["resolution"]
-        self.preview_resolution = sizes["preview_resolution"]
-        self.fast_preview_resolution = sizes["fast_preview_resolution"]
+        return sizes["resolution"], sizes["preview_resolution"], sizes["fast_preview_resolution"]
 
     # -- vocabulary ---------------------------------------------------------
 
@@ -150,17 +167,20 @@ class ActiveSAM:
     def vocabulary(self) -> Vocabulary:
         return self._prepared.vocabulary
 
-    def prepare(self, vocabulary: Union[Vocabulary, Sequence[str], str]) -> PreparedVocabulary:
+    def prepare(self, vocabulary: Union[Vocabulary, Sequence[str], str],
+                config: Optional[ActiveSAMConfig] = None) -> PreparedVocabulary:
         """Validate a vocabulary and compute its text encodings and context
-        tokens; safe to call from another thread while ``segment`` runs."""
+        tokens (under ``config``, default the current one); safe to call
+        from another thread while ``segment`` runs."""
         vocab = Vocabulary.coerce(vocabulary)
-        if self.config.background_threshold > 0 and vocab.background_index is None:
+        config = config or self.config
+        if config.background_threshold > 0 and vocab.background_index is None:
             raise VocabularyError(
                 "background_threshold > 0 needs a class named 'background' in the vocabulary"
             )
         canonical = [canonicalize(q) for q in vocab.queries]
         self.text.batch(canonical)  # warm the cache off the hot path
-        context = build_context(self.text, vocab.queries, self.config.neighbour_tokens, self.config.hypernym_tokens)
+        context = build_context(self.text, vocab.queries, config.neighbour_tokens, config.hypernym_tokens)
         return PreparedVocabulary(vocab, canonical, context)
 
     def set_vocabulary(self, vocabulary: Union[Vocabulary, Sequence[str], str, PreparedVocabulary]) -> None:
@@ -226,11 +246,12 @@ class ActiveSAM:
         n = prepared.num_queries
         watch = _Stopwatch()
         start = time.perf_counter()
-        preview_presence = None
+        preview_presence = preview_threshold = None
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
         elif n > cfg.max_active:
             preview_presence = self.preview(rgb, prepared, watch)
+            preview_threshold = quantile_threshold(preview_presence, cfg.quantile_alpha)
             active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
         else:
             active = list(range(n))
@@ -285,6 +306,7 @@ class ActiveSAM:
             query_presence=query_presence.numpy(),
             preview_presence=None if preview_presence is None else preview_presence.numpy(),
             preview_ran=preview_presence is not None,
+            preview_threshold=preview_threshold,
             background_index=prepared.vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
             scanned_queries=scan,

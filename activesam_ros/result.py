@@ -31,6 +31,7 @@ class SegmentationResult:
     scanned_queries: List[int] = field(default_factory=list)  # presence-only at full res
     scan_presence: Optional[np.ndarray] = None  # (len(scanned_queries),)
     image_embedding: Optional[np.ndarray] = None  # pooled full-res features (scene change)
+    preview_threshold: Optional[float] = None  # tau of the preview's quantile rule
 
     @property
     def active_classes(self) -> List[int]:

@@ -105,9 +105,9 @@ class StreamProcessor:
         """Validate and prepare a vocabulary here (text encodings, context
         tokens), then stage it for the next frame. Raises VocabularyError."""
         with self._params_lock:
-            prepared = self.engine.prepare(vocabulary)
             with self._pending_lock:
                 config = self._pending_config or self.engine.config
+            prepared = self.engine.prepare(vocabulary, config)
             _require_background(config, prepared.vocabulary, VocabularyError)
             with self._pending_lock:
                 self._pending_vocabulary = prepared
@@ -117,16 +117,18 @@ class StreamProcessor:
         """Validate engine hyper-parameters and stage them for the next
         frame. Raises ConfigError."""
         with self._params_lock:
-            config = config.validate()
-            current = self.engine.config
-            if (config.device, config.dtype) != (current.device, current.dtype):
-                raise ConfigError("device and dtype are fixed when the engine is created")
+            config = self.engine.check_config(config)
             with self._pending_lock:
                 pending = self._pending_vocabulary
             vocabulary = pending.vocabulary if pending else self.engine.vocabulary
             _require_background(config, vocabulary, ConfigError)
+            # Context tokens that depend on the change are prepared here,
+            # off the worker, and swapped in with the config.
+            prepared = self.engine.prepare(vocabulary, config) if self.engine.needs_prepare(config) else None
             with self._pending_lock:
                 self._pending_config = config
+                if prepared is not None:
+                    self._pending_vocabulary = prepared
         return config
 
     def set_temporal(self, temporal: TemporalConfig) -> TemporalConfig:
@@ -137,27 +139,29 @@ class StreamProcessor:
         return temporal
 
     def _apply_pending(self) -> None:
-        """Swap staged parameters in; called between two frames."""
-        with self._pending_lock:
-            vocabulary, self._pending_vocabulary = self._pending_vocabulary, None
-            temporal, self._pending_temporal = self._pending_temporal, None
-        changed = vocabulary is not None or temporal is not None
-        if vocabulary is not None:
-            self.engine.set_vocabulary(vocabulary)
+        """Swap staged parameters in; called between two frames. While a
+        caller is still validating or preparing, everything waits for the
+        next frame, so a vocabulary never runs under a config it was not
+        prepared for."""
+        if not self._params_lock.acquire(blocking=False):
+            return
+        try:
+            with self._pending_lock:
+                vocabulary, self._pending_vocabulary = self._pending_vocabulary, None
+                config, self._pending_config = self._pending_config, None
+                temporal, self._pending_temporal = self._pending_temporal, None
+        finally:
+            self._params_lock.release()
         if temporal is not None:
             self._temporal = temporal
-        if self._params_lock.acquire(blocking=False):
-            try:
-                with self._pending_lock:
-                    config, self._pending_config = self._pending_config, None
-                if config is not None:
-                    self.engine.reconfigure(config)
-                    changed = True
-            except Exception as exc:  # refused: the engine keeps its config
-                self.report_error(None, exc)
-            finally:
-                self._params_lock.release()
-        if changed:
+        try:
+            if config is not None:
+                self.engine.reconfigure(config, prepared=vocabulary)
+            elif vocabulary is not None:
+                self.engine.set_vocabulary(vocabulary)
+        except Exception as exc:  # refused: the engine keeps what it had
+            self.report_error(None, exc)
+        if vocabulary is not None or config is not None or temporal is not None:
             self._trackers.clear()
 
     def report_error(self, frame: Optional[Frame], error: BaseException) -> None:

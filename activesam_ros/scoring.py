@@ -14,6 +14,11 @@ import torch
 from .grounding import Grounding, resize_logits
 
 
+def quantile_threshold(presence: torch.Tensor, alpha: float) -> float:
+    """tau: the (1 - alpha) quantile of the presences (linear interpolation)."""
+    return float(torch.quantile(presence.float(), 1.0 - alpha))
+
+
 def select_active(presence: torch.Tensor, alpha: float, max_active: int) -> List[int]:
     """Queries whose preview presence reaches the (1 - alpha) quantile.
 
@@ -21,7 +26,7 @@ def select_active(presence: torch.Tensor, alpha: float, max_active: int) -> List
     (the highest), returned in index order.
     """
     scores = presence.float()
-    tau = torch.quantile(scores, 1.0 - alpha)
+    tau = quantile_threshold(scores, alpha)
     idx = torch.nonzero(scores >= tau).flatten()
     if idx.numel() == 0:
         return [int(scores.argmax())]

@@ -181,7 +181,7 @@ class ActiveSetTracker:
             self.frame += 1
             return
         if result.preview_ran:
-            self.tau = float(np.quantile(result.preview_presence, 1.0 - self.engine.quantile_alpha))
+            self.tau = result.preview_threshold
             self.last_preview = self.frame
             self.reference = result.image_embedding
             self.scene_changed = False

@@ -12,7 +12,7 @@ import torch
 from activesam_ros.config import ActiveSAMConfig, ConfigError
 from activesam_ros.engine import PreparedVocabulary
 from activesam_ros.result import SegmentationResult
-from activesam_ros.scoring import select_active
+from activesam_ros.scoring import quantile_threshold, select_active
 from activesam_ros.vocabulary import Vocabulary, VocabularyError
 
 
@@ -48,6 +48,7 @@ def fake_result(
         query_presence=decoded,
         preview_presence=preview,
         preview_ran=preview is not None,
+        preview_threshold=None if preview is None else quantile_threshold(torch.from_numpy(presence), config.quantile_alpha),
         background_index=None,
         scanned_queries=scan,
         scan_presence=presence[scan] if scan else None,
@@ -96,9 +97,9 @@ class FakeEngine:
         if gate is not None:
             gate.release()
 
-    def prepare(self, vocabulary) -> PreparedVocabulary:
+    def prepare(self, vocabulary, config: Optional[ActiveSAMConfig] = None) -> PreparedVocabulary:
         vocab = Vocabulary.coerce(vocabulary)
-        if self.config.background_threshold > 0 and vocab.background_index is None:
+        if (config or self.config).background_threshold > 0 and vocab.background_index is None:
             raise VocabularyError("needs a background class")
         self.preparing.set()
         try:
@@ -111,12 +112,22 @@ class FakeEngine:
     def set_vocabulary(self, prepared: PreparedVocabulary) -> None:
         self._prepared = prepared
 
-    def reconfigure(self, config: ActiveSAMConfig) -> None:
-        if self.preparing.is_set():
-            self.overlaps.append("reconfigure")
+    def check_config(self, config: ActiveSAMConfig) -> ActiveSAMConfig:
+        if (config.device, config.dtype) != (self.config.device, self.config.dtype):
+            raise ConfigError("device and dtype are fixed when the engine is created")
         if config.resolution is not None and config.resolution % 14:
             raise ConfigError("resolution must be a multiple of the patch size 14")
-        self.config = config.validate()
+        return config.validate()
+
+    def needs_prepare(self, config: ActiveSAMConfig) -> bool:
+        return config.hypernym_tokens != self.config.hypernym_tokens
+
+    def reconfigure(self, config: ActiveSAMConfig, prepared: Optional[PreparedVocabulary] = None) -> None:
+        if self.preparing.is_set():
+            self.overlaps.append("reconfigure")
+        self.config = self.check_config(config)
+        if prepared is not None:
+            self._prepared = prepared
 
     def segment(self, image: np.ndarray, active_queries=None, scan_queries=()) -> SegmentationResult:
         prepared, config = self._prepared, self.config

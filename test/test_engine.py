@@ -156,6 +156,28 @@ def test_reconfigure_validates_and_keeps_the_text_cache(tiny_model):
     assert engine.config.bucket_size == 4 and engine.text.misses == misses
 
 
+def test_reconfigure_is_all_or_nothing(tiny_model):
+    engine = ActiveSAM(tiny_model, SMALL)
+    before = engine.config
+    with pytest.raises(ConfigError, match="multiple of the patch"):
+        engine.reconfigure(before.replace(resolution=100, bucket_size=3))
+    assert engine.config == before and engine.resolution == 224
+    with pytest.raises(ConfigError, match="device"):
+        engine.check_config(ActiveSAMConfig(device="cpu"))
+    prepared = engine.prepare(SMALL, before.replace(hypernym_tokens=0))
+    assert engine.needs_prepare(before.replace(hypernym_tokens=0))
+    engine.reconfigure(before.replace(hypernym_tokens=0), prepared)
+    assert engine.config.hypernym_tokens == 0 and engine._prepared is prepared
+
+
+def test_preview_threshold_is_the_quantile_rule(tiny_model, photos):
+    result = ActiveSAM(tiny_model, shared_vocabulary("context59")).segment(photos["coffee.png"][::2, ::2].copy())
+    assert result.preview_ran
+    expected = np.quantile(result.preview_presence, 0.8)
+    assert result.preview_threshold == pytest.approx(expected, abs=1e-6)
+    assert all(result.preview_presence[q] >= result.preview_threshold - 1e-7 for q in result.active_queries)
+
+
 def test_preview_view_shares_weights_and_leaves_the_model_untouched(tiny_model):
     trunk = tiny_model.backbone.vision_backbone.trunk
     before = [b.attn.freqs_cis.clone() for b in trunk.blocks]

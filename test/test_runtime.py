@@ -247,13 +247,12 @@ def test_invalid_parameters_are_rejected_with_a_reason(stream):
     assert stream.engine.config.background_threshold == 0.4 and stream.errors.empty()
 
 
-def test_a_parameter_the_engine_refuses_on_applying_is_reported(stream):
-    stream.runtime.set_config(ActiveSAMConfig(resolution=100))  # not a multiple of the patch
+def test_a_config_the_engine_cannot_take_is_refused_on_the_callers_thread(stream):
+    with pytest.raises(ConfigError, match="multiple of the patch"):
+        stream.runtime.set_config(ActiveSAMConfig(resolution=100))
     out = stream.run(make_frame("a", 1))
-    frame, error = stream.error()
-    assert frame is None and isinstance(error, ConfigError)
     assert out.result.vocabulary.lines == tuple(VOCAB)
-    assert stream.engine.config.resolution is None
+    assert stream.engine.config.resolution is None and stream.errors.empty()
 
 
 def test_a_temporal_config_applies_from_the_next_frame(stream):
