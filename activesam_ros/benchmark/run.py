@@ -57,7 +57,7 @@ class BenchPlan:
 
 
 FULL = BenchPlan()
-QUICK = BenchPlan(photos=PHOTOS[:2], photo_side=320, photo_repeats=1, video_frames=12, video_side=320,
+QUICK = BenchPlan(photos=PHOTOS[:1], photo_side=320, photo_repeats=1, video_frames=12, video_side=320,
                   vocabulary_size=60, reference_every=6, vocabulary_sizes=(20, 50, 1000),
                   scaling_frames=1, scaling_stream_frames=2)
 
