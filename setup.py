@@ -33,7 +33,7 @@ setup(
         "rosbags>=0.10",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7", "scikit-image"]},  # scikit-image ships the test photographs
+    extras_require={"test": ["pytest>=7", "scikit-image", "pyyaml"]},  # scikit-image ships the test photographs
     zip_safe=True,
     entry_points={
         "console_scripts": [

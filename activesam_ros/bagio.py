@@ -28,7 +28,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from .imgconv import compressed_to_rgb, image_to_rgb
-from .node_params import BY_NAME, output_namespaces
+from .node_params import BY_NAME, NODE_NAME, output_namespaces
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -39,7 +39,7 @@ STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 METADATA_VERSIONS = {"humble": 8, "jazzy": 9}
 BAG_FILE_SUFFIXES = (".db3", ".mcap")
 
-NODE_NAMESPACE = "/activesam"
+NODE_NAMESPACE = "/" + NODE_NAME
 """The node's private namespace ``~`` under its default name."""
 
 

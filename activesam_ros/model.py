@@ -179,6 +179,22 @@ def load_sam3(
     return model.to(spec.device).eval()
 
 
+def load_model(
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    hub_id: Optional[str] = None,
+    tiny: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+) -> torch.nn.Module:
+    """The SAM 3 a front end names: the released checkpoint, a hub download
+    the user asked for, or (``tiny``) the random-weight test model."""
+    if tiny:
+        if checkpoint or hub_id:
+            raise ModelLoadError("give one model: a checkpoint, a hub id or the tiny model")
+        return build_tiny_sam3(seed=seed).to(resolve_device(device).device)
+    return load_sam3(checkpoint=checkpoint or None, hub_id=hub_id or None, device=device)
+
+
 def build_tiny_sam3(seed: int = 0, image_size: int = 336, d_model: int = 64) -> torch.nn.Module:
     """A tiny, seeded, fully initialised SAM 3 image model (random weights).
 

@@ -47,7 +47,7 @@ from . import node_params as params  # noqa: E402
 from .config import ConfigError  # noqa: E402
 from .engine import ActiveSAM  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
-from .model import ModelLoadError, build_tiny_sam3, load_sam3, resolve_device  # noqa: E402
+from .model import ModelLoadError, load_model  # noqa: E402
 from .node_diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from .stream_stats import StreamStats  # noqa: E402
@@ -58,7 +58,6 @@ try:  # python diagnostic_updater is optional: without it the node publishes Dia
 except ImportError:  # pragma: no cover - depends on the ROS install
     Updater = None
 
-NODE_NAME = "activesam"
 BAD_INPUT_LOG_PERIOD = 10.0  # seconds between warnings about undecodable frames
 STOP_TIMEOUT = 30.0          # seconds to wait for the frame in progress at shutdown
 
@@ -95,13 +94,6 @@ def qos(reliability: str, depth: int, durability: DurabilityPolicy = DurabilityP
                       reliability=_RELIABILITY[reliability], durability=durability)
 
 
-def load_model(source: params.ModelSource, device: str) -> Any:
-    """The SAM 3 the parameters name, on ``device``."""
-    if source.tiny:
-        return build_tiny_sam3().to(resolve_device(device).device)
-    return load_sam3(checkpoint=source.checkpoint or None, hub_id=source.hub_id or None, device=device)
-
-
 @dataclass
 class Camera:
     """One input topic: its publishers and what the node remembers about it."""
@@ -124,7 +116,7 @@ class ActiveSAMNode(Node):
     """Segments every camera of ``image_topics`` with one ActiveSAM engine."""
 
     def __init__(self, **kwargs: Any):
-        super().__init__(NODE_NAME, **kwargs)
+        super().__init__(params.NODE_NAME, **kwargs)
         self._declare_parameters()
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
         self._values: Dict[str, Any] = {
@@ -135,7 +127,8 @@ class ActiveSAMNode(Node):
         self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
         if source.tiny:
             self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
-        engine = ActiveSAM(load_model(source, self._values["device"]), self._settings.vocabulary, self._settings.engine)
+        model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
+        engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
         self._device = str(engine.device)
         self._ns = messages.rclpy_messages()
         self._closing = False
@@ -345,7 +338,7 @@ def main(args: Optional[List[str]] = None) -> int:
     try:
         node = ActiveSAMNode()
     except STARTUP_ERRORS as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 2
     except Exception:

@@ -16,20 +16,19 @@ cannot express an empty string list, so unset, ``[]`` and ``[""]`` all mean
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .config import ActiveSAMConfig
 from .temporal import TemporalConfig
-from .vocabulary import Vocabulary, VocabularyError
+from .vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 BOOL, INT, DOUBLE, STRING, STRING_ARRAY = "bool", "int", "double", "string", "string_array"
 PYTHON_TYPES = {BOOL: (bool,), INT: (int,), DOUBLE: (float,), STRING: (str,), STRING_ARRAY: (list, tuple)}
 
 RESOLUTION_STEP = 14
+NODE_NAME = "activesam"
+"""The node's default name: its outputs are under /activesam/..."""
 """SAM 3's ViT patch: input sizes must be multiples of it (the tiny model's too)."""
 
 
@@ -176,28 +175,6 @@ def value_error(spec: ParamSpec, value: Any) -> Optional[str]:
 
 # -- what the values mean ------------------------------------------------------
 
-def shipped_vocabularies() -> List[str]:
-    """The names of the vocabulary files that come with the package."""
-    folder = resources.files("activesam_ros").joinpath("vocabularies")
-    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".txt"))
-
-
-_SHORT_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
-
-
-def read_vocabulary_file(name: str) -> Vocabulary:
-    """A vocabulary file by path, or one of :func:`shipped_vocabularies` by name."""
-    if _SHORT_NAME.match(name) and not Path(name).exists():
-        shipped = resources.files("activesam_ros").joinpath("vocabularies", f"{name}.txt")
-        if not shipped.is_file():
-            raise VocabularyError(
-                f"vocabulary_file {name!r} is neither a file nor a shipped vocabulary "
-                f"({', '.join(shipped_vocabularies())})"
-            )
-        return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines())
-    return Vocabulary.from_file(Path(name).expanduser())
-
-
 def given_classes(vocabulary: Optional[Sequence[str]]) -> List[str]:
     """The non-blank strings of the ``vocabulary`` parameter."""
     return [line for line in (vocabulary or ()) if line.strip()]
@@ -213,7 +190,7 @@ def vocabulary_from(values: Mapping[str, Any]) -> Vocabulary:
         return Vocabulary.from_lines(lines)
     if not values["vocabulary_file"].strip():
         raise VocabularyError("the vocabulary is empty: set vocabulary (a list of classes) or vocabulary_file")
-    return read_vocabulary_file(values["vocabulary_file"].strip())
+    return load_vocabulary_file(values["vocabulary_file"].strip())
 
 
 def engine_config(values: Mapping[str, Any]) -> ActiveSAMConfig:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 BACKGROUND = "background"
 
@@ -109,6 +110,27 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.classes)
+
+
+def shipped_names() -> List[str]:
+    """The vocabularies that come with the package, by name (``ade20k``, ``indoor``, ...)."""
+    folder = resources.files("activesam_ros").joinpath("vocabularies")
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+_SHORT_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def load_vocabulary_file(name: str) -> Vocabulary:
+    """A vocabulary file by path, or a shipped vocabulary by name."""
+    if _SHORT_NAME.match(name) and not Path(name).exists():
+        shipped = resources.files("activesam_ros").joinpath("vocabularies", f"{name}.txt")
+        if not shipped.is_file():
+            raise VocabularyError(
+                f"{name!r} is neither a file nor a shipped vocabulary ({', '.join(shipped_names())})"
+            )
+        return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines())
+    return Vocabulary.from_file(Path(name).expanduser())
 
 
 # Lexical canonicalisation (method doc section 1.1): a name's key is its

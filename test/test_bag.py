@@ -146,7 +146,7 @@ def two_camera_run(two_camera_bag, shared_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "segmented"
     # Overlay alpha 0: the overlay is then exactly the decoded input, which pins the colour order.
     code, err = run_bag(str(two_camera_bag), str(out), "--image-topic", CAM_A, "--image-topic", CAM_B,
-                        "--vocab", "person; car; dog", "--model", "tiny", "--include-input", "--confidence",
+                        "--vocab", "person; car; dog", "--model", "tiny", "--include-input", "--publish-confidence",
                         "--overlay-alpha", "0")
     return code, out, err
 
@@ -287,7 +287,7 @@ def test_reused_active_set_between_previews_on_a_jazzy_mcap_bag(shared_tiny, tmp
     code, err = run_bag(str(source), str(out), "--image-topic", "/camera/image_raw", "--model", "tiny",
                         "--vocab", "person; car; dog; cat; tree; road; sky; building; chair; table; wall; floor",
                         "--max-active", "4", "--preview-interval", "3", "--scene-change-threshold", "0",
-                        "--distro", "jazzy", "--no-overlay")
+                        "--distro", "jazzy", "--no-publish-overlay")
     assert code == 0, err
     assert "/camera/image_raw -> /activesam/*: 4 frame(s) segmented, 2 with a preview" in err  # frames 0 and 3
     assert set(topic_info(out)) == {"/activesam/labels", "/activesam/label_info", "/activesam/active_classes"}

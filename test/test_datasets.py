@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from activesam_ros.evaluation.datasets import BENCHMARKS, DatasetError, get_benchmark, shipped_vocabulary
+from activesam_ros.evaluation.datasets import BENCHMARKS, DatasetError, get_benchmark
+from activesam_ros.vocabulary import load_vocabulary_file
 
 from conftest import shared_vocabulary
 
@@ -171,7 +172,7 @@ def test_reduced_vocabularies_are_the_full_ones_without_background():
 
 @pytest.mark.parametrize("name, low, high", [("driving.txt", 20, 30), ("indoor.txt", 30, 40)])
 def test_robot_vocabularies_load(name, low, high):
-    assert low <= len(shipped_vocabulary(name)) <= high
+    assert low <= len(load_vocabulary_file(Path(name).stem)) <= high
 
 
 def test_unknown_dataset_lists_the_choices():

@@ -15,6 +15,7 @@ import yaml
 from activesam_ros import node_params as P
 from activesam_ros.config import ActiveSAMConfig
 from activesam_ros.node_diagnostics import ERROR, OK, WARN, camera_report, memory_value
+from activesam_ros.vocabulary import load_vocabulary_file, shipped_names
 from activesam_ros.stream_stats import StreamStats
 from activesam_ros.temporal import TemporalConfig
 
@@ -155,19 +156,19 @@ def test_vocabulary_file_is_used_while_vocabulary_is_empty():
     with pytest.raises(P.ParameterError, match="used only while vocabulary is empty"):
         P.check_change(values(), {"vocabulary_file": "driving"})
     switched = P.check_change(values(), {"vocabulary_file": "driving", "vocabulary": [""]})
-    assert switched.vocabulary == P.read_vocabulary_file("driving")
+    assert switched.vocabulary == load_vocabulary_file("driving")
 
 
 def test_vocabulary_file_by_path_and_by_shipped_name(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("# robots\nperson\nsofa, couch\n", encoding="utf-8")
-    assert P.read_vocabulary_file(str(path)).classes == (("person",), ("sofa", "couch"))
-    assert "indoor" in P.shipped_vocabularies() and "ade20k" in P.shipped_vocabularies()
-    assert P.read_vocabulary_file("voc21").names[0] == "background"
+    assert load_vocabulary_file(str(path)).classes == (("person",), ("sofa", "couch"))
+    assert "indoor" in shipped_names() and "ade20k" in shipped_names()
+    assert load_vocabulary_file("voc21").names[0] == "background"
     with pytest.raises(Exception, match="neither a file nor a shipped vocabulary .*indoor"):
-        P.read_vocabulary_file("no_such_list")
+        load_vocabulary_file("no_such_list")
     with pytest.raises(Exception, match="cannot read vocabulary file"):
-        P.read_vocabulary_file(str(tmp_path / "missing.txt"))
+        load_vocabulary_file(str(tmp_path / "missing.txt"))
 
 
 def test_exactly_one_model_source():

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from ..evaluation.datasets import load_image, shipped_vocabulary
-from ..vocabulary import BACKGROUND, Vocabulary, canonicalize
+from ..evaluation.datasets import load_image
+from ..vocabulary import BACKGROUND, Vocabulary, canonicalize, load_vocabulary_file, shipped_names
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
 
@@ -118,9 +117,7 @@ def _list_names() -> Tuple[List[str], List[str]]:
     vocabularies: List[Tuple[str, Vocabulary]] = []
     if PAPER_VOCABULARIES.is_dir():
         vocabularies += [(f"paper:{p.name}", Vocabulary.from_file(p)) for p in sorted(PAPER_VOCABULARIES.glob("*.txt"))]
-    shipped = sorted(p.name for p in resources.files("activesam_ros").joinpath("vocabularies").iterdir()
-                     if p.name.endswith(".txt"))
-    vocabularies += [(f"package:{name}", shipped_vocabulary(name)) for name in shipped]
+    vocabularies += [(f"package:{name}.txt", load_vocabulary_file(name)) for name in shipped_names()]
     names: Dict[str, str] = {}
     for _, vocabulary in vocabularies:
         for name in vocabulary.names:

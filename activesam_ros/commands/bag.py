@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .. import bagio
 from ..config import ConfigError
-from ..node_params import INT, TEMPORAL_PARAMS
-from ..temporal import TemporalConfig
 from ..vocabulary import VocabularyError
 from .common import (
     UserError,
     add_engine_args,
     add_model_args,
+    add_temporal_args,
     add_vocab_args,
     config_from_args,
     load_model_from_args,
     model_description,
+    temporal_from_args,
     vocabulary_from_args,
 )
 
@@ -44,21 +44,6 @@ if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
     from ..runtime import StreamProcessor
 
 PROG = "activesam bag"
-
-
-def add_temporal_args(parser: argparse.ArgumentParser) -> None:
-    """One flag per node temporal parameter, with its description and default."""
-    group = parser.add_argument_group("temporal reuse (the node's parameters of the same names)")
-    for spec in TEMPORAL_PARAMS:
-        group.add_argument("--" + spec.name.replace("_", "-"), type=int if spec.kind == INT else float,
-                           default=spec.default, help=f"{spec.description} (default {spec.default:g})")
-
-
-def temporal_from_args(args: argparse.Namespace) -> TemporalConfig:
-    try:
-        return TemporalConfig(**{spec.name: getattr(args, spec.name) for spec in TEMPORAL_PARAMS}).validate()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -79,10 +64,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--include-input", action="store_true", help="also copy the input image topics into OUT")
-    group.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=True,
+    group.add_argument("--publish-overlay", action=argparse.BooleanOptionalAction, default=True,
                        help="write <ns>/overlay, the image with class colours blended in (default on)")
     group.add_argument("--overlay-alpha", type=float, default=0.5, help="weight of the class colours (default 0.5)")
-    group.add_argument("--confidence", action="store_true",
+    group.add_argument("--publish-confidence", action="store_true",
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
     group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
                        help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
@@ -124,9 +109,9 @@ def _add_outputs(writer: "Writer", store: "Typestore", prefix: str,
 
     wanted = [("labels", "Image", bagio.OUTPUT_QOS), ("label_info", "LabelInfo", bagio.LATCHED_QOS),
               ("active_classes", "Classification", bagio.OUTPUT_QOS)]
-    if args.overlay:
+    if args.publish_overlay:
         wanted.append(("overlay", "Image", bagio.OUTPUT_QOS))
-    if args.confidence:
+    if args.publish_confidence:
         wanted.append(("confidence", "Image", bagio.OUTPUT_QOS))
     return {
         name: writer.add_connection(f"{prefix}/{name}", MESSAGE_TYPES[kind], typestore=store,

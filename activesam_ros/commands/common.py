@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ..config import ActiveSAMConfig, ConfigError
-from ..vocabulary import Vocabulary, VocabularyError
+from ..vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 
 class UserError(Exception):
@@ -33,39 +33,50 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
 def add_vocab_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     which = parser.add_mutually_exclusive_group(required=required)
     which.add_argument("--vocab", metavar="TEXT", help='classes separated by ";", aliases by ",": "person; car, automobile; dog"')
-    which.add_argument("--vocab-file", metavar="FILE", help="one class per line, aliases separated by commas")
-
-
-_CONFIG_HELP = {
-    "resolution": "full-resolution input size (default: the model's, 1008 for SAM 3)",
-    "preview_resolution": "preview input size (default: 2/3 of the resolution)",
-    "bucket_size": "prompts per grounding forward (default 32)",
-    "max_active": "at most this many queries decoded at full resolution (default 40)",
-    "quantile_alpha": "fraction of queries the preview keeps (default 0.20)",
-    "confidence_threshold": "instance score threshold (default 0.3)",
-    "background_threshold": "margin-aware background threshold, 0 = off (default 0)",
-    "mabc_exponent": "exponent of the background threshold (default 1.25)",
-    "neighbour_tokens": "semantic-neighbour context tokens per query (default 2)",
-    "hypernym_tokens": "WordNet hypernym context tokens per query (default 2)",
-    "mode": "exact (the method step by step) or fast (same decisions, fused)",
-    "fast_presence_floor": "fast mode: skip heads below this presence (default 0.02)",
-    "fast_preview_resolution": "fast mode: screening preview size (default: 1/3 of the resolution)",
-    "fast_screen_keep": "fast mode: fraction of queries the screen passes to the preview (default 0.4)",
-}
+    which.add_argument("--vocab-file", metavar="FILE",
+                       help="one class per line, aliases separated by commas; or a shipped list by name (ade20k, indoor, driving, ...)")
 
 
 def add_engine_args(parser: argparse.ArgumentParser, default_mode: str = "exact") -> None:
-    group = parser.add_argument_group("ActiveSAM")
-    for f in dataclasses.fields(ActiveSAMConfig):
-        if f.name not in _CONFIG_HELP:
+    """One flag per engine hyper-parameter, described as the node's parameter
+    of the same name (``--bucket-size`` is ``bucket_size``)."""
+    from ..node_params import ENGINE_PARAMS, INT
+
+    group = parser.add_argument_group("ActiveSAM (the node's parameters of the same names)")
+    for spec in ENGINE_PARAMS:
+        if spec.read_only:  # device and dtype are model options
             continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "mode":
-            group.add_argument(flag, choices=["exact", "fast"], default=default_mode,
-                               help=f"{_CONFIG_HELP[f.name]} (default {default_mode})")
-            continue
-        kind = float if isinstance(f.default, float) else int
-        group.add_argument(flag, type=kind, default=None, help=_CONFIG_HELP[f.name])
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.name == "mode":
+            group.add_argument(flag, choices=spec.choices, default=default_mode,
+                               help=f"{spec.description} (default {default_mode})")
+        else:
+            group.add_argument(flag, type=int if spec.kind == INT else float, default=None,
+                               help=f"{spec.description} (default {spec.default:g})")
+
+
+def add_temporal_args(parser: argparse.ArgumentParser, default_preview_interval: Optional[int] = None) -> None:
+    """One flag per temporal-reuse parameter of the node, with its default."""
+    from ..node_params import INT, TEMPORAL_PARAMS
+
+    group = parser.add_argument_group("temporal reuse (the node's parameters of the same names)")
+    for spec in TEMPORAL_PARAMS:
+        default = spec.default
+        if spec.name == "preview_interval" and default_preview_interval is not None:
+            default = default_preview_interval
+        group.add_argument("--" + spec.name.replace("_", "-"), type=int if spec.kind == INT else float,
+                           default=default, help=f"{spec.description} (default {default:g})")
+
+
+def temporal_from_args(args: argparse.Namespace):
+    """The TemporalConfig the flags of ``add_temporal_args`` give."""
+    from ..node_params import TEMPORAL_PARAMS
+    from ..temporal import TemporalConfig
+
+    try:
+        return TemporalConfig(**{spec.name: getattr(args, spec.name) for spec in TEMPORAL_PARAMS}).validate()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMConfig:
@@ -73,7 +84,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMCon
     for f in dataclasses.fields(ActiveSAMConfig):
         value = getattr(args, f.name, None)
         if value is not None:
-            values[f.name] = value
+            # 0 means "derived from the model" for the sizes, as in the node.
+            values[f.name] = None if f.default is None and value == 0 else value
     values.update(overrides)
     try:
         return ActiveSAMConfig().replace(**values)
@@ -84,7 +96,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMCon
 def vocabulary_from_args(args: argparse.Namespace) -> Vocabulary:
     try:
         if getattr(args, "vocab_file", None):
-            return Vocabulary.from_file(args.vocab_file)
+            return load_vocabulary_file(args.vocab_file)
         return Vocabulary.from_string(args.vocab or "")
     except VocabularyError as exc:
         raise UserError(str(exc)) from exc
@@ -92,15 +104,15 @@ def vocabulary_from_args(args: argparse.Namespace) -> Vocabulary:
 
 def load_model_from_args(args: argparse.Namespace):
     """The SAM 3 model the flags name, on the requested device."""
-    from ..model import ModelLoadError, build_tiny_sam3, load_sam3, resolve_device
+    from ..model import ModelLoadError, load_model, resolve_device
 
     try:
-        spec = resolve_device(args.device, args.dtype)
-        if getattr(args, "checkpoint", None) or getattr(args, "hub_id", None):
-            return load_sam3(checkpoint=args.checkpoint, hub_id=args.hub_id, device=args.device)
-        print("activesam: warning: using the tiny random-weight SAM 3; its labels mean nothing",
-              file=sys.stderr)
-        return build_tiny_sam3(seed=args.seed).to(spec.device)
+        resolve_device(args.device, args.dtype)
+        tiny = not (getattr(args, "checkpoint", None) or getattr(args, "hub_id", None))
+        if tiny:
+            print("activesam: warning: using the tiny random-weight SAM 3; its labels mean nothing",
+                  file=sys.stderr)
+        return load_model(args.checkpoint, args.hub_id, tiny=tiny, device=args.device, seed=args.seed)
     except ModelLoadError as exc:
         raise UserError(str(exc)) from exc
 

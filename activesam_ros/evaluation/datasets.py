@@ -9,14 +9,13 @@ VOC2010, ADEChallengeData2016) or the folder that holds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 import numpy as np
 from PIL import Image
 
-from ..vocabulary import Vocabulary
+from ..vocabulary import Vocabulary, load_vocabulary_file
 from .metrics import reduce_zero_label
 
 
@@ -84,18 +83,12 @@ class Benchmark:
         return samples
 
     def vocabulary(self) -> Vocabulary:
-        return shipped_vocabulary(self.vocabulary_file)
+        return load_vocabulary_file(Path(self.vocabulary_file).stem)
 
     def load_label(self, path: Path) -> np.ndarray:
         """Ground truth as class indices of the vocabulary (or 255 = ignore)."""
         label = read_png_ids(path)
         return reduce_zero_label(label) if self.reduce_zero_label else label.astype(np.int64)
-
-
-def shipped_vocabulary(file_name: str) -> Vocabulary:
-    """A vocabulary file that ships inside the package."""
-    text = resources.files("activesam_ros").joinpath("vocabularies", file_name).read_text(encoding="utf-8")
-    return Vocabulary.from_lines(text.splitlines())
 
 
 def load_image(path: Path) -> np.ndarray:
