@@ -96,7 +96,7 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "preview_interval": ("run the preview every this many frames per camera (1 = every frame, the paper's behaviour); frames between reuse the active set", _rng(1, 1000)),
     "active_ttl": ("frames a reused class stays active after it was last present (against flicker)", _rng(0, 1000)),
     "scene_change_threshold": ("cosine distance of the image features to the last preview frame's that triggers a preview; 0 = off", _rng(0.0, 2.0)),
-    "scan_buckets_per_frame": ("buckets of inactive queries scored for presence on each reuse frame (how fast a new class is found)", _rng(0, 64)),
+    "scan_buckets_per_frame": ("buckets of inactive queries scored for presence on each reuse frame, to find a new class before the next preview; 0 = off", _rng(0, 64)),
     "presence_threshold": ("full-resolution presence that keeps a class active on reuse frames; 0 = the last preview's own bar", _rng(0.0, 1.0)),
 }
 

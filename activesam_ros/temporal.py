@@ -18,16 +18,20 @@ active set between previews:
 - **Reuse frames** decode, without a preview, the queries present on one of
   the last ``active_ttl`` + 1 frames since the last preview: a query found
   absent stays decoded ``active_ttl`` more frames before it is dropped (no
-  flicker). At most ``max_active``, the most recently present first.
-- **Scan**: a reuse frame also scores ``scan_buckets_per_frame`` buckets of
-  inactive queries for presence on its full-resolution features (no preview
-  encode, no segmentation heads). A cursor walks the query indices round
-  the vocabulary, so with I inactive queries, B = ``bucket_size`` and
-  S = ``scan_buckets_per_frame``, a query that becomes present is found
-  within ceil(I / (S * B)) = ceil(ceil(I / B) / S) frames while the active
-  set is steady (ceil(N / (S * B)) frames however it changes; N queries),
-  and decoded from the frame after; the next preview, at most
-  ``preview_interval`` frames away, looks at every query anyway.
+  flicker). At most ``max_active``, the most recently present first. Without
+  the scan below, that is a subset of the last preview's selection, so a
+  reuse frame never decodes more than a preview frame.
+- **New classes** are found by the next preview, at most ``preview_interval``
+  frames away (sooner after a scene change). Optionally (``scan_buckets_per_frame``
+  S > 0, off by default) a reuse frame also scores S buckets of inactive
+  queries for presence on its full-resolution features (no preview encode,
+  no segmentation heads). A cursor walks the query indices round the
+  vocabulary, so with I inactive queries and B = ``bucket_size``, a query
+  that becomes present is found within ceil(I / (S * B)) frames while the
+  active set is steady (ceil(N / (S * B)) however it changes; N queries), and
+  decoded from the frame after. The scan is off by default because a
+  full-resolution presence forward costs more per prompt than the
+  low-resolution preview it saves (measured with ``activesam bench``).
 - **Scene change**: after a frame whose pooled full-resolution features are
   further than ``scene_change_threshold`` (cosine distance) from those of the
   last preview frame, the next frame previews.
@@ -62,7 +66,7 @@ class TemporalConfig:
     # Cosine distance of the pooled full-resolution features to the last
     # preview frame's; 0 = off. Not yet tuned on the released model.
     scene_change_threshold: float = 0.1
-    scan_buckets_per_frame: int = 1
+    scan_buckets_per_frame: int = 0
     # Full-resolution presence that counts as present; 0 = tau of the last preview.
     presence_threshold: float = 0.0
 

@@ -273,7 +273,7 @@ def test_each_camera_keeps_its_own_temporal_state():
 
 def test_the_synchronous_processor_applies_the_same_policy():
     engine = FakeEngine(VOCAB)
-    processor = StreamProcessor(engine, TemporalConfig(preview_interval=4, active_ttl=5))
+    processor = StreamProcessor(engine, TemporalConfig(preview_interval=4, active_ttl=5, scan_buckets_per_frame=1))
     outs = [processor.process(make_frame("a", t)) for t in range(6)]
     assert [o.result.preview_ran for o in outs] == [True, False, False, False, True, False]
     reused = outs[1].result
@@ -366,7 +366,8 @@ def test_tiny_sam3_stream_reuses_the_active_set(tiny_model, photos):
     # Fast mode keeps this affordable on a CPU; the policy is the same in both modes.
     engine = ActiveSAM(tiny_model, shared_vocabulary("ade20k"), ActiveSAMConfig(device="cpu", mode="fast"))
     n = len(engine.vocabulary.queries)
-    processor = StreamProcessor(engine, TemporalConfig(preview_interval=5, active_ttl=5, scene_change_threshold=0.0))
+    processor = StreamProcessor(engine, TemporalConfig(preview_interval=5, active_ttl=5, scene_change_threshold=0.0,
+                                                       scan_buckets_per_frame=1))
     photo = photos["astronaut.png"][::2, ::2]
     results = [processor.process(Frame(rgb, stamp=float(t), frame_id=str(t), camera="cam")).result
                for t, rgb in enumerate(moving_square(photo, 12, side=24))]

@@ -22,7 +22,8 @@ SEEN = set(range(10))
 
 
 def tracker(**temporal) -> ActiveSetTracker:
-    return ActiveSetTracker(TemporalConfig(**temporal), ENGINE, len(VOCAB.queries))
+    """A tracker that scans one bucket per reuse frame unless told otherwise."""
+    return ActiveSetTracker(TemporalConfig(**{"scan_buckets_per_frame": 1, **temporal}), ENGINE, len(VOCAB.queries))
 
 
 def step(t: ActiveSetTracker, presence=BASE, embedding=None) -> FramePlan:
@@ -38,6 +39,13 @@ def with_present(*queries, value=0.9, base=BASE):
     p = base.copy()
     p[list(queries)] = value
     return p
+
+
+def test_the_scan_is_off_by_default_so_reuse_decodes_a_subset_of_the_preview():
+    t = ActiveSetTracker(TemporalConfig(preview_interval=4, active_ttl=10), ENGINE, len(VOCAB.queries))
+    step(t)
+    plans = [step(t, with_present(*range(10, 30))) for _ in range(3)]
+    assert all(not p.scan_queries and set(p.active_queries) <= SEEN for p in plans)
 
 
 def test_config_rejects_bad_values_with_every_reason():
@@ -196,3 +204,4 @@ def test_a_failed_frame_is_planned_again():
     assert t.plan() == plan  # no update (the engine raised): same plan
     step(t)
     assert t.plan().scan_queries != plan.scan_queries
+
