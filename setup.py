@@ -33,7 +33,11 @@ setup(
         "rosbags>=0.10",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7", "scikit-image", "pyyaml"]},  # scikit-image ships the test photographs
+    extras_require={
+        # scikit-image's wheel ships the photographs the tests and bench use
+        "test": ["pytest>=7", "scikit-image", "pyyaml"],
+        "bench": ["scikit-image"],
+    },
     zip_safe=True,
     entry_points={
         "console_scripts": [
