@@ -174,7 +174,7 @@ class Grounder:
         processor does), then scaling to [-1, 1]."""
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(self.device)
         image = TF.resize(image, [resolution, resolution], antialias=True)
-        image = image.to(torch.float32).div_(255.0)
+        image = image.to(torch.float32).mul_(1.0 / 255.0)  # as torchvision scales uint8
         return ((image - 0.5) / 0.5).unsqueeze(0)
 
     @torch.inference_mode()
