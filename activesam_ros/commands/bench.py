@@ -10,8 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..temporal import TemporalConfig
-from .common import UserError, add_model_args, config_from_args, load_model_from_args, model_description
+from .common import (
+    UserError,
+    add_model_args,
+    add_temporal_args,
+    config_from_args,
+    load_model_from_args,
+    model_description,
+    temporal_from_args,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -27,11 +34,7 @@ def add_parser(sub: Any) -> None:
                         help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
-    parser.add_argument("--preview-interval", type=int, default=10, metavar="N",
-                        help="temporal reuse: a preview every N frames (default 10)")
-    parser.add_argument("--scan-buckets-per-frame", type=int, default=TemporalConfig.scan_buckets_per_frame,
-                        metavar="N", help="temporal reuse: buckets of inactive queries scored per reused frame "
-                        f"(default {TemporalConfig.scan_buckets_per_frame})")
+    add_temporal_args(parser, default_preview_interval=10)
     parser.set_defaults(run=run)
 
 
@@ -51,13 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmark.inputs import InputError, photo_path
     from ..benchmark.plot import plot_scaling
     from ..benchmark.summary import table
-    from ..config import ConfigError
 
+    temporal = temporal_from_args(args)
     try:
-        temporal = TemporalConfig(preview_interval=args.preview_interval,
-                                  scan_buckets_per_frame=args.scan_buckets_per_frame).validate()
         photo_path("astronaut.png")  # fail before loading the model
-    except (ConfigError, InputError) as exc:
+    except InputError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
     report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
