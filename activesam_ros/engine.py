@@ -240,9 +240,8 @@ class ActiveSAM:
         presence on the full-resolution features, without their heads.
         """
         rgb = check_image(image)
-        with self._lock:
-            prepared = self._prepared
-        cfg = self.config
+        with self._lock:  # one consistent vocabulary and config per frame
+            prepared, cfg = self._prepared, self.config
         n = prepared.num_queries
         watch = _Stopwatch()
         start = time.perf_counter()

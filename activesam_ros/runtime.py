@@ -28,7 +28,7 @@ from .config import ActiveSAMConfig, ConfigError
 from .result import SegmentationResult
 from .stream_stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
-from .vocabulary import Vocabulary, VocabularyError
+from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:  # the engine imports torch; the runtime only calls it
     from .engine import ActiveSAM, PreparedVocabulary
@@ -60,9 +60,9 @@ class FrameResult:
 ErrorCallback = Callable[[Optional[Frame], BaseException], None]
 
 
-def _require_background(config: ActiveSAMConfig, vocabulary: Vocabulary, error: type) -> None:
+def _require_background(config: ActiveSAMConfig, vocabulary: Vocabulary) -> None:
     if config.background_threshold > 0 and vocabulary.background_index is None:
-        raise error("background_threshold > 0 needs a class named 'background' in the vocabulary")
+        raise ConfigError("background_threshold > 0 needs a class named 'background' in the vocabulary")
 
 
 class StreamProcessor:
@@ -107,8 +107,7 @@ class StreamProcessor:
         with self._params_lock:
             with self._pending_lock:
                 config = self._pending_config or self.engine.config
-            prepared = self.engine.prepare(vocabulary, config)
-            _require_background(config, prepared.vocabulary, VocabularyError)
+            prepared = self.engine.prepare(vocabulary, config)  # checks the background class too
             with self._pending_lock:
                 self._pending_vocabulary = prepared
         return prepared.vocabulary
@@ -121,7 +120,7 @@ class StreamProcessor:
             with self._pending_lock:
                 pending = self._pending_vocabulary
             vocabulary = pending.vocabulary if pending else self.engine.vocabulary
-            _require_background(config, vocabulary, ConfigError)
+            _require_background(config, vocabulary)
             # Context tokens that depend on the change are prepared here,
             # off the worker, and swapped in with the config.
             prepared = self.engine.prepare(vocabulary, config) if self.engine.needs_prepare(config) else None
