@@ -12,12 +12,13 @@ screens every query at ``fast_preview_resolution`` (a third of the full
 resolution, a quarter of the preview's tokens) and runs the real preview only
 on the top ``fast_screen_keep`` (40 %, twice the 20 % kept): the quantile
 threshold and the active set are then those of the full preview whenever the
-screen ranks the truly present queries within its top 40 %. It skips the
-segmentation heads of
-queries whose full-resolution presence is below ``fast_presence_floor``
-(their score cannot exceed their presence), fuses the heads at mask
-resolution in one batched expression, and resizes only the class scores the
-labels need. Its agreement with exact mode is measured, not assumed.
+screen ranks the truly present queries within its top 40 %. Each forward
+computes its prompt-independent parts once (``shared_encoding``); queries
+whose full-resolution presence is below ``fast_presence_floor`` skip the
+segmentation heads (their score cannot exceed their presence); the others'
+heads compute only the kept instances' masks and fuse them at mask
+resolution (``fused_heads``), and only the class scores the labels need are
+resized. Its agreement with exact mode is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from . import fused_heads
 from .config import ActiveSAMConfig, ConfigError
 from .context import ContextTokens, TextCache, build_context
 from .grounding import Grounder, TextBatch, resize_logits, split_buckets
@@ -40,7 +42,6 @@ from .result import SegmentationResult
 from .scoring import (
     class_maxima,
     exact_query_scores,
-    fast_query_scores,
     labels_from_scores,
     quantile_threshold,
     select_active,
@@ -106,6 +107,7 @@ class ActiveSAM:
         if model_device != self.device and not (model_device.type == self.device.type == "cuda" and self.device.index is None):
             model = model.to(self.device)
         self.grounder = Grounder(model.eval(), self.device, self.dtype)
+        self._check_mode(self.config)
         self.resolution, self.preview_resolution, self.fast_preview_resolution = self._resolutions(self.config)
         self.text = TextCache(self.grounder)
         self._lock = threading.Lock()
@@ -117,8 +119,13 @@ class ActiveSAM:
         config = config.validate()
         if (config.device, config.dtype) != (self.config.device, self.config.dtype):
             raise ConfigError("device and dtype are fixed when the engine is created")
+        self._check_mode(config)
         self._resolutions(config)
         return config
+
+    def _check_mode(self, config: ActiveSAMConfig) -> None:
+        if config.mode == "fast" and not fused_heads.applies(self.grounder.model):
+            raise ConfigError("mode 'fast' needs the released SAM 3 segmentation head; use mode 'exact' with this model")
 
     def needs_prepare(self, config: ActiveSAMConfig) -> bool:
         """Whether the prepared vocabulary depends on what ``config`` changes."""
@@ -262,22 +269,21 @@ class ActiveSAM:
         scored: List[int] = []
         for bucket in split_buckets(active, cfg.bucket_size):
             text = self._text(prepared, bucket, memory=True)
-            with watch("decode"):
-                if cfg.mode == "exact":
+            if cfg.mode == "exact":
+                with watch("decode"):
                     g = self.grounder.ground(encoded, text)
-                else:
-                    floor = cfg.fast_presence_floor
-                    g = self.grounder.ground(encoded, text, head_filter=lambda p: p >= floor, share=True)
-            query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
-            if not g.head_index:
-                continue
-            with watch("fusion"):
-                if cfg.mode == "exact":
+                query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
+                with watch("fusion"):
                     scores, _ = exact_query_scores(g, cfg.confidence_threshold, height, width)
-                else:
-                    scores, _ = fast_query_scores(g.headed(), cfg.confidence_threshold)
-            slot_scores.append(scores.cpu())
-            scored.extend(bucket[i] for i in g.head_index)
+                slot_scores.append(scores.cpu())
+                scored.extend(bucket)
+            else:
+                with watch("decode"):
+                    s = self.grounder.score(encoded, text, cfg.confidence_threshold, cfg.fast_presence_floor)
+                query_presence[bucket] = s.presence
+                if s.scored:
+                    slot_scores.append(s.maps.cpu())
+                    scored.extend(bucket[i] for i in s.scored)
         with watch("fusion"):
             query_class = prepared.vocabulary.query_class
             if scored:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import cpu_shims, shared_encoding
+from . import cpu_shims, fused_heads, shared_encoding
 
 cpu_shims.prepare_sam3_import()
 
@@ -117,24 +117,26 @@ class TextBatch:
 
 @dataclass
 class Grounding:
-    """Outputs of one grounding forward for K prompts.
+    """Outputs of one grounding forward for K prompts (sam3's heads).
 
     Presence and object logits exist for every prompt; mask and semantic
-    logits only for the prompts listed in ``head_index`` (the segmentation
-    heads may be skipped for the others).
+    logits only when the segmentation heads ran.
     """
 
     presence_logits: torch.Tensor          # [K]
     pred_logits: torch.Tensor              # [K, Q]
-    pred_masks: Optional[torch.Tensor]     # [len(head_index), Q, h, w] mask logits
-    semantic_seg: Optional[torch.Tensor]   # [len(head_index), 1, h, w] logits
-    head_index: List[int]
+    pred_masks: Optional[torch.Tensor]     # [K, Q, h, w] mask logits
+    semantic_seg: Optional[torch.Tensor]   # [K, 1, h, w] logits
 
-    def headed(self) -> "Grounding":
-        """The prompts that ran the heads, as a grounding of their own."""
-        idx = torch.as_tensor(self.head_index, dtype=torch.long, device=self.presence_logits.device)
-        return Grounding(self.presence_logits[idx], self.pred_logits[idx], self.pred_masks,
-                         self.semantic_seg, list(range(len(self.head_index))))
+
+@dataclass
+class QueryScores:
+    """Fast mode's outputs for K prompts: every presence, and the fused
+    score maps (mask resolution) of the prompts listed in ``scored``."""
+
+    presence: torch.Tensor   # [K] probabilities
+    scored: List[int]        # prompts whose presence reached the floor
+    maps: torch.Tensor       # [len(scored), h, w]
 
 
 class Grounder:
@@ -146,24 +148,25 @@ class Grounder:
         self.dtype = dtype
         self.native = native_resolution(model)
         self.patch = patch_size(model)
-        self._views: Dict[tuple, torch.nn.Module] = {(self.native, False): model}
+        self._views: Dict[int, torch.nn.Module] = {self.native: model}
+        self._fused: Optional[fused_heads.FusedHeads] = None
         self._lock = threading.Lock()
 
-    def _view(self, resolution: int, shared: bool = False) -> torch.nn.Module:
-        """The model at ``resolution``; ``shared`` swaps in the pixel decoder
-        that convolves the image's feature maps once for all prompts."""
-        key = (resolution, shared)
+    def _view(self, resolution: int) -> torch.nn.Module:
+        """The model at ``resolution``."""
         with self._lock:
-            if key not in self._views:
-                view = resolution_view(self.model, resolution)
-                head = view.segmentation_head
-                if shared and head is not None and shared_encoding.SharedPixelDecoder.applies(head.pixel_decoder):
-                    if view is self.model:
-                        view = _module_view(self.model)
-                        head = view.segmentation_head
-                    head.pixel_decoder = shared_encoding.SharedPixelDecoder(head.pixel_decoder)
-                self._views[key] = view
-            return self._views[key]
+            if resolution not in self._views:
+                self._views[resolution] = resolution_view(self.model, resolution)
+            return self._views[resolution]
+
+    @property
+    def fused_heads(self) -> fused_heads.FusedHeads:
+        """Fast mode's heads (built on first use; ValueError for a model
+        without the released head structure)."""
+        with self._lock:
+            if self._fused is None:
+                self._fused = fused_heads.FusedHeads(self.model)
+            return self._fused
 
     def _autocast(self):
         enabled = self.device.type == "cuda" and self.dtype != torch.float32
@@ -191,24 +194,11 @@ class Grounder:
         with cpu_shims.cpu_inference(self.device), self._autocast():
             return self.model.backbone.forward_text(list(strings), device=self.device)
 
-    @torch.inference_mode()
-    def ground(
-        self,
-        image: EncodedImage,
-        text: TextBatch,
-        heads: bool = True,
-        head_filter: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-        share: bool = False,
-    ) -> Grounding:
-        """One grounding forward for K prompts on one encoded image.
-
-        With ``heads=False`` only the decoder runs: presence and object scores
-        come before the segmentation heads. ``head_filter`` maps the presence
-        probabilities [K] to a boolean mask of the prompts that need heads.
-        ``share`` computes the prompt-independent parts once for all K
-        prompts (``shared_encoding``) where the model's structure allows.
-        """
-        view = self._view(image.resolution, share)
+    def _decode(self, image: EncodedImage, text: TextBatch, share: bool):
+        """Prompt encoding, fusion encoder and decoder for K prompts (call
+        inside the device context). ``share`` computes the prompt-independent
+        parts once (``shared_encoding``) where the model's structure allows."""
+        view = self._view(image.resolution)
         k = len(text)
         backbone_out = dict(image.backbone_out)
         backbone_out["language_features"] = text.features
@@ -219,47 +209,67 @@ class Grounder:
             input_boxes=None, input_boxes_mask=None, input_boxes_label=None,
             input_points=None, input_points_mask=None,
         )
+        if share and shared_encoding.supported(view):
+            prompt, prompt_mask = shared_encoding.encode_prompt(view, backbone_out, find, k)
+            encoder_out = shared_encoding.run_encoder(view, backbone_out, find, prompt, prompt_mask)
+        else:
+            geometric = view._get_dummy_prompt(num_prompts=k)
+            prompt, prompt_mask, backbone_out = view._encode_prompt(backbone_out, find, geometric)
+            backbone_out, encoder_out, _ = view._run_encoder(backbone_out, find, prompt, prompt_mask)
+        out: Dict[str, torch.Tensor] = {}
+        out, hs = view._run_decoder(
+            memory=encoder_out["encoder_hidden_states"], pos_embed=encoder_out["pos_embed"],
+            src_mask=encoder_out["padding_mask"], out=out, prompt=prompt,
+            prompt_mask=prompt_mask, encoder_out=encoder_out,
+        )
+        return view, backbone_out, find, prompt, prompt_mask, encoder_out, out, hs
+
+    @torch.inference_mode()
+    def ground(self, image: EncodedImage, text: TextBatch, heads: bool = True, share: bool = False) -> Grounding:
+        """One grounding forward for K prompts on one encoded image, as sam3
+        runs it. With ``heads=False`` only the decoder runs: presence and
+        object scores come before the segmentation heads."""
+        k = len(text)
         with cpu_shims.cpu_inference(self.device), self._autocast():
-            if share and shared_encoding.supported(view):
-                prompt, prompt_mask = shared_encoding.encode_prompt(view, backbone_out, find, k)
-                encoder_out = shared_encoding.run_encoder(view, backbone_out, find, prompt, prompt_mask)
-            else:
-                geometric = view._get_dummy_prompt(num_prompts=k)
-                prompt, prompt_mask, backbone_out = view._encode_prompt(backbone_out, find, geometric)
-                backbone_out, encoder_out, _ = view._run_encoder(backbone_out, find, prompt, prompt_mask)
-            out: Dict[str, torch.Tensor] = {}
-            out, hs = view._run_decoder(
-                memory=encoder_out["encoder_hidden_states"], pos_embed=encoder_out["pos_embed"],
-                src_mask=encoder_out["padding_mask"], out=out, prompt=prompt,
-                prompt_mask=prompt_mask, encoder_out=encoder_out,
-            )
-            presence = out["presence_logit_dec"].float().reshape(k)
-            keep = torch.ones(k, dtype=torch.bool, device=presence.device) if heads else torch.zeros(k, dtype=torch.bool)
-            if heads and head_filter is not None:
-                keep = head_filter(presence.sigmoid()).to(torch.bool)
-            head_index = [int(i) for i in torch.nonzero(keep).flatten()]
+            view, backbone_out, find, prompt, prompt_mask, encoder_out, out, hs = self._decode(image, text, share)
             masks = semantic = None
-            if head_index:
-                idx = None if len(head_index) == k else torch.as_tensor(head_index, device=self.device)
-                memory = encoder_out["encoder_hidden_states"]
+            if heads:
                 heads_out: Dict[str, torch.Tensor] = {}
                 view._run_segmentation_heads(
-                    out=heads_out, backbone_out=backbone_out,
-                    img_ids=find.img_ids if idx is None else find.img_ids[idx],
+                    out=heads_out, backbone_out=backbone_out, img_ids=find.img_ids,
                     vis_feat_sizes=encoder_out["vis_feat_sizes"],
-                    encoder_hidden_states=memory if idx is None else memory[:, idx],
-                    prompt=prompt if idx is None else prompt[:, idx],
-                    prompt_mask=prompt_mask if idx is None else prompt_mask[idx],
-                    hs=hs if idx is None else hs[:, idx],
+                    encoder_hidden_states=encoder_out["encoder_hidden_states"],
+                    prompt=prompt, prompt_mask=prompt_mask, hs=hs,
                 )
                 masks, semantic = heads_out["pred_masks"], heads_out["semantic_seg"]
         return Grounding(
-            presence_logits=presence,
+            presence_logits=out["presence_logit_dec"].float().reshape(k),
             pred_logits=out["pred_logits"].float().reshape(k, -1),
             pred_masks=masks,
             semantic_seg=semantic,
-            head_index=head_index,
         )
+
+    @torch.inference_mode()
+    def score(self, image: EncodedImage, text: TextBatch, confidence: float, presence_floor: float) -> QueryScores:
+        """Fast mode: one forward for K prompts with the prompt-independent
+        work shared, then fused score maps (``fused_heads``) for the prompts
+        whose presence reaches ``presence_floor`` (a score never exceeds its
+        presence, so the others' maps are below the floor everywhere)."""
+        heads = self.fused_heads
+        k = len(text)
+        with cpu_shims.cpu_inference(self.device), self._autocast():
+            _, backbone_out, _, prompt, prompt_mask, encoder_out, out, hs = self._decode(image, text, share=True)
+            presence = out["presence_logit_dec"].float().reshape(k).sigmoid()
+            scored = [int(i) for i in torch.nonzero(presence >= presence_floor).flatten()]
+            maps = torch.zeros(0, 0, 0)
+            if scored:
+                idx = torch.as_tensor(scored, device=presence.device)
+                objects = out["pred_logits"].float().reshape(k, -1).sigmoid() * presence[:, None]
+                maps = heads(
+                    backbone_out["backbone_fpn"], encoder_out["encoder_hidden_states"][:, idx],
+                    prompt[:, idx], prompt_mask[idx], hs[-1][idx], objects[idx], presence[idx], confidence,
+                )
+        return QueryScores(presence=presence.cpu(), scored=scored, maps=maps)
 
 
 def split_buckets(indices: Sequence[int], size: int) -> List[List[int]]:

@@ -61,15 +61,6 @@ def exact_query_scores(g: Grounding, confidence: float, height: int, width: int)
     return out * presence[:, None, None], presence
 
 
-def fast_query_scores(g: Grounding, confidence: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The same fusion at mask resolution, in one batched expression."""
-    presence, obj = object_scores(g)
-    weight = torch.where(obj > confidence, obj, torch.zeros_like(obj))
-    instance = (g.pred_masks.float().sigmoid() * weight[:, :, None, None]).amax(1)
-    semantic = g.semantic_seg.float().sigmoid()[:, 0]
-    return torch.maximum(instance, semantic) * presence[:, None, None], presence
-
-
 def class_maxima(query_scores: torch.Tensor, query_class: Sequence[int]) -> Tuple[torch.Tensor, List[int]]:
     """Max over each class's queries. Returns (scores [A, ...], the A classes
     in index order) for the classes that have at least one scored query."""

@@ -1,13 +1,13 @@
 """Prompt-independent work of a grounding forward, done once per image.
 
 SAM 3 grounds K prompts on one image as a batch of K copies of the image.
-Three parts of that forward do not depend on the prompt: the geometry
-encoding of the (empty) dummy prompt, the first encoder layer's
+Two parts of its encoding do not depend on the prompt: the geometry
+encoding of the (empty) dummy prompt and the first encoder layer's
 self-attention over the image tokens (text enters the encoder only through
-the cross attention that follows it), and the pixel decoder's convolution of
-the backbone's feature maps. Fast mode computes them for one copy and
-broadcasts them to the K prompts; the results equal the batched forward's
-(tested to float rounding).
+the cross attention that follows it). Fast mode computes them for one copy
+and broadcasts them to the K prompts; the results equal the batched
+forward's (tested to float rounding). The heads' image-only work is shared
+in ``fused_heads``.
 
 Only the structure of the released model is supported (pre-norm encoder
 layers, one feature level, no pooled-text fusion); ``supported`` says
@@ -92,61 +92,3 @@ def run_encoder(view, backbone_out: Dict, find, prompt: torch.Tensor, prompt_mas
         "prompt_mask": prompt_mask,
     }
 
-
-def _phase_kernels(weight: torch.Tensor) -> Dict[Tuple[int, int], Tuple[torch.Tensor, Tuple[int, int, int, int]]]:
-    """A 3x3 kernel applied to a 2x nearest-upsampled map, as four 2x2
-    kernels applied to the map itself, one per output phase (row/column
-    parity), with the zero padding each phase needs (left, right, top, bottom)."""
-    # Phase 0 reads low-res offsets (-1, 0): taps {-1} and {0, +1} merge;
-    # phase 1 reads (0, +1): taps {-1, 0} and {+1} merge.
-    merge = {0: ((0,), (1, 2)), 1: ((0, 1), (2,))}
-    pads = {0: (1, 0), 1: (0, 1)}
-    out = {}
-    for a in (0, 1):
-        rows = torch.stack([weight[:, :, list(taps), :].sum(2) for taps in merge[a]], dim=2)
-        for b in (0, 1):
-            kernel = torch.stack([rows[:, :, :, list(taps)].sum(3) for taps in merge[b]], dim=3)
-            out[(a, b)] = (kernel, (*pads[b], *pads[a]))
-    return out
-
-
-class SharedPixelDecoder(torch.nn.Module):
-    """sam3's pixel decoder for K prompts over one image, computing the image
-    part of each stage once.
-
-    Each stage convolves ``fpn + upsample(prev)``: the convolution of the
-    prompt-independent ``fpn`` map runs once, and the convolution of the 2x
-    nearest-upsampled per-prompt map runs at low resolution as four 2x2
-    phase kernels (16 instead of 36 taps per low-res pixel). Linear algebra
-    gives the same sums; float rounding differs at the 1e-6 level.
-    """
-
-    def __init__(self, decoder: torch.nn.Module):
-        super().__init__()
-        self.decoder = decoder
-        self.out_dim = decoder.out_dim
-
-    @staticmethod
-    def applies(decoder: torch.nn.Module) -> bool:
-        return decoder.interpolation_mode == "nearest" and all(
-            conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1
-            for conv in decoder.conv_layers
-        )
-
-    def forward(self, feats):
-        decoder = self.decoder
-        prev = feats[-1]
-        for stage, fpn in enumerate(feats[:-1][::-1]):
-            index = 0 if decoder.shared_conv else stage
-            conv = decoder.conv_layers[index]
-            if fpn.shape[0] == 1 and tuple(fpn.shape[-2:]) == (2 * prev.shape[-2], 2 * prev.shape[-1]):
-                mixed = torch.empty(prev.shape[0], conv.out_channels, *fpn.shape[-2:], dtype=prev.dtype, device=prev.device)
-                for (a, b), (kernel, pad) in _phase_kernels(conv.weight).items():
-                    padded = torch.nn.functional.pad(prev, pad)
-                    mixed[:, :, a::2, b::2] = torch.nn.functional.conv2d(padded, kernel.to(prev.dtype))
-                summed = conv(fpn) + mixed
-            else:
-                summed = conv(fpn + torch.nn.functional.interpolate(prev, size=fpn.shape[-2:], mode="nearest"))
-            prev = torch.relu(decoder.norms[index](summed))
-        return prev

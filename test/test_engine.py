@@ -276,3 +276,17 @@ def test_shared_encoding_equals_the_batched_forward(tiny_model, photos, resoluti
     shared = grounder.ground(image, batch, share=True)
     for name in ("presence_logits", "pred_logits", "pred_masks", "semantic_seg"):
         torch.testing.assert_close(getattr(shared, name), getattr(plain, name), atol=1e-5, rtol=1e-4)
+
+
+def test_fast_mode_needs_the_released_head_structure(tiny_model):
+    from activesam_ros.grounding import _module_view
+
+    model = _module_view(tiny_model)  # shares the weights; the original is untouched
+    model.segmentation_head.pixel_decoder.interpolation_mode = "bilinear"
+    with pytest.raises(ConfigError, match="mode 'fast' needs"):
+        ActiveSAM(model, SMALL, ActiveSAMConfig(mode="fast"))
+    engine = ActiveSAM(model, SMALL, ActiveSAMConfig(mode="exact"))
+    with pytest.raises(ConfigError, match="mode 'fast' needs"):
+        engine.reconfigure(engine.config.replace(mode="fast"))
+    assert engine.config.mode == "exact"
+    assert tiny_model.segmentation_head.pixel_decoder.interpolation_mode == "nearest"
