@@ -132,3 +132,17 @@ def test_vocabularies_are_distinct_nested_and_reach_a_thousand():
 def test_bench_refuses_an_unwritable_report_before_loading_a_model(tmp_path, capsys):
     assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "missing" / "out.json")]) == 2
     assert "its folder does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode, forward", [("exact", "ground"), ("fast", "score")])
+def test_every_grounding_forward_is_timed(tiny_model, photos, mode, forward):
+    """The model time behind the overhead ratio covers each mode's decoder."""
+    from activesam_ros.benchmark.measure import instrument
+    from activesam_ros.engine import ActiveSAM
+
+    engine = ActiveSAM(tiny_model, ["person", "cat", "sky"], CONFIG.replace(mode=mode))
+    timer = instrument(engine)
+    engine.segment(photos["chelsea.png"])
+    other = {"ground": "score", "score": "ground"}[forward]
+    assert timer.seconds[forward] > 0 and timer.seconds[other] == 0
+    assert timer.image_forward_seconds == timer.seconds["encode_image"] + timer.seconds[forward]
