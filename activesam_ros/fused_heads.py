@@ -73,7 +73,8 @@ def upsampling_kernel(weight: torch.Tensor) -> torch.Tensor:
 
 
 class FusedHeads:
-    """Score maps of K prompts on one image, built for one model's head."""
+    """Score maps of K prompts on one image, for one model's head (the
+    merged upsampling kernels are derived from its weights when built)."""
 
     def __init__(self, model: torch.nn.Module):
         if not applies(model):
@@ -93,7 +94,9 @@ class FusedHeads:
             self.sem_weight = head.semantic_seg_head.weight[0, :, 0, 0]  # [C_in]
             self.sem_bias = head.semantic_seg_head.bias[0]
 
-    def chunk_size(self, k: int, channels: int, height: int, width: int, device: torch.device) -> int:
+    @staticmethod
+    def chunk_size(k: int, channels: int, height: int, width: int, device: torch.device) -> int:
+        """Prompts per chunk: the whole bucket off CPU (see CPU_CHUNK_BYTES)."""
         if device.type != "cpu":
             return k
         per_prompt = channels * height * width * 4
@@ -140,11 +143,13 @@ class FusedHeads:
         """sam3's pixel decoder for a chunk of prompts, channels-last."""
         prev = prev.contiguous(memory_format=torch.channels_last)
         for (conv, norm), kernel, image in zip(self.stages, self.up_kernels, images):
+            # ``image`` is conv(fpn) with the bias; the prompt's part adds none.
             if tuple(image.shape[-2:]) == (2 * prev.shape[-2], 2 * prev.shape[-1]):
                 x = F.conv_transpose2d(prev, kernel.to(prev.dtype), stride=2, padding=1)
-                x += image
-            else:  # not an exact doubling: upsample, then convolve the sum
-                x = conv(image + F.interpolate(prev, size=image.shape[-2:], mode="nearest"))
+            else:  # not an exact doubling: upsample, then convolve
+                upsampled = F.interpolate(prev, size=image.shape[-2:], mode="nearest")
+                x = F.conv2d(upsampled, conv.weight.to(prev.dtype), padding=1)
+            x += image
             x = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
             prev = x.relu_()
         return prev

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -139,6 +139,19 @@ class QueryScores:
     maps: torch.Tensor       # [len(scored), h, w]
 
 
+class _Decoded(NamedTuple):
+    """What the heads of one forward read (sam3's names)."""
+
+    view: torch.nn.Module
+    backbone_out: Dict[str, Any]
+    find: Any                       # sam3's FindStage
+    prompt: torch.Tensor            # [S, K, C]
+    prompt_mask: torch.Tensor       # [K, S]
+    encoder_out: Dict[str, Any]
+    out: Dict[str, torch.Tensor]    # decoder outputs (presence, object logits)
+    hs: torch.Tensor                # [layers, K, Q, C] object queries
+
+
 class Grounder:
     """Runs SAM 3 on a device/dtype, at the full or the preview resolution."""
 
@@ -194,7 +207,7 @@ class Grounder:
         with cpu_shims.cpu_inference(self.device), self._autocast():
             return self.model.backbone.forward_text(list(strings), device=self.device)
 
-    def _decode(self, image: EncodedImage, text: TextBatch, share: bool):
+    def _decode(self, image: EncodedImage, text: TextBatch, share: bool) -> _Decoded:
         """Prompt encoding, fusion encoder and decoder for K prompts (call
         inside the device context). ``share`` computes the prompt-independent
         parts once (``shared_encoding``) where the model's structure allows."""
@@ -222,7 +235,7 @@ class Grounder:
             src_mask=encoder_out["padding_mask"], out=out, prompt=prompt,
             prompt_mask=prompt_mask, encoder_out=encoder_out,
         )
-        return view, backbone_out, find, prompt, prompt_mask, encoder_out, out, hs
+        return _Decoded(view, backbone_out, find, prompt, prompt_mask, encoder_out, out, hs)
 
     @torch.inference_mode()
     def ground(self, image: EncodedImage, text: TextBatch, heads: bool = True, share: bool = False) -> Grounding:
@@ -231,20 +244,20 @@ class Grounder:
         object scores come before the segmentation heads."""
         k = len(text)
         with cpu_shims.cpu_inference(self.device), self._autocast():
-            view, backbone_out, find, prompt, prompt_mask, encoder_out, out, hs = self._decode(image, text, share)
+            d = self._decode(image, text, share)
             masks = semantic = None
             if heads:
                 heads_out: Dict[str, torch.Tensor] = {}
-                view._run_segmentation_heads(
-                    out=heads_out, backbone_out=backbone_out, img_ids=find.img_ids,
-                    vis_feat_sizes=encoder_out["vis_feat_sizes"],
-                    encoder_hidden_states=encoder_out["encoder_hidden_states"],
-                    prompt=prompt, prompt_mask=prompt_mask, hs=hs,
+                d.view._run_segmentation_heads(
+                    out=heads_out, backbone_out=d.backbone_out, img_ids=d.find.img_ids,
+                    vis_feat_sizes=d.encoder_out["vis_feat_sizes"],
+                    encoder_hidden_states=d.encoder_out["encoder_hidden_states"],
+                    prompt=d.prompt, prompt_mask=d.prompt_mask, hs=d.hs,
                 )
                 masks, semantic = heads_out["pred_masks"], heads_out["semantic_seg"]
         return Grounding(
-            presence_logits=out["presence_logit_dec"].float().reshape(k),
-            pred_logits=out["pred_logits"].float().reshape(k, -1),
+            presence_logits=d.out["presence_logit_dec"].float().reshape(k),
+            pred_logits=d.out["pred_logits"].float().reshape(k, -1),
             pred_masks=masks,
             semantic_seg=semantic,
         )
@@ -258,16 +271,16 @@ class Grounder:
         heads = self.fused_heads
         k = len(text)
         with cpu_shims.cpu_inference(self.device), self._autocast():
-            _, backbone_out, _, prompt, prompt_mask, encoder_out, out, hs = self._decode(image, text, share=True)
-            presence = out["presence_logit_dec"].float().reshape(k).sigmoid()
+            d = self._decode(image, text, share=True)
+            presence = d.out["presence_logit_dec"].float().reshape(k).sigmoid()
             scored = [int(i) for i in torch.nonzero(presence >= presence_floor).flatten()]
             maps = torch.zeros(0, 0, 0)
             if scored:
                 idx = torch.as_tensor(scored, device=presence.device)
-                objects = out["pred_logits"].float().reshape(k, -1).sigmoid() * presence[:, None]
+                objects = d.out["pred_logits"].float().reshape(k, -1).sigmoid() * presence[:, None]
                 maps = heads(
-                    backbone_out["backbone_fpn"], encoder_out["encoder_hidden_states"][:, idx],
-                    prompt[:, idx], prompt_mask[idx], hs[-1][idx], objects[idx], presence[idx], confidence,
+                    d.backbone_out["backbone_fpn"], d.encoder_out["encoder_hidden_states"][:, idx],
+                    d.prompt[:, idx], d.prompt_mask[idx], d.hs[-1][idx], objects[idx], presence[idx], confidence,
                 )
         return QueryScores(presence=presence.cpu(), scored=scored, maps=maps)
 

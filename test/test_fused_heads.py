@@ -91,3 +91,17 @@ def test_models_without_the_released_head_are_refused(tiny_model):
         assert not fused_heads.applies(model)
         with pytest.raises(ValueError, match="released SAM 3 structure"):
             fused_heads.FusedHeads(model)
+
+
+@pytest.mark.parametrize("sizes", [((32, 32), (16, 16), (8, 8)), ((30, 31), (15, 15), (7, 8))])
+def test_pixel_embedding_equals_sam3_pixel_decoder(tiny_model, sizes):
+    """Exact doublings take the transposed convolution, other sizes the
+    upsample-then-convolve path; both equal sam3's decoder."""
+    torch.manual_seed(0)
+    heads = fused_heads.FusedHeads(tiny_model)
+    feats = [torch.randn(1, 64, *sizes[0]), torch.randn(1, 64, *sizes[1]), torch.randn(3, 64, *sizes[2])]
+    expected = tiny_model.segmentation_head.pixel_decoder(feats)
+    images = [conv(level) for (conv, _), level in zip(heads.stages, feats[:-1][::-1])]
+    with torch.no_grad():
+        got = heads._pixel_embedding(feats[-1], images)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
