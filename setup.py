@@ -42,7 +42,7 @@ setup(
     entry_points={
         "console_scripts": [
             "activesam = activesam_ros.cli:main",
-            "activesam_node = activesam_ros.node:main",
+            "activesam_node = activesam_ros.ros.node:main",
         ],
     },
 )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import List, Optional
 
 from .commands.common import UserError
+from .engine.environment import set_process_defaults
 
 COMMANDS = ("segment", "bag", "eval", "bench")
 
@@ -36,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    # torchvision's CPU roi_align would otherwise torch.compile on first use.
-    os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+    set_process_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -31,4 +31,4 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c constraints-cpu.txt -e ".[test]"
-"$VENV/bin/python" -c "import torch, activesam_ros.model as m; m._import_sam3(); import sam3; print(\"setup: done (torch\", torch.__version__, \"sam3\", sam3.__version__, \")\")"
+"$VENV/bin/python" -c "import torch, activesam_ros.engine.model as m; m._import_sam3(); import sam3; print(\"setup: done (torch\", torch.__version__, \"sam3\", sam3.__version__, \")\")"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+from activesam_ros.engine.environment import set_process_defaults
+
+set_process_defaults()
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VOCABULARIES = SHARED / "vocabularies"

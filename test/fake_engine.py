@@ -9,11 +9,11 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from activesam_ros.config import ActiveSAMConfig, ConfigError
 from activesam_ros.engine import PreparedVocabulary
-from activesam_ros.result import SegmentationResult
-from activesam_ros.scoring import quantile_threshold, select_active
-from activesam_ros.vocabulary import Vocabulary, VocabularyError
+from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
+from activesam_ros.engine.result import SegmentationResult
+from activesam_ros.engine.scoring import quantile_threshold, select_active
+from activesam_ros.engine.vocabulary import Vocabulary, VocabularyError
 
 
 def fake_result(

@@ -18,9 +18,9 @@ import pytest
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from activesam_ros import bagio
 from activesam_ros.cli import main
-from activesam_ros.ros_types import typestore
+from activesam_ros.ros import bagio
+from activesam_ros.ros.rosbags_types import typestore
 
 from conftest import PHOTOS, load_photo
 
@@ -110,7 +110,7 @@ def as_pixels(msg) -> np.ndarray:
 def shared_tiny(tiny_model):
     """``--model tiny`` gets the session's tiny SAM 3 (224 px) instead of building one per run."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("activesam_ros.model.build_tiny_sam3", lambda seed=0: tiny_model)
+        patch.setattr("activesam_ros.engine.model.build_tiny_sam3", lambda seed=0: tiny_model)
         yield
 
 

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from activesam_ros.benchmark import BenchPlan, run_benchmark
 from activesam_ros.benchmark.inputs import SyntheticVideo, class_names
 from activesam_ros.benchmark.plot import plot_scaling
+from activesam_ros.benchmark.run import BenchPlan, run_benchmark
 from activesam_ros.benchmark.summary import STAGES, table
 from activesam_ros.cli import main
-from activesam_ros.config import ActiveSAMConfig
+from activesam_ros.engine.config import ActiveSAMConfig
 
 pytest.importorskip("skimage", reason="the benchmark's photographs ship in scikit-image")
 
@@ -137,11 +137,9 @@ def test_bench_refuses_an_unwritable_report_before_loading_a_model(tmp_path, cap
 @pytest.mark.parametrize("mode, forward", [("exact", "ground"), ("fast", "score")])
 def test_every_grounding_forward_is_timed(tiny_model, photos, mode, forward):
     """The model time behind the overhead ratio covers each mode's decoder."""
-    from activesam_ros.benchmark.measure import instrument
-    from activesam_ros.engine import ActiveSAM
+    from activesam_ros.benchmark.measure import timed_engine
 
-    engine = ActiveSAM(tiny_model, ["person", "cat", "sky"], CONFIG.replace(mode=mode))
-    timer = instrument(engine)
+    engine, timer = timed_engine(tiny_model, ["person", "cat", "sky"], CONFIG.replace(mode=mode))
     engine.segment(photos["chelsea.png"])
     other = {"ground": "score", "score": "ground"}[forward]
     assert timer.seconds[forward] > 0 and timer.seconds[other] == 0

@@ -8,8 +8,8 @@ import pytest
 
 from activesam_ros.cli import main
 from activesam_ros.commands.segment import write_outputs
-from activesam_ros.result import SegmentationResult
-from activesam_ros.vocabulary import Vocabulary
+from activesam_ros.engine.result import SegmentationResult
+from activesam_ros.engine.vocabulary import Vocabulary
 
 from conftest import load_photo
 

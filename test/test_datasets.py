@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from activesam_ros.engine.vocabulary import load_vocabulary_file
 from activesam_ros.evaluation.datasets import BENCHMARKS, DatasetError, get_benchmark
-from activesam_ros.vocabulary import load_vocabulary_file
 
 from conftest import shared_vocabulary
 

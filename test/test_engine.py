@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from activesam_ros.config import ActiveSAMConfig, ConfigError
 from activesam_ros.engine import ActiveSAM, ImageError
-from activesam_ros.grounding import resolution_view
-from activesam_ros.vocabulary import VocabularyError
+from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
+from activesam_ros.engine.grounding import resolution_view
+from activesam_ros.engine.vocabulary import VocabularyError
 
 from conftest import shared_vocabulary
 
@@ -266,7 +266,7 @@ def test_fast_screen_keeps_the_exact_active_set_on_photographs(tiny_model, photo
 def test_shared_encoding_equals_the_batched_forward(tiny_model, photos, resolution):
     """Geometry tokens and the first self-attention computed once per image
     give sam3's own K-prompt forward to float rounding."""
-    from activesam_ros.grounding import Grounder, TextBatch
+    from activesam_ros.engine.grounding import Grounder, TextBatch
 
     grounder = Grounder(tiny_model, torch.device("cpu"), torch.float32)
     text = grounder.encode_text(["cat", "dog", "a red car", "sky"])
@@ -279,7 +279,7 @@ def test_shared_encoding_equals_the_batched_forward(tiny_model, photos, resoluti
 
 
 def test_fast_mode_needs_the_released_head_structure(tiny_model):
-    from activesam_ros.grounding import _module_view
+    from activesam_ros.engine.grounding import _module_view
 
     model = _module_view(tiny_model)  # shares the weights; the original is untouched
     model.segmentation_head.pixel_decoder.interpolation_mode = "bilinear"
@@ -290,3 +290,47 @@ def test_fast_mode_needs_the_released_head_structure(tiny_model):
         engine.reconfigure(engine.config.replace(mode="fast"))
     assert engine.config.mode == "exact"
     assert tiny_model.segmentation_head.pixel_decoder.interpolation_mode == "nearest"
+
+
+def test_a_reconfiguration_from_another_thread_never_mixes_two_configs_in_one_frame(tiny_model, photos):
+    """Every size and bucket of a frame comes from the config it started
+    with, even when another thread reconfigures the engine in the middle of
+    it (after the preview's encode); the next frame runs the new config."""
+    first = ActiveSAMConfig(device="cpu", preview_resolution=112, bucket_size=16)
+    second = first.replace(preview_resolution=168, resolution=196, bucket_size=8)
+    calls, swap = [], threading.Event()
+
+    class SwapsMidFrame:
+        """The engine's grounder, recording sizes; the first encode while
+        ``swap`` is set reconfigures the engine from another thread."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode_image(self, rgb, resolution=None):
+            calls.append(("encode", resolution))
+            if swap.is_set():
+                swap.clear()
+                other = threading.Thread(target=engine.reconfigure, args=(second,))
+                other.start()
+                other.join()
+            return self.inner.encode_image(rgb, resolution)
+
+        def ground(self, image, text, **kwargs):
+            calls.append(("ground", len(text)))
+            return self.inner.ground(image, text, **kwargs)
+
+    vocabulary = [f"thing number {i}" for i in range(60)]  # more than max_active: the preview runs
+    engine = ActiveSAM(tiny_model, vocabulary, first, wrap_grounder=SwapsMidFrame)
+    swap.set()
+    result = engine.segment(photos["chelsea.png"])
+    assert result.preview_ran and engine.config == second
+    assert [size for kind, size in calls if kind == "encode"] == [112, 224]
+    assert max(size for kind, size in calls if kind == "ground") == 16
+    calls.clear()
+    engine.segment(photos["chelsea.png"])
+    assert [size for kind, size in calls if kind == "encode"] == [168, 196]
+    assert max(size for kind, size in calls if kind == "ground") == 8

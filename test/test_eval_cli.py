@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_datasets import NAMES, scene, write_dataset
 
 from activesam_ros.cli import main
 from activesam_ros.evaluation.metrics import ConfusionMatrix, reduce_zero_label
-
-from test_datasets import NAMES, scene, write_dataset
 
 
 def recompute_miou(pred_dir, samples, reduce: bool, classes: int) -> float:

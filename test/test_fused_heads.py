@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from activesam_ros import fused_heads
-from activesam_ros.grounding import Grounder, TextBatch
-from activesam_ros.scoring import object_scores
+from activesam_ros.engine import fused_heads
+from activesam_ros.engine.grounding import Grounder, TextBatch
+from activesam_ros.engine.scoring import object_scores
 
 PROMPTS = ["cat", "dog", "a red car", "sky", "person", "tree"]
 

@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
-from activesam_ros.imgconv import (
-    UnsupportedImage,
-    compressed_to_rgb,
-    image_to_rgb,
-    rgb_to_image_fields,
-)
+from activesam_ros.ros.imgconv import UnsupportedImage, compressed_to_rgb, image_to_rgb, rgb_to_image_fields
 
 H, W = 6, 10
 RNG = np.random.default_rng(7)

@@ -6,47 +6,21 @@ import array
 import struct
 import sys
 from types import ModuleType, SimpleNamespace
-from typing import Optional, Sequence
 
 import numpy as np
 import pytest
 
-from activesam_ros import messages
-from activesam_ros.imgconv import image_to_rgb
-from activesam_ros.result import SegmentationResult
-from activesam_ros.ros_types import RosbagsMessages, rosbags_messages, typestore
-from activesam_ros.vocabulary import Vocabulary
+from activesam_ros.engine.vocabulary import Vocabulary
+from activesam_ros.render.labels import label_array
+from activesam_ros.render.overlay import class_colors
+from activesam_ros.ros import messages
+from activesam_ros.ros.imgconv import image_to_rgb
+from activesam_ros.ros.rosbags_types import RosbagsMessages, rosbags_messages, typestore
 
-H, W = 5, 7
-RNG = np.random.default_rng(3)
+from made_results import RNG, VOCAB, H, W, make_result, random_labels
+
 STAMP = SimpleNamespace(stamp=SimpleNamespace(sec=1_700_000_123, nanosec=456_789),
                         frame_id="cam_front")
-VOCAB = ["car, automobile", "person", "tree", "background"]
-
-
-def make_result(lines: Sequence[str], labels: np.ndarray, *,
-                presence: Optional[Sequence[float]] = None, active: Sequence[int] = (),
-                background: Optional[int] = None) -> SegmentationResult:
-    """A result as the engine would return it, built by hand (no model needed)."""
-    vocabulary = Vocabulary.from_lines(lines)
-    if presence is None:
-        presence = np.zeros(len(vocabulary.queries))
-    return SegmentationResult(
-        labels=labels.astype(np.int32),
-        scores=RNG.random(labels.shape, dtype=np.float32),
-        vocabulary=vocabulary,
-        active_queries=list(active),
-        query_presence=np.asarray(presence, np.float32),
-        preview_presence=None,
-        preview_ran=False,
-        background_index=background,
-    )
-
-
-def random_labels(classes: int) -> np.ndarray:
-    labels = RNG.integers(0, classes, (H, W))
-    labels.flat[:classes] = np.arange(classes)[: H * W]  # every class present when it fits
-    return labels
 
 
 def cdr_round_trip(msg):
@@ -100,7 +74,7 @@ def test_labels_encoding_switches_above_254_classes(classes, encoding, unlabeled
 def test_labels_refuse_more_classes_than_mono16_can_name():
     lines = [f"class {i}" for i in range(65536)]  # index 65535 would read as unlabeled
     with pytest.raises(ValueError, match="65536 classes"):
-        messages.label_array(make_result(lines, np.zeros((H, W))))
+        label_array(make_result(lines, np.zeros((H, W))))
 
 
 def test_label_info_maps_every_index_to_its_first_alias():
@@ -142,49 +116,9 @@ def test_overlay_image_tints_labelled_pixels_only():
     out = image_to_rgb(msg)
     background = labels == 3
     np.testing.assert_array_equal(out[background], rgb[background])
-    colours = messages.class_colors(result.vocabulary.names)[labels]
+    colours = class_colors(result.vocabulary.names)[labels]
     expected = (rgb.astype(float) + colours) / 2
     assert np.abs(out[~background] - expected[~background]).max() <= 1
-
-
-def test_overlay_alpha_extremes():
-    labels = random_labels(4)
-    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    result = make_result(VOCAB, labels)
-    np.testing.assert_array_equal(messages.overlay(rgb, result, 0.0), rgb)
-    np.testing.assert_array_equal(messages.overlay(rgb, result, 1.0),
-                                  messages.colorize(labels, result.vocabulary.names, None))
-    with pytest.raises(ValueError, match="alpha"):
-        messages.overlay(rgb, result, 1.5)
-
-
-def test_colours_follow_names_not_indices():
-    """The same scene labelled with a reordered vocabulary looks the same."""
-    names_a = ["car", "person", "tree", "road"]
-    names_b = ["Road", "tree", "dog", "car", "person"]  # reordered, one more, other case
-    labels_a = random_labels(4)
-    lower_b = [name.lower() for name in names_b]
-    to_b = np.array([lower_b.index(name) for name in names_a])
-    labels_b = to_b[labels_a]
-    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    over_a = messages.overlay(rgb, make_result(names_a, labels_a), 0.6)
-    over_b = messages.overlay(rgb, make_result(names_b, labels_b), 0.6)
-    np.testing.assert_array_equal(over_a, over_b)
-    table = messages.class_colors(names_b)
-    assert len({tuple(c) for c in table}) == len(names_b)  # these names get distinct colours
-
-
-def test_colorize_blanks_background():
-    labels = random_labels(3)
-    colours = messages.colorize(labels, ["a", "b", "c"], 1)
-    assert (colours[labels == 1] == 0).all()
-    assert (colours[labels != 1].max(axis=-1) >= 170).all()  # vivid, never black
-
-
-def test_blend_checks_sizes():
-    with pytest.raises(ValueError, match="differ"):
-        messages.blend(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 3, 3), np.uint8),
-                       np.ones((2, 2), bool), 0.5)
 
 
 # --- byte-level: the vision_msgs types as any ROS 2 node lays them out ---------------

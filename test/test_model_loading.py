@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from activesam_ros import model as model_mod
+from activesam_ros.engine import model as model_mod
 from activesam_ros.model import ModelLoadError, build_tiny_sam3, load_sam3, resolve_device
 
 

@@ -20,7 +20,9 @@ from typing import Callable, Dict, List
 import numpy as np
 import pytest
 
-os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+from activesam_ros.engine.environment import set_process_defaults
+
+set_process_defaults()
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
 launch_testing = pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
 

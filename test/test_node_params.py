@@ -12,12 +12,14 @@ from typing import Any, Dict
 import pytest
 import yaml
 
-from activesam_ros import node_params as P
-from activesam_ros.config import ActiveSAMConfig
-from activesam_ros.node_diagnostics import ERROR, OK, WARN, camera_report, memory_value
-from activesam_ros.vocabulary import load_vocabulary_file, shipped_names
-from activesam_ros.stream_stats import StreamStats
-from activesam_ros.temporal import TemporalConfig
+from activesam_ros.engine.config import ActiveSAMConfig
+from activesam_ros.engine.vocabulary import load_vocabulary_file, shipped_names
+from activesam_ros.ros import node_params as P
+from activesam_ros.ros import topics
+from activesam_ros.ros.diagnostics import ERROR, OK, WARN, camera_report, memory_value
+from activesam_ros.stream import parameters as S
+from activesam_ros.stream.stats import StreamStats
+from activesam_ros.stream.temporal import TemporalConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 YAML_FILE = ROOT / "config" / "activesam.yaml"
@@ -34,7 +36,7 @@ def values(**changes: Any) -> Dict[str, Any]:
 
 
 def reason(**changes: Any) -> str:
-    with pytest.raises(P.ParameterError) as info:
+    with pytest.raises(S.ParameterError) as info:
         P.settings(values(**changes))
     return str(info.value)
 
@@ -44,10 +46,10 @@ def reason(**changes: Any) -> str:
 def test_every_engine_and_temporal_field_is_a_parameter_with_its_library_default():
     engine = {f.name: f.default for f in dataclasses.fields(ActiveSAMConfig) if f.name != "extra"}
     temporal = {f.name: f.default for f in dataclasses.fields(TemporalConfig)}
-    assert {p.name for p in P.ENGINE_PARAMS} == set(engine)
-    assert {p.name for p in P.TEMPORAL_PARAMS} == set(temporal)
+    assert {p.name for p in S.ENGINE_PARAMS} == set(engine)
+    assert {p.name for p in S.TEMPORAL_PARAMS} == set(temporal)
     for name, default in {**engine, **temporal}.items():
-        expected = P.NODE_DEFAULTS.get(name, default)
+        expected = S.STREAM_DEFAULTS.get(name, default)
         assert P.BY_NAME[name].default == (0 if expected is None else expected), name
 
 
@@ -62,31 +64,31 @@ def test_every_parameter_is_described_and_device_and_model_are_read_only():
     assert len(P.BY_NAME) == len(P.PARAMS)
     for spec in P.PARAMS:
         assert len(spec.description) > 20, spec.name
-        assert P.value_error(spec, spec.default) is None, spec.name
+        assert S.value_error(spec, spec.default) is None, spec.name
     for name in ("checkpoint", "hub_id", "model", "device", "dtype", "image_topics", "compressed"):
         assert P.BY_NAME[name].read_only, name
     for name in ("vocabulary", "vocabulary_file", "confidence_threshold", "preview_interval", "overlay_alpha"):
         assert not P.BY_NAME[name].read_only, name
 
 
-@pytest.mark.parametrize("spec", [p for p in P.ENGINE_PARAMS + P.TEMPORAL_PARAMS if p.low is not None],
+@pytest.mark.parametrize("spec", [p for p in S.ENGINE_PARAMS + S.TEMPORAL_PARAMS if p.low is not None],
                          ids=lambda p: p.name)
 def test_ranges_agree_with_the_config_checks(spec):
     """Inside its ROS range every value is valid; an edge may be refused by
     the config (an open interval), with a reason naming the parameter; just
     outside the range ROS refuses it."""
-    step = spec.step or (1 if spec.kind == P.INT else (spec.high - spec.low) / 10)
+    step = spec.step or (1 if spec.kind == S.INT else (spec.high - spec.low) / 10)
     count = int(round((spec.high - spec.low) / step))
     for k in sorted({0, count, *range(1, count, max(1, count // 10))}):
         value = spec.low + k * step
-        value = int(value) if spec.kind == P.INT else float(value)
+        value = int(value) if spec.kind == S.INT else float(value)
         try:
             P.settings(values(vocabulary=["background", "person"], **{spec.name: value}))
-        except P.ParameterError as exc:
+        except S.ParameterError as exc:
             assert k in (0, count), (value, str(exc))
             assert spec.name in str(exc), (value, str(exc))
     outside = spec.high + (spec.step or 1)
-    assert P.value_error(spec, int(outside) if spec.kind == P.INT else float(outside))
+    assert S.value_error(spec, int(outside) if spec.kind == S.INT else float(outside))
 
 
 # -- validation reasons --------------------------------------------------------------
@@ -136,7 +138,7 @@ def test_a_class_written_as_a_comment_is_refused():
 
 def test_read_only_parameters_cannot_change_but_may_be_set_to_their_value():
     current = values()
-    with pytest.raises(P.ParameterError, match="device is read-only"):
+    with pytest.raises(S.ParameterError, match="device is read-only"):
         P.check_change(current, {"device": "cpu"})
     P.check_change(current, {"device": current["device"]})
 
@@ -144,7 +146,7 @@ def test_read_only_parameters_cannot_change_but_may_be_set_to_their_value():
 def test_a_change_is_validated_with_the_other_values():
     current = values(vocabulary=["background", "person"])
     assert P.check_change(current, {"background_threshold": 0.4}).engine.background_threshold == 0.4
-    with pytest.raises(P.ParameterError, match="'background'"):
+    with pytest.raises(S.ParameterError, match="'background'"):
         P.check_change(values(), {"background_threshold": 0.4})
     both = P.check_change(values(), {"background_threshold": 0.4, "vocabulary": ["background", "cat"]})
     assert both.vocabulary.names == ("background", "cat")
@@ -153,7 +155,7 @@ def test_a_change_is_validated_with_the_other_values():
 def test_vocabulary_file_is_used_while_vocabulary_is_empty():
     current = values(vocabulary=None, vocabulary_file="voc21")
     assert len(P.settings(current).vocabulary) == 21
-    with pytest.raises(P.ParameterError, match="used only while vocabulary is empty"):
+    with pytest.raises(S.ParameterError, match="used only while vocabulary is empty"):
         P.check_change(values(), {"vocabulary_file": "driving"})
     switched = P.check_change(values(), {"vocabulary_file": "driving", "vocabulary": [""]})
     assert switched.vocabulary == load_vocabulary_file("driving")
@@ -172,18 +174,18 @@ def test_vocabulary_file_by_path_and_by_shipped_name(tmp_path):
 
 
 def test_exactly_one_model_source():
-    assert P.model_source(values()).tiny
-    assert P.model_source(values(model="", checkpoint="/x/sam3.pt")).checkpoint == "/x/sam3.pt"
+    assert S.model_source(values()).tiny
+    assert S.model_source(values(model="", checkpoint="/x/sam3.pt")).checkpoint == "/x/sam3.pt"
     for wrong in (dict(model=""), dict(checkpoint="/x/sam3.pt"), dict(hub_id="facebook/sam3")):
-        with pytest.raises(P.ParameterError, match="exactly one model"):
-            P.model_source(values(**wrong))
+        with pytest.raises(S.ParameterError, match="exactly one model"):
+            S.model_source(values(**wrong))
 
 
 def test_image_topics_and_their_output_namespaces():
     assert "image_topics is empty" in reason(image_topics=[])
     assert "duplicates" in reason(image_topics=["a", "a"])
-    assert P.output_namespaces(["image"]) == {"image": "~"}
-    assert P.output_namespaces(["/front/image_raw", "rear/image"]) == {
+    assert topics.output_namespaces(["image"]) == {"image": "~"}
+    assert topics.output_namespaces(["/front/image_raw", "rear/image"]) == {
         "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}
 
 

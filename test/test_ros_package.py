@@ -52,7 +52,7 @@ def test_manifest_is_an_ament_python_package_named_like_setup():
 
 def test_every_ros_import_of_the_node_and_launch_file_is_an_exec_depend():
     ros = set()
-    for path in (ROOT / PACKAGE / "node.py", ROOT / "launch" / "segment.launch.py"):
+    for path in (ROOT / PACKAGE / "ros" / "node.py", ROOT / "launch" / "segment.launch.py"):
         ros |= _imported_modules(path) - set(sys.stdlib_module_names) - {PACKAGE, "__future__"}
     assert ros, "no ROS imports found: the parser is broken"
     assert ros <= _depends("exec_depend"), ros - _depends("exec_depend")
@@ -65,12 +65,12 @@ def test_launch_testing_is_a_test_depend():
 def test_setup_installs_launch_config_and_the_node_where_ros2_looks():
     text = (ROOT / "setup.py").read_text(encoding="utf-8")
     assert 'glob("launch/*.py")' in text and 'glob("config/*")' in text
-    assert "activesam_node = activesam_ros.node:main" in text
+    assert "activesam_node = activesam_ros.ros.node:main" in text
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     assert cfg["develop"]["script_dir"] == f"$base/lib/{PACKAGE}"
     assert cfg["install"]["install_scripts"] == f"$base/lib/{PACKAGE}"
-    node = ast.parse((ROOT / PACKAGE / "node.py").read_text(encoding="utf-8"))
+    node = ast.parse((ROOT / PACKAGE / "ros" / "node.py").read_text(encoding="utf-8"))
     assert any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in node.body)
 
 

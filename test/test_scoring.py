@@ -4,13 +4,8 @@ import math
 
 import torch
 
-from activesam_ros.grounding import Grounding
-from activesam_ros.scoring import (
-    class_maxima,
-    exact_query_scores,
-    labels_from_scores,
-    select_active,
-)
+from activesam_ros.engine.grounding import Grounding
+from activesam_ros.engine.scoring import class_maxima, exact_query_scores, labels_from_scores, select_active
 
 
 def test_select_active_keeps_the_top_quantile_in_index_order():

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from activesam_ros.config import ActiveSAMConfig, ConfigError
-from activesam_ros.temporal import ActiveSetTracker, FramePlan, TemporalConfig, cosine_distance
-from activesam_ros.vocabulary import Vocabulary
+from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
+from activesam_ros.engine.vocabulary import Vocabulary
+from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, cosine_distance
+
 from fake_engine import fake_result
 
 VOCAB = Vocabulary.from_lines(f"class {i}" for i in range(50))

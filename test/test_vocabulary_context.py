@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from activesam_ros import wordnet
-from activesam_ros.context import neighbour_tokens
-from activesam_ros.vocabulary import Vocabulary, VocabularyError, canonicalize
+from activesam_ros.engine import wordnet
+from activesam_ros.engine.prompt_context import neighbour_tokens
+from activesam_ros.engine.vocabulary import Vocabulary, VocabularyError, canonicalize
 
 
 def test_lines_semicolons_and_aliases():
@@ -70,7 +70,7 @@ def test_hypernym_order_does_not_depend_on_the_hash_seed(real_wordnet):
     import subprocess
     import sys
 
-    code = "from activesam_ros import wordnet; print(wordnet.hypernyms('person', 2))"
+    code = "from activesam_ros.engine import wordnet; print(wordnet.hypernyms('person', 2))"
     outputs = {
         subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
                        capture_output=True, text=True, check=True).stdout

@@ -20,8 +20,8 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..engine.vocabulary import BACKGROUND, Vocabulary, canonicalize, load_vocabulary_file, shipped_names
 from ..evaluation.datasets import load_image
-from ..vocabulary import BACKGROUND, Vocabulary, canonicalize, load_vocabulary_file, shipped_names
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
 

@@ -25,13 +25,14 @@ import numpy as np
 import psutil
 import torch
 
-from .. import messages
-from ..config import ActiveSAMConfig
-from ..engine import ActiveSAM
-from ..grounding import Grounder
-from ..result import SegmentationResult
-from ..ros_types import rosbags_messages
-from ..runtime import Frame, StreamProcessor
+from ..engine.config import ActiveSAMConfig
+from ..engine.grounding import Grounder
+from ..engine.pipeline import ActiveSAM
+from ..engine.result import SegmentationResult
+from ..ros import messages
+from ..ros.rosbags_types import rosbags_messages
+from ..stream.parameters import default
+from ..stream.runtime import Frame, StreamProcessor
 
 REFERENCE = "exact"  # the mode every other mode's labels are compared with
 
@@ -81,12 +82,11 @@ class TimedGrounder:
         return self.seconds["encode_image"] + self.seconds["ground"] + self.seconds["score"]
 
 
-def instrument(engine: ActiveSAM) -> TimedGrounder:
-    """Time ``engine``'s model forwards from now on (its text cache's too)."""
-    timed = TimedGrounder(engine.grounder)
-    engine.grounder = timed
-    engine.text.grounder = timed
-    return timed
+def timed_engine(model: torch.nn.Module, vocabulary: Sequence[str],
+                 config: ActiveSAMConfig) -> Tuple[ActiveSAM, TimedGrounder]:
+    """An engine whose model forwards (its text cache's too) are timed."""
+    engine = ActiveSAM(model, vocabulary, config, wrap_grounder=TimedGrounder)
+    return engine, engine.grounder
 
 
 class MemoryProbe:
@@ -193,7 +193,7 @@ def build_messages(rgb: np.ndarray, result: SegmentationResult, threshold: float
     messages.labels_image(ns, result, header)
     messages.label_info(ns, result.vocabulary, header, threshold)
     messages.active_classes(ns, result, header)
-    messages.overlay_image(ns, rgb, result, header, 0.5)
+    messages.overlay_image(ns, rgb, result, header, default("overlay_alpha"))
 
 
 def run_frames(

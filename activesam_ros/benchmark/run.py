@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ActiveSAMConfig
-from ..engine import ActiveSAM
-from ..runtime import StreamProcessor
-from ..temporal import TemporalConfig
-from ..vocabulary import canonicalize
+from ..engine.config import ActiveSAMConfig
+from ..engine.pipeline import ActiveSAM
+from ..engine.vocabulary import canonicalize
+from ..stream.runtime import StreamProcessor
+from ..stream.temporal import TemporalConfig
+from . import STREAM_PREVIEW_INTERVAL
 from .inputs import PHOTOS, SyntheticVideo, class_names, load_photos
-from .measure import MemoryProbe, Mode, ModeRecord, TimedGrounder, build_messages, instrument, run_frames
+from .measure import MemoryProbe, Mode, ModeRecord, TimedGrounder, build_messages, run_frames, timed_engine
 from .summary import speedups, summarize, targets
 
 VIDEO_BACKGROUNDS = ("chelsea.png", "coffee.png")
@@ -137,8 +138,7 @@ def _engine(model: torch.nn.Module, config: ActiveSAMConfig,
             names: Sequence[str]) -> Tuple[ActiveSAM, TimedGrounder, Dict[str, Any]]:
     """A fresh engine (own text cache) with timed forwards, and what preparing
     ``names`` cost: the one-time text stage (encodings and context tokens)."""
-    engine = ActiveSAM(model, ["object"], config)
-    timer = instrument(engine)
+    engine, timer = timed_engine(model, ["object"], config)
     start = time.perf_counter()
     engine.set_vocabulary(names)
     text = {
@@ -177,7 +177,7 @@ def run_benchmark(
     model_description: str,
     random_weights: bool,
     config: ActiveSAMConfig = ActiveSAMConfig(),
-    temporal: TemporalConfig = TemporalConfig(preview_interval=10),
+    temporal: TemporalConfig = TemporalConfig(preview_interval=STREAM_PREVIEW_INTERVAL),
     plan: BenchPlan = FULL,
     progress: bool = False,
 ) -> Dict[str, Any]:

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .. import bagio
-from ..config import ConfigError
-from ..vocabulary import VocabularyError
+from ..engine.config import ConfigError
+from ..engine.vocabulary import VocabularyError
+from ..ros import bagio
+from ..ros.topics import CameraOutputs
+from ..stream.parameters import default
 from .common import (
     UserError,
     add_engine_args,
@@ -35,13 +37,10 @@ from .common import (
 
 if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
     import numpy as np
-    from rosbags.interfaces import Connection
-    from rosbags.rosbag2 import Reader, Writer
-    from rosbags.typesys.store import Typestore
     from tqdm import tqdm
 
-    from ..result import SegmentationResult
-    from ..runtime import StreamProcessor
+    from ..engine.result import SegmentationResult
+    from ..stream.runtime import StreamProcessor
 
 PROG = "activesam bag"
 
@@ -64,10 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--include-input", action="store_true", help="also copy the input image topics into OUT")
-    group.add_argument("--publish-overlay", action=argparse.BooleanOptionalAction, default=True,
-                       help="write <ns>/overlay, the image with class colours blended in (default on)")
-    group.add_argument("--overlay-alpha", type=float, default=0.5, help="weight of the class colours (default 0.5)")
-    group.add_argument("--publish-confidence", action="store_true",
+    group.add_argument("--publish-overlay", action=argparse.BooleanOptionalAction, default=default("publish_overlay"),
+                       help="write <ns>/overlay, the image with class colours blended in "
+                       f"(default {'on' if default('publish_overlay') else 'off'}, as the node)")
+    group.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
+                       help=f"weight of the class colours (default {default('overlay_alpha'):g})")
+    group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
+                       default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
     group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
                        help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
@@ -76,20 +78,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "version (default humble; Jazzy reads either)")
     group.add_argument("--storage", choices=sorted(bagio.STORAGES),
                        help="storage format of OUT (default: that of IN)")
-    add_engine_args(parser, default_mode="fast")
+    add_engine_args(parser, stream=True)
     add_temporal_args(parser)
     parser.set_defaults(run=run)
 
 
 @dataclass
-class Camera:
-    """One input topic: its output connections and what happened to its frames."""
+class Camera(CameraOutputs):
+    """One input topic: its output connections in OUT (``handles``) and what happened to its frames."""
 
-    topic: str
-    msgtype: str
-    prefix: str
-    outputs: Dict[str, "Connection"]   # output name -> its connection in OUT
-    copy: Optional["Connection"] = None  # the input topic's connection in OUT (--include-input)
+    msgtype: str = ""
+    copy: Optional["bagio.Connection"] = None  # the input topic's connection in OUT (--include-input)
     segmented: int = 0
     previews: int = 0
     skipped: int = 0
@@ -102,22 +101,14 @@ class Camera:
         return line
 
 
-def _add_outputs(writer: "Writer", store: "Typestore", prefix: str,
-                 args: argparse.Namespace) -> Dict[str, "Connection"]:
+def _add_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, args: argparse.Namespace) -> None:
     """The node's output topics of one camera, with its message types and QoS."""
-    from ..messages import MESSAGE_TYPES
+    from ..ros.topics import enabled
 
-    wanted = [("labels", "Image", bagio.OUTPUT_QOS), ("label_info", "LabelInfo", bagio.LATCHED_QOS),
-              ("active_classes", "Classification", bagio.OUTPUT_QOS)]
-    if args.publish_overlay:
-        wanted.append(("overlay", "Image", bagio.OUTPUT_QOS))
-    if args.publish_confidence:
-        wanted.append(("confidence", "Image", bagio.OUTPUT_QOS))
-    return {
-        name: writer.add_connection(f"{prefix}/{name}", MESSAGE_TYPES[kind], typestore=store,
-                                    offered_qos_profiles=[qos])
-        for name, kind, qos in wanted
-    }
+    for output in enabled(vars(args)):
+        qos = bagio.LATCHED_QOS if output.latched else bagio.OUTPUT_QOS
+        camera.handles[output.name] = writer.add_connection(f"{camera.prefix}/{output.name}", output.msgtype,
+                                                            typestore=store, offered_qos_profiles=[qos])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,8 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         prefixes = bagio.output_prefixes(msgtypes, args.namespace)
         storage = args.storage or bagio.storage_of(source)
 
-        from ..engine import ActiveSAM
-        from ..runtime import StreamProcessor
+        from ..engine.pipeline import ActiveSAM
+        from ..stream.runtime import StreamProcessor
 
         model = load_model_from_args(args)
         try:
@@ -164,16 +155,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segment(args: argparse.Namespace, reader: "Reader", connections: Dict[str, List["Connection"]],
+def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict[str, List["bagio.Connection"]],
              prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str) -> int:
     """Every frame of the image topics through ``processor``, in bag order,
     outputs into a new bag at ``out``; returns how many were segmented."""
     from tqdm import tqdm
 
-    from ..engine import ImageError
-    from ..imgconv import UnsupportedImage
-    from ..ros_types import typestore
-    from ..runtime import Frame
+    from ..engine.pipeline import ImageError
+    from ..ros.imgconv import UnsupportedImage
+    from ..ros.rosbags_types import typestore
+    from ..stream.runtime import Frame
 
     store = typestore(args.distro)
     writer = bagio.create_writer(out, storage, args.distro)
@@ -184,8 +175,8 @@ def _segment(args: argparse.Namespace, reader: "Reader", connections: Dict[str, 
     progress = tqdm(total=total, desc="bag", unit="frame", file=sys.stderr)
     try:
         for topic, conns in connections.items():
-            camera = cameras[topic] = Camera(topic, conns[0].msgtype, prefixes[topic],
-                                             _add_outputs(writer, store, prefixes[topic], args))
+            camera = cameras[topic] = Camera(topic, prefixes[topic], msgtype=conns[0].msgtype)
+            _add_outputs(writer, store, camera, args)
             if args.include_input:
                 camera.copy = writer.add_connection(topic, camera.msgtype, typestore=store,
                                                     offered_qos_profiles=conns[0].ext.offered_qos_profiles)
@@ -231,25 +222,14 @@ def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[
     }
 
 
-def _write_outputs(writer: "Writer", store: "Typestore", camera: Camera, timestamp: int, rgb: "np.ndarray",
+def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, timestamp: int, rgb: "np.ndarray",
                    result: "SegmentationResult", header: Any, args: argparse.Namespace, threshold: float) -> None:
     """One frame's messages, each with the input's header and bag timestamp."""
-    from .. import messages
-    from ..ros_types import rosbags_messages
+    from ..ros.rosbags_types import rosbags_messages
 
     ns = rosbags_messages(args.distro)
-    built = {
-        "labels": lambda: messages.labels_image(ns, result, header),
-        "active_classes": lambda: messages.active_classes(ns, result, header),
-        "overlay": lambda: messages.overlay_image(ns, rgb, result, header, args.overlay_alpha),
-        "confidence": lambda: messages.confidence_image(ns, result, header),
-    }
-    if not camera.segmented:  # once per camera, as the node latches it
-        built = {"label_info": lambda: messages.label_info(ns, result.vocabulary, header, threshold), **built}
-    for name, build in built.items():
-        if name in camera.outputs:
-            message = build()
-            writer.write(camera.outputs[name], timestamp, store.serialize_cdr(message, message.__msgtype__))
+    for connection, message in camera.frame_messages(ns, rgb, result, header, args.overlay_alpha, threshold):
+        writer.write(connection, timestamp, store.serialize_cdr(message, message.__msgtype__))
     camera.segmented += 1
     camera.previews += int(result.preview_ran)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..benchmark import STREAM_PREVIEW_INTERVAL
 from .common import (
     UserError,
     add_model_args,
@@ -34,7 +35,7 @@ def add_parser(sub: Any) -> None:
                         help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
-    add_temporal_args(parser, default_preview_interval=10)
+    add_temporal_args(parser, default_preview_interval=STREAM_PREVIEW_INTERVAL)
     parser.set_defaults(run=run)
 
 
@@ -50,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     plot_path = _writable(args.plot, "--plot") if args.plot else None
     config = config_from_args(args)
 
-    from ..benchmark import FULL, QUICK, run_benchmark
     from ..benchmark.inputs import InputError, photo_path
     from ..benchmark.plot import plot_scaling
+    from ..benchmark.run import FULL, QUICK, run_benchmark
     from ..benchmark.summary import table
 
     temporal = temporal_from_args(args)

@@ -11,8 +11,8 @@ import dataclasses
 import sys
 from typing import Any, Dict, Optional
 
-from ..config import ActiveSAMConfig, ConfigError
-from ..vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
+from ..engine.config import ActiveSAMConfig, ConfigError
+from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 
 class UserError(Exception):
@@ -37,44 +37,46 @@ def add_vocab_args(parser: argparse.ArgumentParser, required: bool = True) -> No
                        help="one class per line, aliases separated by commas; or a shipped list by name (ade20k, indoor, driving, ...)")
 
 
-def add_engine_args(parser: argparse.ArgumentParser, default_mode: str = "exact") -> None:
-    """One flag per engine hyper-parameter, described as the node's parameter
-    of the same name (``--bucket-size`` is ``bucket_size``)."""
-    from ..node_params import ENGINE_PARAMS, INT
+def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> None:
+    """One flag per engine hyper-parameter, described as the parameter of the
+    same name (``--bucket-size`` is ``bucket_size``). A ``stream`` command
+    (the bag processor) starts from the node's defaults, the others from
+    the library's (``mode`` is the one that differs: fast vs exact)."""
+    from ..stream.parameters import ENGINE_PARAMS, INT
 
+    library = ActiveSAMConfig()
     group = parser.add_argument_group("ActiveSAM (the node's parameters of the same names)")
     for spec in ENGINE_PARAMS:
         if spec.read_only:  # device and dtype are model options
             continue
-        flag = "--" + spec.name.replace("_", "-")
         if spec.name == "mode":
-            group.add_argument(flag, choices=spec.choices, default=default_mode,
-                               help=f"{spec.description} (default {default_mode})")
+            mode = spec.default if stream else library.mode
+            group.add_argument(spec.flag, choices=spec.choices, default=mode,
+                               help=f"{spec.description} (default {mode})")
         else:
-            group.add_argument(flag, type=int if spec.kind == INT else float, default=None,
+            group.add_argument(spec.flag, type=int if spec.kind == INT else float, default=None,
                                help=f"{spec.description} (default {spec.default:g})")
 
 
 def add_temporal_args(parser: argparse.ArgumentParser, default_preview_interval: Optional[int] = None) -> None:
     """One flag per temporal-reuse parameter of the node, with its default."""
-    from ..node_params import INT, TEMPORAL_PARAMS
+    from ..stream.parameters import INT, TEMPORAL_PARAMS
 
     group = parser.add_argument_group("temporal reuse (the node's parameters of the same names)")
     for spec in TEMPORAL_PARAMS:
         default = spec.default
         if spec.name == "preview_interval" and default_preview_interval is not None:
             default = default_preview_interval
-        group.add_argument("--" + spec.name.replace("_", "-"), type=int if spec.kind == INT else float,
+        group.add_argument(spec.flag, type=int if spec.kind == INT else float,
                            default=default, help=f"{spec.description} (default {default:g})")
 
 
 def temporal_from_args(args: argparse.Namespace):
     """The TemporalConfig the flags of ``add_temporal_args`` give."""
-    from ..node_params import TEMPORAL_PARAMS
-    from ..temporal import TemporalConfig
+    from ..stream.parameters import TEMPORAL_PARAMS, temporal_config
 
     try:
-        return TemporalConfig(**{spec.name: getattr(args, spec.name) for spec in TEMPORAL_PARAMS}).validate()
+        return temporal_config({spec.name: getattr(args, spec.name) for spec in TEMPORAL_PARAMS}).validate()
     except ConfigError as exc:
         raise UserError(str(exc)) from exc
 
@@ -104,7 +106,7 @@ def vocabulary_from_args(args: argparse.Namespace) -> Vocabulary:
 
 def load_model_from_args(args: argparse.Namespace):
     """The SAM 3 model the flags name, on the requested device."""
-    from ..model import ModelLoadError, load_model, resolve_device
+    from ..engine.model import ModelLoadError, load_model, resolve_device
 
     try:
         resolve_device(args.device, args.dtype)

@@ -27,10 +27,10 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..engine import ActiveSAM
+    from ..engine.pipeline import ActiveSAM
+    from ..engine.vocabulary import Vocabulary
     from ..evaluation.datasets import Benchmark, Sample
     from ..evaluation.metrics import ConfusionMatrix
-    from ..vocabulary import Vocabulary
 
 DEFAULT_SEVERITY = 5  # the paper's robustness table
 
@@ -112,9 +112,9 @@ def _check_inputs(args: argparse.Namespace, bench: "Benchmark") -> Tuple[List["S
 
 def _build_engine(args: argparse.Namespace, bench: "Benchmark", vocabulary: "Vocabulary") -> "ActiveSAM":
     """ActiveSAM with the dataset's background threshold unless a flag sets it."""
-    from ..config import ConfigError
-    from ..engine import ActiveSAM
-    from ..vocabulary import VocabularyError
+    from ..engine.config import ConfigError
+    from ..engine.pipeline import ActiveSAM
+    from ..engine.vocabulary import VocabularyError
 
     overrides = {} if args.background_threshold is not None else {"background_threshold": bench.background_threshold}
     config = config_from_args(args, **overrides)
@@ -134,7 +134,7 @@ def _evaluate(
     from PIL import Image
     from tqdm import tqdm
 
-    from ..engine import ImageError
+    from ..engine.pipeline import ImageError
     from ..evaluation.corruptions import corrupt
     from ..evaluation.datasets import DatasetError, load_image
     from ..evaluation.metrics import ConfusionMatrix

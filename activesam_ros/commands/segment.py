@@ -11,6 +11,7 @@ from typing import List
 
 import numpy as np
 
+from ..stream.parameters import default
 from .common import (
     UserError,
     add_engine_args,
@@ -34,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_vocab_args(parser)
     add_model_args(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--overlay-alpha", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
-    add_engine_args(parser, default_mode="exact")
+    parser.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
+                        help=f"weight of the class colours in the overlay, in [0, 1] (default {default('overlay_alpha'):g})")
+    add_engine_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -55,11 +57,11 @@ def read_rgb(path: Path) -> np.ndarray:
 def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict) -> None:
     import cv2
 
-    from ..messages import overlay
+    from ..render.labels import label_dtype
+    from ..render.overlay import overlay
 
     labels = result.labels
-    dtype = np.uint8 if len(result.vocabulary) <= 254 else np.uint16
-    cv2.imwrite(str(out / f"{stem}_labels.png"), labels.astype(dtype))
+    cv2.imwrite(str(out / f"{stem}_labels.png"), labels.astype(label_dtype(len(result.vocabulary))))
     tinted = overlay(rgb, result, alpha)
     cv2.imwrite(str(out / f"{stem}_overlay.png"), np.ascontiguousarray(tinted[:, :, ::-1]))
     presence = result.class_presence
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..engine import ActiveSAM
+    from ..engine.pipeline import ActiveSAM
 
     model = load_model_from_args(args)
     engine = ActiveSAM(model, vocabulary, config)

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 from PIL import Image
 
-from ..vocabulary import Vocabulary, load_vocabulary_file
+from ..engine.vocabulary import Vocabulary, load_vocabulary_file
 from .metrics import reduce_zero_label
 
 

@@ -121,13 +121,13 @@ def neighbour_tokens(pooled: torch.Tensor, resizer: torch.nn.Module, count: int)
 @torch.inference_mode()
 def build_context(
     cache: TextCache,
-    queries: Sequence[str],
+    canonical: Sequence[str],
     neighbours: int,
     hypernyms: int,
 ) -> Optional[ContextTokens]:
-    """The memory tokens of a vocabulary's queries (None when there are none)."""
+    """The memory tokens of a vocabulary's queries, given as their canonical
+    strings (``vocabulary.canonicalize``); None when there are none."""
     resizer = _resizer(cache.grounder)
-    canonical = [canonicalize(q) for q in queries]
     parts: List[torch.Tensor] = []
     masks: List[torch.Tensor] = []
     n = len(canonical)

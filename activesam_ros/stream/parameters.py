@@ -1,10 +1,13 @@
-"""The node's parameters: one table, and their validation, without rclpy.
+"""The parameters every front end shares: one table, and its validation.
 
-The node declares every entry of :data:`PARAMS` with a ParameterDescriptor
-built from it, and runs :func:`check_change` in its set-parameters callback.
-Keeping this free of ROS lets the tests check, in CI, that the table covers
-every ``ActiveSAMConfig`` and ``TemporalConfig`` field, that its ranges agree
-with their ``errors()``, and that the YAML file and launch file match it.
+The node declares these (plus its own topic and QoS parameters,
+``ros.node_params``) with ROS descriptors built from the table; the bag
+processor and the CLI make one flag per entry (``bucket_size`` ->
+``--bucket-size``) with the same description and, for streams, the same
+default. Keeping the table free of ROS lets the tests check, in CI, that it
+covers every ``ActiveSAMConfig`` and ``TemporalConfig`` field, that its
+ranges agree with their ``errors()``, and that the YAML and launch files
+match it.
 
 ROS cannot say "None" for an integer, so 0 stands for it on the resolutions
 (the model's own size, or the derived preview sizes). A ``string_array``
@@ -19,26 +22,24 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .config import ActiveSAMConfig
+from ..engine.config import ActiveSAMConfig, require_background_class
+from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 from .temporal import TemporalConfig
-from .vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 BOOL, INT, DOUBLE, STRING, STRING_ARRAY = "bool", "int", "double", "string", "string_array"
 PYTHON_TYPES = {BOOL: (bool,), INT: (int,), DOUBLE: (float,), STRING: (str,), STRING_ARRAY: (list, tuple)}
 
 RESOLUTION_STEP = 14
-NODE_NAME = "activesam"
-"""The node's default name: its outputs are under /activesam/..."""
 """SAM 3's ViT patch: input sizes must be multiples of it (the tiny model's too)."""
 
 
 class ParameterError(ValueError):
-    """Parameter values the node cannot run with; the message lists the reasons."""
+    """Parameter values a front end cannot run with; the message lists the reasons."""
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One node parameter: what a ParameterDescriptor says, plus its default.
+    """One parameter: what a ROS ParameterDescriptor says, plus its default.
 
     ``low``/``high``/``step`` follow ROS ranges: inclusive, and a value must
     be ``low + k * step`` (step 0: any). ``choices`` restricts a string.
@@ -60,6 +61,11 @@ class ParamSpec:
         if self.choices:
             return "one of: " + ", ".join(c or "''" for c in self.choices)
         return ""
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag of the same name."""
+        return "--" + self.name.replace("_", "-")
 
 
 def _rng(low: float, high: float, step: float = 0) -> Dict[str, float]:
@@ -89,8 +95,9 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
 }
-NODE_DEFAULTS = {"mode": "fast"}
-"""Where the node's default differs from the library's: a camera stream wants speed."""
+STREAM_DEFAULTS = {"mode": "fast"}
+"""Where a stream's default (the node's, the bag processor's) differs from
+the library's: a camera stream wants speed."""
 
 _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "preview_interval": ("run the preview every this many frames per camera (1 = every frame, the paper's behaviour); frames between reuse the active set", _rng(1, 1000)),
@@ -111,7 +118,7 @@ def _dataclass_specs(cls: type, table: Mapping[str, Tuple[str, Dict[str, Any]]])
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     specs = []
     for name, (description, extra) in table.items():
-        default = NODE_DEFAULTS.get(name, defaults[name])
+        default = STREAM_DEFAULTS.get(name, defaults[name])
         specs.append(_spec(name, 0 if default is None else default, description, extra))
     return specs
 
@@ -128,27 +135,19 @@ VOCABULARY_PARAMS = (
     ParamSpec("vocabulary", STRING_ARRAY, None, "the classes, one string each; commas separate a class's aliases ('sofa, couch'). Unset or empty: vocabulary_file is used"),
     ParamSpec("vocabulary_file", STRING, "indoor", "used while vocabulary is empty: a file with one class per line, or a shipped vocabulary by name (indoor, driving, ade20k, ...)"),
 )
-IO_PARAMS = (
-    ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
-    ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
-    ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
-    ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, **_rng(1, 100)),
-    ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of labels, active_classes, overlay and confidence", read_only=True, choices=("reliable", "best_effort")),
-    ParamSpec("output_depth", INT, 2, "QoS queue depth of the outputs", read_only=True, **_rng(1, 100)),
+OUTPUT_PARAMS = (
     ParamSpec("publish_overlay", BOOL, True, "publish ~/overlay: the input image with class colours blended in (for rviz)"),
     ParamSpec("overlay_alpha", DOUBLE, 0.5, "weight of the class colours in the overlay", **_rng(0.0, 1.0)),
     ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
-    ParamSpec("diagnostic_updater.period", DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, **_rng(0.1, 60.0)),
 )
 
-PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + IO_PARAMS
-BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
-DIAGNOSTICS_PERIOD = "diagnostic_updater.period"
-"""diagnostic_updater's own parameter name: it declares it when it is installed."""
+SHARED_PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + OUTPUT_PARAMS
+SHARED_BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in SHARED_PARAMS}
 
 
-def default_values() -> Dict[str, Any]:
-    return {p.name: p.default for p in PARAMS}
+def default(name: str) -> Any:
+    """A shared parameter's default: the one value every front end starts from."""
+    return SHARED_BY_NAME[name].default
 
 
 # -- single values -----------------------------------------------------------
@@ -232,37 +231,24 @@ def model_source(values: Mapping[str, Any]) -> ModelSource:
     return source
 
 
-def topic_errors(topics: Sequence[str]) -> List[str]:
-    if not topics:
-        return ["image_topics is empty: give at least one image topic"]
-    out = [f"image_topics has an empty name at position {i}" for i, t in enumerate(topics) if not t.strip()]
-    if len(set(topics)) != len(topics):
-        out.append(f"image_topics has duplicates: {list(topics)}")
-    return out
-
-
-def output_namespaces(topics: Sequence[str]) -> Dict[str, str]:
-    """Each input topic's output prefix: ``~`` for one camera, ``~/<topic>``
-    for several (``/front/image_raw`` -> ``~/front/image_raw/labels``)."""
-    if len(topics) == 1:
-        return {topics[0]: "~"}
-    return {t: "~/" + t.strip().lstrip("~").strip("/") for t in topics}
-
-
 # -- whole parameter sets ----------------------------------------------------
 
 @dataclass(frozen=True)
 class Settings:
-    """What a valid set of parameter values means to the node."""
+    """What a valid set of parameter values means to the engine and the stream."""
 
     vocabulary: Vocabulary
     engine: ActiveSAMConfig
     temporal: TemporalConfig
 
 
-def settings(values: Mapping[str, Any]) -> Settings:
-    """Validate a complete set of values; raises ParameterError with every reason."""
-    errors = {n: value_error(BY_NAME[n], v) for n, v in values.items() if n in BY_NAME}
+def settings(values: Mapping[str, Any], table: Mapping[str, ParamSpec] = SHARED_BY_NAME,
+             more: Sequence[Tuple[Sequence[ParamSpec], Any]] = ()) -> Settings:
+    """Validate a complete set of values against ``table``; raises
+    ParameterError with every reason. ``more`` adds checks of a front end's
+    own parameters: (specs, check) pairs whose ``check(values)`` returns a
+    list of reasons, run only when those specs' values are well-typed."""
+    errors = {n: value_error(table[n], v) for n, v in values.items() if n in table}
     problems = [e for e in errors.values() if e]
     wrong = {n for n, e in errors.items() if e}
 
@@ -270,8 +256,9 @@ def settings(values: Mapping[str, Any]) -> Settings:
         """The objects built from these values would fail on a wrong one with a worse message."""
         return not wrong & {s.name for s in specs}
 
-    if usable(IO_PARAMS):
-        problems += topic_errors(values["image_topics"])
+    for specs, check in more:
+        if usable(specs):
+            problems += check(values)
     engine = engine_config(values) if usable(ENGINE_PARAMS) else None
     temporal = temporal_config(values) if usable(TEMPORAL_PARAMS) else None
     problems += (engine.errors() if engine else []) + (temporal.errors() if temporal else [])
@@ -281,19 +268,23 @@ def settings(values: Mapping[str, Any]) -> Settings:
             vocabulary = vocabulary_from(values)
         except VocabularyError as exc:
             problems.append(str(exc))
-    if vocabulary and engine and engine.background_threshold > 0 and vocabulary.background_index is None:
-        problems.append("background_threshold > 0 needs a class named 'background' in the vocabulary")
+    if vocabulary and engine:
+        try:
+            require_background_class(engine, vocabulary)
+        except VocabularyError as exc:
+            problems.append(str(exc))
     if problems:
         raise ParameterError("; ".join(problems))
     return Settings(vocabulary, engine, temporal)
 
 
-def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Settings:
+def changed_settings(current: Mapping[str, Any], changes: Mapping[str, Any],
+                     table: Mapping[str, ParamSpec] = SHARED_BY_NAME, **kwargs: Any) -> Settings:
     """The settings after ``changes`` to the ``current`` values; raises
-    ParameterError naming what is wrong (read-only, range, combination)."""
+    ParameterError naming what is wrong (unknown, read-only, range, combination)."""
     problems = []
     for name, value in changes.items():
-        spec = BY_NAME.get(name)
+        spec = table.get(name)
         if spec is None:
             problems.append(f"{name} is not a parameter of this node")
         elif spec.read_only and value != current[name]:
@@ -305,6 +296,4 @@ def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Sett
                             "first set vocabulary \"['']\" (or both at once)")
     if problems:
         raise ParameterError("; ".join(problems))
-    merged = {**current, **changes}
-    return settings(merged)
-
+    return settings({**current, **changes}, table, **kwargs)

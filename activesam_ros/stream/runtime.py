@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import numpy as np
 
-from .config import ActiveSAMConfig, ConfigError
-from .result import SegmentationResult
-from .stream_stats import StreamStatistics, StreamStats
+from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
+from ..engine.result import SegmentationResult
+from ..engine.vocabulary import Vocabulary, VocabularyError
+from .stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
-from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:  # the engine imports torch; the runtime only calls it
-    from .engine import ActiveSAM, PreparedVocabulary
+    from ..engine.pipeline import ActiveSAM, PreparedVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,8 @@ class FrameResult:
 ErrorCallback = Callable[[Optional[Frame], BaseException], None]
 
 
-def _require_background(config: ActiveSAMConfig, vocabulary: Vocabulary) -> None:
-    if config.background_threshold > 0 and vocabulary.background_index is None:
-        raise ConfigError("background_threshold > 0 needs a class named 'background' in the vocabulary")
+REFUSALS = (ConfigError, VocabularyError)
+"""What a refused parameter raises; anything else is a failure of the machine."""
 
 
 class StreamProcessor:
@@ -71,7 +70,8 @@ class StreamProcessor:
 
     ``on_error(None, error)`` hears of a staged parameter the engine refused
     when it was applied (the engine then keeps its old one); by default
-    this is logged.
+    this is logged. Any other failure while applying one (out of memory, a
+    device error) is not a refusal: it fails the frame like an engine error.
     """
 
     def __init__(
@@ -120,7 +120,7 @@ class StreamProcessor:
             with self._pending_lock:
                 pending = self._pending_vocabulary
             vocabulary = pending.vocabulary if pending else self.engine.vocabulary
-            _require_background(config, vocabulary)
+            require_background_class(config, vocabulary)
             # Context tokens that depend on the change are prepared here,
             # off the worker, and swapped in with the config.
             prepared = self.engine.prepare(vocabulary, config) if self.engine.needs_prepare(config) else None
@@ -153,20 +153,25 @@ class StreamProcessor:
             self._params_lock.release()
         if temporal is not None:
             self._temporal = temporal
+        if vocabulary is not None or config is not None or temporal is not None:
+            self._trackers.clear()
         try:
             if config is not None:
                 self.engine.reconfigure(config, prepared=vocabulary)
             elif vocabulary is not None:
                 self.engine.set_vocabulary(vocabulary)
-        except Exception as exc:  # refused: the engine keeps what it had
+        except REFUSALS as exc:  # refused: the engine keeps what it had
             self.report_error(None, exc)
-        if vocabulary is not None or config is not None or temporal is not None:
-            self._trackers.clear()
+        # Anything else (out of memory, a device error) is not a refusal: it
+        # propagates and fails the frame, which is counted and reported as such.
 
     def report_error(self, frame: Optional[Frame], error: BaseException) -> None:
-        """Log an error that has no caller to raise to, and pass it on."""
-        where = f"frame {frame.frame_id!r} of camera {frame.camera!r}" if frame else "parameter update"
-        logger.error("%s failed: %s", where, error, exc_info=error)
+        """Log an error that has no caller to raise to, and pass it on:
+        a failed frame (``frame`` given) or a refused parameter (``None``)."""
+        if frame is None:
+            logger.error("parameter update refused: %s", error)
+        else:
+            logger.error("frame %r of camera %r failed: %s", frame.frame_id, frame.camera, error, exc_info=error)
         if self.on_error is not None:
             try:
                 self.on_error(frame, error)
@@ -181,13 +186,14 @@ class StreamProcessor:
         if received_at is None:
             received_at = self.stats.clock()
             self.stats.received(frame.camera, received_at)
-        self._apply_pending()
-        tracker = self._trackers.get(frame.camera)
-        if tracker is None:
-            num_queries = len(self.engine.vocabulary.queries)
-            tracker = self._trackers[frame.camera] = ActiveSetTracker(self._temporal, self.engine.config, num_queries)
-        plan = tracker.plan()
         try:
+            self._apply_pending()
+            tracker = self._trackers.get(frame.camera)
+            if tracker is None:
+                num_queries = len(self.engine.vocabulary.queries)
+                tracker = self._trackers[frame.camera] = ActiveSetTracker(self._temporal, self.engine.config,
+                                                                          num_queries)
+            plan = tracker.plan()
             result = self.engine.segment(frame.rgb, active_queries=plan.active_queries, scan_queries=plan.scan_queries)
         except Exception:
             self.stats.count(frame.camera, "failed")

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .vocabulary import Vocabulary, VocabularyError
+
 MODES = ("exact", "fast")
 
 
@@ -109,3 +111,15 @@ class ActiveSAMConfig:
 
     def as_dict(self) -> Dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+
+
+class BackgroundClassMissing(ConfigError, VocabularyError):
+    """A config and a vocabulary that do not go together: whichever of the
+    two was changed last is refused, so it is an error of either kind."""
+
+
+def require_background_class(config: ActiveSAMConfig, vocabulary: Vocabulary) -> None:
+    """Background calibration relabels pixels as the class named
+    ``background``: refuse a threshold without one."""
+    if config.background_threshold > 0 and vocabulary.background_index is None:
+        raise BackgroundClassMissing("background_threshold > 0 needs a class named 'background' in the vocabulary")

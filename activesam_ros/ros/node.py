@@ -15,23 +15,19 @@ vocabulary), ``~/active_classes``, ``~/overlay`` and ``~/confidence``.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # before torch: torchvision's CPU ops compile otherwise
+from ..engine.environment import set_process_defaults
+
+set_process_defaults()  # before torch is imported
 
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
-from rcl_interfaces.msg import (  # noqa: E402
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
@@ -40,18 +36,18 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
 
-from . import messages  # noqa: E402
+from ..engine.config import ConfigError  # noqa: E402
+from ..engine.model import ModelLoadError, load_model  # noqa: E402
+from ..engine.pipeline import ActiveSAM  # noqa: E402
+from ..engine.vocabulary import VocabularyError  # noqa: E402
+from ..stream.parameters import ParameterError, model_source  # noqa: E402
+from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
+from ..stream.stats import StreamStats  # noqa: E402
+from . import messages, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .config import ConfigError  # noqa: E402
-from .engine import ActiveSAM  # noqa: E402
+from .diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
-from .model import ModelLoadError, load_model  # noqa: E402
-from .node_diagnostics import Report, camera_report, memory_value  # noqa: E402
-from .runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
-from .stream_stats import StreamStats  # noqa: E402
-from .vocabulary import VocabularyError  # noqa: E402
 
 try:  # python diagnostic_updater is optional: without it the node publishes DiagnosticArray itself
     from diagnostic_updater import Updater
@@ -95,19 +91,11 @@ def qos(reliability: str, depth: int, durability: DurabilityPolicy = DurabilityP
 
 
 @dataclass
-class Camera:
-    """One input topic: its publishers and what the node remembers about it."""
+class Camera(topics.CameraOutputs):
+    """One input topic: its publishers (``handles``) and what the node remembers about it."""
 
-    topic: str                               # as in image_topics: the runtime's camera name
-    labels: Publisher
-    label_info: Publisher
-    active_classes: Publisher
-    prefix: str
-    overlay: Optional[Publisher] = None
-    confidence: Optional[Publisher] = None
     resolved: str = ""                       # the topic subscribed to, after namespace and remapping
     undecodable: int = 0
-    info_published: Optional[tuple] = None   # (vocabulary, threshold) last sent on label_info
     reported: StreamStats = field(default_factory=StreamStats)
     reported_undecodable: int = 0
 
@@ -123,7 +111,7 @@ class ActiveSAMNode(Node):
             name: self.get_parameter_or(name).value for name in params.BY_NAME
         }
         self._settings = params.settings(self._values)
-        source = params.model_source(self._values)
+        source = model_source(self._values)
         self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
         if source.tiny:
             self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
@@ -162,7 +150,7 @@ class ActiveSAMNode(Node):
         try:
             new = params.check_change(self._values, changes)
             self._apply(new)
-        except (params.ParameterError, ConfigError, VocabularyError) as exc:
+        except (ParameterError, ConfigError, VocabularyError) as exc:
             self.get_logger().warning(f"rejected {', '.join(changes)}: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
         self._values.update(changes)
@@ -193,41 +181,41 @@ class ActiveSAMNode(Node):
         values = self._values
         compressed = values["compressed"]
         input_qos = qos(values["input_reliability"], values["input_depth"])
-        output_qos = qos(values["output_reliability"], values["output_depth"])
-        latched = qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL)
+        self._output_qos = qos(values["output_reliability"], values["output_depth"])
         group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
         cameras = {}
-        for topic, prefix in params.output_namespaces(values["image_topics"]).items():
-            camera = cameras[topic] = Camera(
-                topic=topic,
-                prefix=prefix,
-                labels=self.create_publisher(Image, f"{prefix}/labels", output_qos),
-                label_info=self.create_publisher(LabelInfo, f"{prefix}/label_info", latched),
-                active_classes=self.create_publisher(Classification, f"{prefix}/active_classes", output_qos),
-            )
-            self._publish_label_info(camera, self._ns.Header(stamp=self.get_clock().now().to_msg()),
-                                     self._settings.vocabulary)
+        for topic, prefix in topics.output_namespaces(values["image_topics"]).items():
+            camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
+            for output in topics.OUTPUT_TOPICS:
+                if not output.switch:
+                    camera.handles[output.name] = self._publisher(camera, output)
+            info = camera.label_info(self._ns, self._settings.vocabulary,
+                                     self._ns.Header(stamp=self.get_clock().now().to_msg()),
+                                     self._settings.engine.confidence_threshold)
+            camera.handles["label_info"].publish(info)
             kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
                 else (Image, topic, image_to_rgb)
             subscription = self.create_subscription(kind, name, self._image_callback(camera, decode), input_qos,
                                                     callback_group=group)
             camera.resolved = subscription.topic_name
-        self._output_qos = output_qos
         self._update_optional_outputs(cameras)
         return cameras
 
+    def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
+        kind = messages.rclpy_class(output.msgtype)
+        profile = qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL) if output.latched else self._output_qos
+        return self.create_publisher(kind, f"{camera.prefix}/{output.name}", profile)
+
     def _update_optional_outputs(self, cameras: Optional[Dict[str, Camera]] = None) -> None:
-        """Create or remove the overlay and confidence publishers as their parameters say."""
+        """Create or remove the switched outputs (overlay, confidence) as their parameters say."""
         with self._outputs_lock:
             for camera in (cameras or self._cameras).values():
-                for name in ("overlay", "confidence"):
-                    wanted = self._values[f"publish_{name}"]
-                    current = getattr(camera, name)
-                    if wanted and current is None:
-                        setattr(camera, name, self.create_publisher(Image, f"{camera.prefix}/{name}", self._output_qos))
-                    elif not wanted and current is not None:
-                        self.destroy_publisher(current)
-                        setattr(camera, name, None)
+                for output in topics.SWITCHED:
+                    current = camera.handles.get(output.name)
+                    if self._values[output.switch] and current is None:
+                        camera.handles[output.name] = self._publisher(camera, output)
+                    elif not self._values[output.switch] and current is not None:
+                        self.destroy_publisher(camera.handles.pop(output.name))
 
     def _image_callback(self, camera: Camera, decode: Callable[[Any], Any]) -> Callable[[Any], None]:
         def on_image(msg: Any) -> None:
@@ -247,32 +235,28 @@ class ActiveSAMNode(Node):
 
         return on_image
 
-    def _publish_label_info(self, camera: Camera, header: Any, vocabulary: Any) -> None:
-        threshold = self._settings.engine.confidence_threshold
-        if camera.info_published != (vocabulary, threshold):
-            camera.label_info.publish(messages.label_info(self._ns, vocabulary, header, threshold))
-            camera.info_published = (vocabulary, threshold)
-
     def _on_result(self, out: FrameResult) -> None:
-        """On the runtime's worker: publish one frame's outputs with its input header."""
+        """On the runtime's worker: publish one frame's outputs with its input header.
+        Switched outputs (overlay, confidence) are built only while someone subscribes."""
         if self._closing:
             return
-        camera, result, header, ns = self._cameras[out.frame.camera], out.result, out.frame.context, self._ns
-        self._publish_label_info(camera, header, result.vocabulary)
-        camera.labels.publish(messages.labels_image(ns, result, header))
-        camera.active_classes.publish(messages.active_classes(ns, result, header))
+        camera = self._cameras[out.frame.camera]
         with self._outputs_lock:
-            if camera.overlay is not None and camera.overlay.get_subscription_count():
-                alpha = self._values["overlay_alpha"]
-                camera.overlay.publish(messages.overlay_image(ns, out.frame.rgb, result, header, alpha))
-            if camera.confidence is not None and camera.confidence.get_subscription_count():
-                camera.confidence.publish(messages.confidence_image(ns, result, header))
+            for publisher, message in camera.frame_messages(
+                self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
+                self._settings.engine.confidence_threshold,
+                wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
+            ):
+                publisher.publish(message)
 
     def _on_error(self, frame: Optional[Frame], error: BaseException) -> None:
         if self._closing:
             return
-        where = f"a frame on {self._cameras[frame.camera].resolved}" if frame else "a parameter update"
-        self.get_logger().error(f"{where} failed: {error}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+        if frame is None:
+            self.get_logger().error(f"a parameter update was refused: {error}")
+        else:
+            self.get_logger().error(f"a frame on {self._cameras[frame.camera].resolved} failed: {error}",
+                                    throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
 
@@ -322,7 +306,7 @@ class ActiveSAMNode(Node):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
 
-STARTUP_ERRORS = (params.ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException)
+STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException)
 
 
 def _leave_it_to_rclpy(signum: int, frame: Any) -> None:

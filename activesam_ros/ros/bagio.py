@@ -16,22 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence, Tuple
 
-from rosbags.interfaces import (
-    Connection,
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
+from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys.store import Typestore  # noqa: F401 - for the bag command's annotations
 
 from .imgconv import compressed_to_rgb, image_to_rgb
-from .node_params import BY_NAME, NODE_NAME, output_namespaces
+from .node_params import BY_NAME, NODE_NAME
+from .topics import COMPRESSED_IMAGE, IMAGE, camera_name, output_namespaces
 
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 DECODERS: Dict[str, Callable[[Any], Any]] = {IMAGE: image_to_rgb, COMPRESSED_IMAGE: compressed_to_rgb}
 """The input types, and how each becomes RGB pixels (as in the node)."""
 
@@ -104,17 +96,9 @@ def image_connections(reader: Reader, topics: Sequence[str]) -> Dict[str, List[C
     return out
 
 
-def camera_name(topic: str, msgtype: str) -> str:
-    """The image topic a camera is known by: a compressed topic without its
-    image_transport suffix, as the node subscribes ``<topic>/compressed``."""
-    if msgtype == COMPRESSED_IMAGE and topic.endswith("/compressed"):
-        return topic[: -len("/compressed")]
-    return topic
-
-
 def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE) -> Dict[str, str]:
     """Each input topic's output prefix, named as the node names its publishers
-    (``node_params.output_namespaces``) with ``~`` = ``namespace``."""
+    (``topics.output_namespaces``) with ``~`` = ``namespace``."""
     cameras = {topic: camera_name(topic, msgtype) for topic, msgtype in msgtypes.items()}
     if len(set(cameras.values())) < len(cameras):
         raise BagError(f"topics {', '.join(cameras)} are one camera "

@@ -47,8 +47,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .config import ActiveSAMConfig, ConfigError
-from .result import SegmentationResult
+from ..engine.config import ActiveSAMConfig, ConfigError
+from ..engine.result import SegmentationResult
 
 _NEVER = np.iinfo(np.int64).min // 2
 

@@ -28,25 +28,19 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from . import fused_heads
-from .config import ActiveSAMConfig, ConfigError
-from .context import ContextTokens, TextCache, build_context
+from .config import ActiveSAMConfig, ConfigError, require_background_class
 from .grounding import Grounder, TextBatch, resize_logits, split_buckets
 from .model import resolve_device
+from .prompt_context import ContextTokens, TextCache, build_context
 from .result import SegmentationResult
-from .scoring import (
-    class_maxima,
-    exact_query_scores,
-    labels_from_scores,
-    quantile_threshold,
-    select_active,
-)
-from .vocabulary import Vocabulary, VocabularyError, canonicalize
+from .scoring import class_maxima, exact_query_scores, labels_from_scores, quantile_threshold, select_active
+from .vocabulary import Vocabulary, canonicalize
 
 
 class ImageError(ValueError):
@@ -78,6 +72,25 @@ class PreparedVocabulary:
         return len(self.canonical)
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """The input sizes a config gives on one model."""
+
+    full: int
+    preview: int
+    screen: int   # fast mode's screening preview
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Everything one frame reads from the engine, taken together under the
+    lock: a live reconfiguration can never mix two configs in one frame."""
+
+    prepared: PreparedVocabulary
+    config: ActiveSAMConfig
+    sizes: _Sizes
+
+
 class _Stopwatch:
     def __init__(self) -> None:
         self.timings: Dict[str, float] = {}
@@ -99,19 +112,23 @@ class ActiveSAM:
         model: torch.nn.Module,
         vocabulary: Union[Vocabulary, Sequence[str], str],
         config: Optional[ActiveSAMConfig] = None,
+        wrap_grounder: Optional[Callable[[Grounder], Grounder]] = None,
     ):
-        self.config = (config or ActiveSAMConfig()).validate()
-        spec = resolve_device(self.config.device, self.config.dtype)
+        """``wrap_grounder`` receives the engine's :class:`Grounder` and returns
+        what the engine calls instead (the benchmark times the forwards so)."""
+        config = (config or ActiveSAMConfig()).validate()
+        spec = resolve_device(config.device, config.dtype)
         self.device, self.dtype = spec.device, spec.dtype
         model_device = next(model.parameters()).device
         if model_device != self.device and not (model_device.type == self.device.type == "cuda" and self.device.index is None):
             model = model.to(self.device)
-        self.grounder = Grounder(model.eval(), self.device, self.dtype)
-        self._check_mode(self.config)
-        self.resolution, self.preview_resolution, self.fast_preview_resolution = self._resolutions(self.config)
+        grounder = Grounder(model.eval(), self.device, self.dtype)
+        self.grounder = wrap_grounder(grounder) if wrap_grounder is not None else grounder
+        self._check_mode(config)
         self.text = TextCache(self.grounder)
         self._lock = threading.Lock()
-        self._prepared = self.prepare(vocabulary)
+        self._config, self._sizes = config, self._resolutions(config)
+        self._prepared = self.prepare(vocabulary, config)
 
     def check_config(self, config: ActiveSAMConfig) -> ActiveSAMConfig:
         """Raise ConfigError if ``config`` cannot replace the current one;
@@ -126,6 +143,27 @@ class ActiveSAM:
     def _check_mode(self, config: ActiveSAMConfig) -> None:
         if config.mode == "fast" and not fused_heads.applies(self.grounder.model):
             raise ConfigError("mode 'fast' needs the released SAM 3 segmentation head; use mode 'exact' with this model")
+
+    @property
+    def config(self) -> ActiveSAMConfig:
+        """The configuration the next frame runs with."""
+        return self._config
+
+    @property
+    def resolution(self) -> int:
+        return self._sizes.full
+
+    @property
+    def preview_resolution(self) -> int:
+        return self._sizes.preview
+
+    @property
+    def fast_preview_resolution(self) -> int:
+        return self._sizes.screen
+
+    def _snapshot(self) -> _Frame:
+        with self._lock:
+            return _Frame(self._prepared, self._config, self._sizes)
 
     def needs_prepare(self, config: ActiveSAMConfig) -> bool:
         """Whether the prepared vocabulary depends on what ``config`` changes."""
@@ -144,12 +182,11 @@ class ActiveSAM:
             prepared = self.prepare(self.vocabulary, config)
         sizes = self._resolutions(config)
         with self._lock:
-            self.config = config
-            self.resolution, self.preview_resolution, self.fast_preview_resolution = sizes
+            self._config, self._sizes = config, sizes
             if prepared is not None:
                 self._prepared = prepared
 
-    def _resolutions(self, config: ActiveSAMConfig) -> Tuple[int, int, int]:
+    def _resolutions(self, config: ActiveSAMConfig) -> _Sizes:
         """Full, preview and fast-screen input sizes of a config (None =
         derived from the model's own); ConfigError if one is invalid."""
         patch = self.grounder.patch
@@ -166,7 +203,7 @@ class ActiveSAM:
         for name, size in sizes.items():
             if size % patch:
                 raise ConfigError(f"{name} must be a multiple of the patch size {patch}, got {size}")
-        return sizes["resolution"], sizes["preview_resolution"], sizes["fast_preview_resolution"]
+        return _Sizes(sizes["resolution"], sizes["preview_resolution"], sizes["fast_preview_resolution"])
 
     # -- vocabulary ---------------------------------------------------------
 
@@ -181,13 +218,10 @@ class ActiveSAM:
         from another thread while ``segment`` runs."""
         vocab = Vocabulary.coerce(vocabulary)
         config = config or self.config
-        if config.background_threshold > 0 and vocab.background_index is None:
-            raise VocabularyError(
-                "background_threshold > 0 needs a class named 'background' in the vocabulary"
-            )
+        require_background_class(config, vocab)
         canonical = [canonicalize(q) for q in vocab.queries]
         self.text.batch(canonical)  # warm the cache off the hot path
-        context = build_context(self.text, vocab.queries, config.neighbour_tokens, config.hypernym_tokens)
+        context = build_context(self.text, canonical, config.neighbour_tokens, config.hypernym_tokens)
         return PreparedVocabulary(vocab, canonical, context)
 
     def set_vocabulary(self, vocabulary: Union[Vocabulary, Sequence[str], str, PreparedVocabulary]) -> None:
@@ -204,32 +238,33 @@ class ActiveSAM:
             text = prepared.context.extend(text, queries)
         return text
 
-    def preview(self, rgb: np.ndarray, prepared: Optional[PreparedVocabulary] = None, watch: Optional[_Stopwatch] = None) -> torch.Tensor:
+    def preview(self, rgb: np.ndarray, frame: Optional[_Frame] = None, watch: Optional[_Stopwatch] = None) -> torch.Tensor:
         """Presence [N] of every query from the low-resolution preview.
 
         In fast mode the queries the screen drops get presence 0: they are
         below every kept one, so the quantile rule sees the same top values.
         """
-        prepared = prepared or self._prepared
+        frame = frame or self._snapshot()
+        cfg, prepared = frame.config, frame.prepared
         watch = watch or _Stopwatch()
         queries = range(prepared.num_queries)
-        if self.config.mode == "fast" and self.config.fast_screen_keep < 1:
+        if cfg.mode == "fast" and cfg.fast_screen_keep < 1:
             with watch("screen"):
-                screen = self._presence(self.grounder.encode_image(rgb, self.fast_preview_resolution), prepared, queries)
-            keep = max(1, math.ceil(self.config.fast_screen_keep * len(screen)))
+                screen = self._presence(self.grounder.encode_image(rgb, frame.sizes.screen), frame, queries)
+            keep = max(1, math.ceil(cfg.fast_screen_keep * len(screen)))
             queries = sorted(int(q) for q in torch.topk(screen, keep).indices)
         with watch("preview_encode"):
-            image = self.grounder.encode_image(rgb, self.preview_resolution)
+            image = self.grounder.encode_image(rgb, frame.sizes.preview)
         with watch("preview_decode"):
             presence = torch.zeros(prepared.num_queries)
-            presence[list(queries)] = self._presence(image, prepared, queries)
+            presence[list(queries)] = self._presence(image, frame, queries)
             return presence
 
-    def _presence(self, image, prepared: PreparedVocabulary, queries: Sequence[int]) -> torch.Tensor:
+    def _presence(self, image, frame: _Frame, queries: Sequence[int]) -> torch.Tensor:
         out = []
-        for bucket in split_buckets(queries, self.config.bucket_size):
-            g = self.grounder.ground(image, self._text(prepared, bucket, memory=False), heads=False,
-                                     share=self.config.mode == "fast")
+        for bucket in split_buckets(queries, frame.config.bucket_size):
+            g = self.grounder.ground(image, self._text(frame.prepared, bucket, memory=False), heads=False,
+                                     share=frame.config.mode == "fast")
             out.append(g.presence_logits.float().sigmoid().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -247,8 +282,8 @@ class ActiveSAM:
         presence on the full-resolution features, without their heads.
         """
         rgb = check_image(image)
-        with self._lock:  # one consistent vocabulary and config per frame
-            prepared, cfg = self._prepared, self.config
+        frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
+        prepared, cfg = frame.prepared, frame.config
         n = prepared.num_queries
         watch = _Stopwatch()
         start = time.perf_counter()
@@ -256,13 +291,13 @@ class ActiveSAM:
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
         elif n > cfg.max_active:
-            preview_presence = self.preview(rgb, prepared, watch)
+            preview_presence = self.preview(rgb, frame, watch)
             preview_threshold = quantile_threshold(preview_presence, cfg.quantile_alpha)
             active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
         else:
             active = list(range(n))
         with watch("encode"):
-            encoded = self.grounder.encode_image(rgb, self.resolution)
+            encoded = self.grounder.encode_image(rgb, frame.sizes.full)
         height, width = rgb.shape[:2]
         query_presence = torch.zeros(n)
         slot_scores = []
@@ -301,7 +336,7 @@ class ActiveSAM:
         scan_presence = None
         if scan:
             with watch("scan"):
-                scan_presence = self._presence(encoded, prepared, scan).numpy()
+                scan_presence = self._presence(encoded, frame, scan).numpy()
         watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
             labels=labels.to(torch.int32).numpy(),

@@ -24,21 +24,16 @@ from __future__ import annotations
 
 import array
 import importlib
-import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 
+from ..engine.result import SegmentationResult
+from ..engine.vocabulary import Vocabulary
+from ..render.labels import label_array
+from ..render.overlay import overlay
 from .imgconv import rgb_to_image_fields
-from .result import SegmentationResult
-from .vocabulary import Vocabulary
-
-MONO8_MAX_CLASSES = 254
-"""More classes than this need mono16 labels: 255 is uint8's unlabeled value."""
-MONO16_MAX_CLASSES = 65535
-
 
 MESSAGE_TYPES = {
     "Image": "sensor_msgs/msg/Image",
@@ -82,14 +77,14 @@ def _rclpy_uint8_array(data: np.ndarray) -> array.array:
     return out
 
 
-def _rclpy_class(msgtype: str) -> Any:
+def rclpy_class(msgtype: str) -> Any:
     package, _, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
 def rclpy_messages() -> MessageClasses:
     """The rclpy message classes (needs a sourced ROS 2 with vision_msgs)."""
-    return MessageClasses.from_types(_rclpy_class, _rclpy_uint8_array)
+    return MessageClasses.from_types(rclpy_class, _rclpy_uint8_array)
 
 
 def make_header(ns: MessageClasses, sec: int, nanosec: int, frame_id: str) -> Any:
@@ -114,18 +109,6 @@ def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) ->
         step=fields.step,
         data=ns.byte_array(fields.data),
     )
-
-
-def label_array(result: SegmentationResult) -> np.ndarray:
-    """The labels image's pixels: uint8 or uint16 class indices, unlabeled = dtype max."""
-    classes = len(result.vocabulary)
-    if classes > MONO16_MAX_CLASSES:
-        raise ValueError(f"{classes} classes do not fit a mono16 labels image")
-    dtype = np.uint8 if classes <= MONO8_MAX_CLASSES else np.uint16
-    out = result.labels.astype(dtype)
-    if result.background_index is not None:
-        out[result.labels == result.background_index] = np.iinfo(dtype).max
-    return out
 
 
 def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
@@ -161,51 +144,6 @@ def active_classes(ns: MessageClasses, result: SegmentationResult, header: Any) 
 def confidence_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
     """32FC1 sensor_msgs/Image of the winning class's score per pixel."""
     return image(ns, result.scores.astype(np.float32, copy=False), "32FC1", header)
-
-
-def class_colors(names: Sequence[str]) -> np.ndarray:
-    """(N, 3) uint8 RGB, one vivid colour per name from a hash of the name.
-
-    A class keeps its colour when the vocabulary is reordered or extended,
-    in the node's overlay and in the CLI's PNGs alike. Case is ignored.
-    """
-    keys = np.array([zlib.crc32(name.strip().lower().encode("utf-8")) for name in names],
-                    dtype=np.uint32).reshape(-1, 1)
-    hsv = np.empty((len(names), 1, 3), dtype=np.uint8)
-    hsv[:, :, 0] = keys % 180                      # OpenCV hue range
-    hsv[:, :, 1] = 160 + (keys >> 8) % 96          # saturated ...
-    hsv[:, :, 2] = 170 + (keys >> 16) % 86         # ... and bright enough to see on dark scenes
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).reshape(-1, 3)
-
-
-def colorize(labels: np.ndarray, names: Sequence[str],
-             background_index: Optional[int]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB colour of each pixel's class; background pixels black."""
-    table = class_colors(names)
-    if background_index is not None:
-        table[background_index] = 0
-    return np.take(table, labels, axis=0)  # a few times faster than table[labels]
-
-
-def blend(rgb: np.ndarray, colors: np.ndarray, mask: np.ndarray, alpha: float) -> np.ndarray:
-    """``rgb`` with ``colors`` mixed in at weight ``alpha`` where ``mask`` is true."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
-    if rgb.shape != colors.shape or rgb.shape[:2] != mask.shape:
-        raise ValueError(
-            f"image {rgb.shape}, colours {colors.shape} and mask {mask.shape} differ in size"
-        )
-    mixed = cv2.addWeighted(rgb, 1.0 - alpha, colors, alpha, 0.0)
-    # cv2.copyTo is an order of magnitude faster than np.where on a full-HD frame
-    return cv2.copyTo(mixed, np.ascontiguousarray(mask, dtype=np.uint8), rgb.copy())
-
-
-def overlay(rgb: np.ndarray, result: SegmentationResult, alpha: float) -> np.ndarray:
-    """The input image with every labelled (non-background) pixel tinted by its class colour."""
-    labels, background = result.labels, result.background_index
-    colors = colorize(labels, result.vocabulary.names, background)
-    mask = labels != background if background is not None else np.ones(labels.shape, bool)
-    return blend(rgb, colors, mask, alpha)
 
 
 def overlay_image(ns: MessageClasses, rgb: np.ndarray, result: SegmentationResult,

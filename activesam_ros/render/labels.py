@@ -1,0 +1,32 @@
+"""The label image as pixels: one rule for the node, the bag and the CLI's PNGs.
+
+Pixel = class index; uint8 while the vocabulary has at most 254 classes,
+uint16 beyond; unlabeled (background after calibration) is the dtype's
+maximum, 255 or 65535.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.result import SegmentationResult
+
+MONO8_MAX_CLASSES = 254
+"""More classes than this need 16-bit labels: 255 is uint8's unlabeled value."""
+MONO16_MAX_CLASSES = 65535
+
+
+def label_dtype(classes: int) -> type:
+    """uint8 for at most 254 classes, uint16 up to 65535; ValueError beyond."""
+    if classes > MONO16_MAX_CLASSES:
+        raise ValueError(f"{classes} classes do not fit a 16-bit labels image")
+    return np.uint8 if classes <= MONO8_MAX_CLASSES else np.uint16
+
+
+def label_array(result: SegmentationResult) -> np.ndarray:
+    """The labels image's pixels: class indices, unlabeled = the dtype's maximum."""
+    dtype = label_dtype(len(result.vocabulary))
+    out = result.labels.astype(dtype)
+    if result.background_index is not None:
+        out[result.labels == result.background_index] = np.iinfo(dtype).max
+    return out

@@ -1,0 +1,75 @@
+"""The node's parameters: the shared table plus its own topics and QoS, without rclpy.
+
+The node declares every entry of :data:`PARAMS` with a ParameterDescriptor
+built from it, and runs :func:`check_change` in its set-parameters callback.
+The engine, temporal, vocabulary, model and output parameters are the ones
+every front end shares (``stream.parameters``); the inputs, QoS and the
+diagnostics period are the node's alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence
+
+from ..stream.parameters import (
+    BOOL,
+    DOUBLE,
+    INT,
+    SHARED_PARAMS,
+    STRING,
+    STRING_ARRAY,
+    ParamSpec,
+    Settings,
+    changed_settings,
+)
+from ..stream.parameters import settings as shared_settings
+
+NODE_NAME = "activesam"
+"""The node's default name: its outputs are under /activesam/..."""
+
+DIAGNOSTICS_PERIOD = "diagnostic_updater.period"
+"""diagnostic_updater's own parameter name: it declares it when it is installed."""
+
+IO_PARAMS = (
+    ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
+    ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
+    ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
+    ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, low=1, high=100),
+    ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of labels, active_classes, overlay and confidence", read_only=True, choices=("reliable", "best_effort")),
+    ParamSpec("output_depth", INT, 2, "QoS queue depth of the outputs", read_only=True, low=1, high=100),
+    ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
+)
+
+PARAMS = SHARED_PARAMS + IO_PARAMS
+BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+
+__all__ = ["BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "NODE_NAME", "PARAMS",
+           "STRING", "STRING_ARRAY", "ParamSpec", "Settings", "check_change", "default_values", "settings",
+           "topic_errors"]
+
+
+def default_values() -> Dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+def topic_errors(topics: Sequence[str]) -> List[str]:
+    if not topics:
+        return ["image_topics is empty: give at least one image topic"]
+    out = [f"image_topics has an empty name at position {i}" for i, t in enumerate(topics) if not t.strip()]
+    if len(set(topics)) != len(topics):
+        out.append(f"image_topics has duplicates: {list(topics)}")
+    return out
+
+
+_NODE_CHECKS = ((IO_PARAMS, lambda values: topic_errors(values["image_topics"])),)
+
+
+def settings(values: Mapping[str, Any]) -> Settings:
+    """Validate a complete set of the node's values; raises ParameterError with every reason."""
+    return shared_settings(values, BY_NAME, _NODE_CHECKS)
+
+
+def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Settings:
+    """The settings after ``changes`` to the ``current`` values; raises
+    ParameterError naming what is wrong (read-only, range, combination)."""
+    return changed_settings(current, changes, BY_NAME, more=_NODE_CHECKS)

@@ -1,0 +1,108 @@
+"""The output topics of one camera, described once for the node and the bag processor.
+
+A camera's outputs live under a prefix: the node's private namespace ``~``
+for one camera, ``~/<input topic>`` for several. :data:`OUTPUT_TOPICS` says
+which topics exist, of which type, latched or not, and which parameter turns
+each on; :class:`CameraOutputs` turns one segmented frame into the messages
+for them (the node publishes them, the bag processor writes them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..engine.result import SegmentationResult
+from ..engine.vocabulary import Vocabulary
+from . import messages
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+
+
+@dataclass(frozen=True)
+class OutputTopic:
+    """One output of a camera: ``<prefix>/<name>``."""
+
+    name: str
+    msgtype: str           # ROS type name
+    latched: bool = False  # transient local, reliable, depth 1 (late subscribers get it)
+    switch: str = ""       # the boolean parameter that turns it on; "" = always on
+    description: str = ""
+
+
+OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
+    OutputTopic("labels", IMAGE, description="class index per pixel, mono8 (mono16 above 254 classes)"),
+    OutputTopic("label_info", messages.MESSAGE_TYPES["LabelInfo"], latched=True,
+                description="class index -> name; sent once per vocabulary"),
+    OutputTopic("active_classes", messages.MESSAGE_TYPES["Classification"],
+                description="the classes decoded on the frame, score = presence"),
+    OutputTopic("overlay", IMAGE, switch="publish_overlay", description="the image with class colours blended in"),
+    OutputTopic("confidence", IMAGE, switch="publish_confidence", description="32FC1 score of the winning class"),
+)
+BY_NAME: Dict[str, OutputTopic] = {t.name: t for t in OUTPUT_TOPICS}
+SWITCHED = tuple(t for t in OUTPUT_TOPICS if t.switch)
+
+
+def enabled(values: Mapping[str, Any]) -> Tuple[OutputTopic, ...]:
+    """The outputs the parameter ``values`` turn on."""
+    return tuple(t for t in OUTPUT_TOPICS if not t.switch or values[t.switch])
+
+
+def output_namespaces(topics: Sequence[str]) -> Dict[str, str]:
+    """Each input topic's output prefix: ``~`` for one camera, ``~/<topic>``
+    for several (``/front/image_raw`` -> ``~/front/image_raw/labels``)."""
+    if len(topics) == 1:
+        return {topics[0]: "~"}
+    return {t: "~/" + t.strip().lstrip("~").strip("/") for t in topics}
+
+
+def camera_name(topic: str, msgtype: str) -> str:
+    """The image topic a camera is known by: a compressed topic without its
+    image_transport suffix, as the node subscribes ``<topic>/compressed``."""
+    if msgtype == COMPRESSED_IMAGE and topic.endswith("/compressed"):
+        return topic[: -len("/compressed")]
+    return topic
+
+
+@dataclass
+class CameraOutputs:
+    """One camera's output handles (publishers, bag connections) by output
+    name, and the label info last sent on them."""
+
+    topic: str                               # the camera's name: its input topic
+    prefix: str
+    handles: Dict[str, Any] = field(default_factory=dict)
+    info_sent: Optional[Tuple[Vocabulary, float]] = None
+
+    def label_info(self, ns: messages.MessageClasses, vocabulary: Vocabulary, header: Any,
+                   threshold: float) -> Optional[Any]:
+        """The LabelInfo to send, or None when this camera already sent it
+        for this vocabulary and threshold (or has no label_info output)."""
+        if "label_info" not in self.handles or self.info_sent == (vocabulary, threshold):
+            return None
+        self.info_sent = (vocabulary, threshold)
+        return messages.label_info(ns, vocabulary, header, threshold)
+
+    def frame_messages(self, ns: messages.MessageClasses, rgb: np.ndarray, result: SegmentationResult,
+                       header: Any, overlay_alpha: float, threshold: float,
+                       wanted: Callable[[str, Any], bool] = lambda name, handle: True,
+                       ) -> Iterator[Tuple[Any, Any]]:
+        """(handle, message) for every output of one frame that has a handle
+        and is ``wanted``; label_info only when the vocabulary or threshold
+        changed since it was last sent (the node latches it)."""
+        info = self.label_info(ns, result.vocabulary, header, threshold)
+        if info is not None:
+            yield self.handles["label_info"], info
+        build = {
+            "labels": lambda: messages.labels_image(ns, result, header),
+            "active_classes": lambda: messages.active_classes(ns, result, header),
+            "overlay": lambda: messages.overlay_image(ns, rgb, result, header, overlay_alpha),
+            "confidence": lambda: messages.confidence_image(ns, result, header),
+        }
+        for name, make in build.items():
+            handle = self.handles.get(name)
+            if handle is not None and wanted(name, handle):
+                yield handle, make()
