@@ -94,9 +94,8 @@ def test_real_checkpoint_path_loads_into_the_model_class(tmp_path, monkeypatch):
     import sam3.model_builder as builder
 
     def fake_build(bpe_path, device, checkpoint_path, load_from_HF):
-        model = build_tiny_sam3(seed=4, image_size=224)
-        builder._load_checkpoint(model, checkpoint_path)
-        return model
+        assert checkpoint_path is None and not load_from_HF  # the package loads the weights itself
+        return build_tiny_sam3(seed=4, image_size=224)
 
     monkeypatch.setattr(builder, "build_sam3_image_model", fake_build)
     loaded = load_sam3(checkpoint=path, device="cpu")
@@ -125,3 +124,58 @@ def test_bpe_file_is_found_and_overridable(tmp_path, monkeypatch):
     custom.write_bytes(b"x")
     monkeypatch.setenv("ACTIVESAM_BPE_PATH", str(custom))
     assert model_mod.bpe_vocabulary_path() == str(custom.resolve())
+
+
+@pytest.fixture
+def tiny_builder(monkeypatch):
+    """sam3's builder shrunk to the tiny model, so the real loading path runs."""
+    import sam3.model_builder as builder
+
+    monkeypatch.setattr(builder, "build_sam3_image_model",
+                        lambda bpe_path, device, checkpoint_path, load_from_HF: build_tiny_sam3(seed=4, image_size=224))
+    return build_tiny_sam3(seed=3, image_size=224).state_dict()
+
+
+def _saved(tmp_path, weights) -> str:
+    path = tmp_path / "sam3.pt"
+    torch.save({"model": {f"detector.{k}": v for k, v in weights.items()}}, path)
+    return path
+
+
+def test_a_checkpoint_with_foreign_detector_keys_is_refused_with_the_keys(tmp_path, tiny_builder):
+    """The hostile probe's fake: one made-up 'detector.' key is no SAM 3."""
+    with pytest.raises(ModelLoadError, match=r"missing weights: \d+ .*unexpected weights: 1 \(foo\)"):
+        load_sam3(checkpoint=_saved(tmp_path, {"foo": torch.zeros(2)}), device="cpu")
+
+
+def test_a_checkpoint_missing_one_weight_is_refused_naming_it(tmp_path, tiny_builder):
+    name = "transformer.decoder.bbox_embed.layers.0.weight"
+    weights = {k: v for k, v in tiny_builder.items() if k != name}
+    with pytest.raises(ModelLoadError, match=f"missing weights: 1 \\({name}\\)"):
+        load_sam3(checkpoint=_saved(tmp_path, weights), device="cpu")
+
+
+def test_a_checkpoint_with_a_wrong_shape_is_refused(tmp_path, tiny_builder):
+    name = "backbone.vision_backbone.trunk.patch_embed.proj.weight"
+    weights = dict(tiny_builder, **{name: torch.zeros(3, 3)})
+    with pytest.raises(ModelLoadError, match=f"wrong shapes: 1 \\({name} \\(3, 3\\) vs"):
+        load_sam3(checkpoint=_saved(tmp_path, weights), device="cpu")
+
+
+def test_computed_buffers_and_tracker_weights_may_differ(tmp_path, tiny_builder):
+    """RoPE tables are computed at construction; the video tracker's weights
+    are not the image model's: neither stops a load."""
+    weights = {k: v for k, v in tiny_builder.items() if not k.endswith("freqs_cis")}
+    path = tmp_path / "sam3.pt"
+    torch.save({"model": {**{f"detector.{k}": v for k, v in weights.items()},
+                          "tracker.maskmem_tpos_enc": torch.zeros(7)}}, path)
+    loaded = load_sam3(checkpoint=path, device="cpu")
+    assert torch.equal(loaded.state_dict()["transformer.decoder.bbox_embed.layers.0.weight"],
+                       tiny_builder["transformer.decoder.bbox_embed.layers.0.weight"])
+
+
+def test_a_checkpoint_holding_no_dict_is_refused(tmp_path):
+    path = tmp_path / "sam3.pt"
+    torch.save([torch.zeros(2)], path)
+    with pytest.raises(ModelLoadError, match="holds a list, not a dict"):
+        load_sam3(checkpoint=path, device="cpu")

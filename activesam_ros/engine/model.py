@@ -11,7 +11,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
@@ -106,8 +106,15 @@ def _import_sam3():
     return builder
 
 
-def _check_checkpoint(path: Path) -> None:
-    """Fail early, and clearly, on a file that is not a SAM 3 checkpoint."""
+SHOWN_KEYS = 5
+"""How many offending keys a checkpoint error lists."""
+
+
+def _read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
+    """The image model's weights in a SAM 3 checkpoint, keyed as the model
+    names them (sam3's layout: ``detector.`` prefixed, maybe under
+    ``model``); ModelLoadError, saying why, for anything else. Tensors only
+    (``weights_only``): a pickle's code never runs."""
     if not path.exists():
         raise ModelLoadError(
             f"checkpoint {str(path)!r} does not exist; download sam3.pt (README: "
@@ -121,13 +128,41 @@ def _check_checkpoint(path: Path) -> None:
         raise ModelLoadError(f"{str(path)!r} is not a SAM 3 checkpoint: torch.load failed ({exc})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    if not isinstance(state, dict) or not any(
-        isinstance(k, str) and k.startswith("detector.") for k in state
-    ):
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{str(path)!r} is not a SAM 3 checkpoint: it holds a {type(state).__name__}, "
+                             "not a dict of weights (expected the released sam3.pt)")
+    weights = {k.replace("detector.", ""): v for k, v in state.items()
+               if isinstance(k, str) and "detector" in k and isinstance(v, torch.Tensor)}
+    if not weights:
         raise ModelLoadError(
             f"{str(path)!r} is not a SAM 3 checkpoint: it has no 'detector.*' weights "
             "(expected the released sam3.pt)"
         )
+    return weights
+
+
+def _listed(keys: List[str]) -> str:
+    shown = ", ".join(keys[:SHOWN_KEYS])
+    return f"{len(keys)} ({shown}{', ...' if len(keys) > SHOWN_KEYS else ''})"
+
+
+def load_weights(model: torch.nn.Module, weights: Dict[str, torch.Tensor], source: str) -> None:
+    """Load ``weights`` into ``model`` only if they are exactly its
+    parameters: none missing, none unexpected, every shape equal. Buffers
+    the model computes at construction (RoPE tables) may be absent."""
+    expected = model.state_dict()
+    parameters = {name for name, _ in model.named_parameters()}
+    missing = sorted(parameters - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = sorted(f"{k} {tuple(weights[k].shape)} vs {tuple(expected[k].shape)}"
+                    for k in set(weights) & set(expected) if weights[k].shape != expected[k].shape)
+    problems = ([f"missing weights: {_listed(missing)}"] if missing else []) \
+        + ([f"unexpected weights: {_listed(unexpected)}"] if unexpected else []) \
+        + ([f"wrong shapes: {_listed(shapes)}"] if shapes else [])
+    if problems:
+        raise ModelLoadError(f"{source} does not match the SAM 3 image model: " + "; ".join(problems)
+                             + " (expected the released sam3.pt for sam3 0.1.4)")
+    model.load_state_dict(weights, strict=False)
 
 
 def _download_from_hub(hub_id: str) -> Path:
@@ -161,21 +196,26 @@ def load_sam3(
 
     Exactly one of ``checkpoint`` (a local ``sam3.pt``) and ``hub_id`` (e.g.
     ``facebook/sam3``, downloaded only because the caller asked) is given.
-    The weights stay float32; the engine runs bfloat16 autocast on CUDA.
+    The checkpoint must hold exactly the image model's weights (see
+    ``load_weights``). The weights stay float32; the engine runs bfloat16
+    autocast on CUDA.
     """
     if (checkpoint is None) == (hub_id is None):
         raise ModelLoadError("give exactly one of a checkpoint path or a hub id")
     spec = resolve_device(device)
     path = _download_from_hub(hub_id) if hub_id is not None else Path(checkpoint).expanduser()
-    _check_checkpoint(path)
+    weights = _read_checkpoint(path)
     builder = _import_sam3()
     with cpu_shims.cpu_construction():
+        # Built without the checkpoint: sam3 would load it leniently
+        # (strict=False, mismatches only printed); it is loaded strictly here.
         model = builder.build_sam3_image_model(
             bpe_path=bpe_vocabulary_path(),
-            device="cuda" if spec.device.type == "cuda" else "cpu",
-            checkpoint_path=str(path),
+            device="cpu",
+            checkpoint_path=None,
             load_from_HF=False,
         )
+    load_weights(model, weights, repr(str(path)))
     return model.to(spec.device).eval()
 
 
