@@ -134,7 +134,8 @@ def _evaluate(
     from PIL import Image
     from tqdm import tqdm
 
-    from ..engine.pipeline import ImageError
+    from ..engine.limits import ImageError
+    from ..engine.pipeline import NonFiniteScores
     from ..evaluation.corruptions import corrupt
     from ..evaluation.datasets import DatasetError, load_image
     from ..evaluation.metrics import ConfusionMatrix
@@ -159,7 +160,7 @@ def _evaluate(
             result = engine.segment(rgb)
         except DatasetError as exc:
             raise UserError(str(exc)) from exc
-        except ImageError as exc:
+        except (ImageError, NonFiniteScores) as exc:
             raise UserError(f"{sample.image}: {exc}") from exc
         try:
             matrix.update(result.labels, label)

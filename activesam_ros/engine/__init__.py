@@ -13,9 +13,10 @@ from typing import Any
 
 _EXPORTS = {
     "ActiveSAM": "pipeline",
-    "ImageError": "pipeline",
+    "ImageError": "limits",
+    "NonFiniteScores": "pipeline",
     "PreparedVocabulary": "pipeline",
-    "check_image": "pipeline",
+    "check_image": "limits",
     "ActiveSAMConfig": "config",
     "ConfigError": "config",
     "SegmentationResult": "result",

@@ -36,6 +36,7 @@ import torch
 from . import fused_heads
 from .config import ActiveSAMConfig, ConfigError, require_background_class
 from .grounding import Grounder, TextBatch, resize_logits, split_buckets
+from .limits import ImageError, check_image  # noqa: F401 - ImageError is part of this module's API
 from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
 from .result import SegmentationResult
@@ -43,20 +44,9 @@ from .scoring import class_maxima, exact_query_scores, labels_from_scores, quant
 from .vocabulary import Vocabulary, canonicalize
 
 
-class ImageError(ValueError):
-    """The input is not an H x W x 3 uint8 RGB image."""
-
-
-def check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ImageError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise ImageError(f"image too small: {image.shape[1]}x{image.shape[0]}")
-    return image
+class NonFiniteScores(RuntimeError):
+    """The model gave NaN or infinite scores (damaged weights, a numeric
+    fault on the device): no labels are made from them."""
 
 
 @dataclass
@@ -89,6 +79,14 @@ class _Frame:
     prepared: PreparedVocabulary
     config: ActiveSAMConfig
     sizes: _Sizes
+
+
+def _require_finite(*values: Optional[Union[torch.Tensor, np.ndarray]]) -> None:
+    """Raise NonFiniteScores if any presence or score is NaN or infinite."""
+    for value in values:
+        if value is not None and not bool(torch.isfinite(torch.as_tensor(value)).all()):
+            raise NonFiniteScores("the model gave non-finite presences or scores (damaged weights or a numeric "
+                                  "fault on the device); no labels were made from them")
 
 
 class _Stopwatch:
@@ -337,6 +335,7 @@ class ActiveSAM:
         if scan:
             with watch("scan"):
                 scan_presence = self._presence(encoded, frame, scan).numpy()
+        _require_finite(query_presence, top, preview_presence, scan_presence)
         watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
             labels=labels.to(torch.int32).numpy(),

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 from PIL import Image
 
+from ..engine.limits import ImageError, check_image_size
 from ..engine.vocabulary import Vocabulary, load_vocabulary_file
 from .metrics import reduce_zero_label
 
@@ -92,11 +93,13 @@ class Benchmark:
 
 
 def load_image(path: Path) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB."""
+    """An image file as H x W x 3 uint8 RGB; its size is checked against
+    the limit from the header, before decoding."""
     try:
         with Image.open(path) as image:
+            check_image_size(*image.size, what=str(path))
             return np.array(image.convert("RGB"))
-    except OSError as exc:
+    except (OSError, ImageError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from exc
 
 

@@ -6,6 +6,8 @@ OpenCV, and reads message *fields*, so rclpy's and rosbags' message classes
 both work.
 
 Every input becomes H x W x 3 uint8 RGB, the engine's one pixel format.
+An image beyond ``engine.limits.MAX_IMAGE_PIXELS`` is refused (ImageError)
+from its header fields, or a compressed image's header, before decoding.
 16-bit data (mono16, 16UC1, rgb16, bayer_*16, 16-bit PNG...) is brought to
 8 bits by a per-frame min/max contrast stretch: 12-bit cameras and depth
 images in millimetres use a small part of the 16-bit range, and ``>> 8``
@@ -20,6 +22,9 @@ from typing import Any, Dict, NamedTuple, Optional
 
 import cv2
 import numpy as np
+
+from ..engine.limits import check_image_size
+from ..render.files import check_encoded
 
 
 class UnsupportedImage(ValueError):
@@ -104,6 +109,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise UnsupportedImage(f"empty {encoding!r} image ({width} x {height})")
+    check_image_size(width, height, what=f"{encoding!r} image")
     row_bytes = width * layout.channels * layout.depth
     if step < row_bytes:
         raise UnsupportedImage(
@@ -137,11 +143,13 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
             "subscribe to the raw depth image"
         )
     buf = _as_uint8(msg.data)
+    check_encoded(buf, what=f"compressed image of format {fmt!r}")
     decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if decoded is None:
         raise UnsupportedImage(
             f"cannot decode compressed image of format {fmt!r} ({buf.size} bytes)"
         )
+    check_image_size(decoded.shape[1], decoded.shape[0], what=f"compressed image of format {fmt!r}")
     pixels = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
     rgb_order = "compressed rgb" in fmt.lower()
     name = {1: "mono", 3: "rgb" if rgb_order else "bgr", 4: "rgba" if rgb_order else "bgra"}

@@ -1,0 +1,54 @@
+"""Every input's size limit, in one place (torch-free).
+
+An image or a vocabulary arrives from a file, a rosbag2, a live topic or a
+``ros2 param set`` of someone else's; each is checked against these limits
+before the work it implies is started, and refused with a reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Pixels of one input image (16.8 MP: a 12 MP camera fits). The method
+fuses every decoded class at the image's own size, so memory grows with
+the pixel count; larger images are refused before they are decoded."""
+
+MIN_IMAGE_SIDE = 2
+"""The model resizes the whole image; a side of one pixel has nothing to resize."""
+
+MAX_QUERIES = 10_000
+"""Text prompts (aliases) of one vocabulary: every one is text-encoded and
+kept with its context tokens, and the preview scores every one per frame."""
+
+MAX_ALIAS_CHARS = 200
+"""Characters of one class name; SAM 3's text encoder reads 32 tokens."""
+
+MAX_VOCABULARY_FILE_BYTES = 1 << 20
+"""Bytes of a vocabulary file (1 MiB: tens of thousands of class lines)."""
+
+
+class ImageError(ValueError):
+    """An image the engine cannot take; the message says why."""
+
+
+def check_image_size(width: int, height: int, what: str = "image") -> None:
+    """Refuse an image too large to take, by its header, before any pixel is decoded."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{what} is too large: {width}x{height} = {width * height / 1e6:.1f} MP, "
+                         f"the limit is {MAX_IMAGE_PIXELS / 1e6:.1f} MP (downscale it first)")
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """``image`` if it is an H x W x 3 uint8 RGB array within the limits."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"expected an H x W x 3 RGB image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
+    height, width = image.shape[:2]
+    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
+        raise ImageError(f"image too small: {width}x{height} (each side needs at least {MIN_IMAGE_SIDE} pixels)")
+    check_image_size(width, height)
+    return image
