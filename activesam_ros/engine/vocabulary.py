@@ -10,10 +10,13 @@ line (semicolons between classes) and the node's ``vocabulary`` parameter
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+from .limits import MAX_ALIAS_CHARS, MAX_QUERIES, MAX_VOCABULARY_FILE_BYTES
 
 BACKGROUND = "background"
 
@@ -26,52 +29,113 @@ def _split_aliases(line: str) -> Tuple[str, ...]:
     return tuple(a.strip() for a in line.split(",") if a.strip())
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """An ordered list of classes, each a tuple of one or more aliases."""
+    """An ordered list of classes, each a tuple of one or more aliases.
+
+    ``origin`` names where each class came from ("line 7 of indoor.txt",
+    "class 3") for error messages; it takes no part in comparisons. The
+    limits (``engine.limits``) hold however the vocabulary was made.
+    """
 
     classes: Tuple[Tuple[str, ...], ...]
+    origin: Tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def _where(self, index: int) -> str:
+        return self.origin[index] if index < len(self.origin) else f"class {index + 1}"
 
     def __post_init__(self) -> None:
         if not self.classes:
             raise VocabularyError("the vocabulary is empty: give at least one class")
+        queries = sum(len(aliases) for aliases in self.classes)
+        if queries > MAX_QUERIES:
+            raise VocabularyError(f"the vocabulary has {queries} class names (aliases included); "
+                                  f"the limit is {MAX_QUERIES}")
         seen = {}
         for index, aliases in enumerate(self.classes):
             if not aliases:
-                raise VocabularyError(f"class {index} has no name")
+                raise VocabularyError(f"{self._where(index)} has no name")
+            for alias in aliases:
+                if _CONTROL.search(alias):
+                    raise VocabularyError(f"{self._where(index)}: {alias!r} contains a line break or another "
+                                          "control character; give one class per item (or line)")
+                if len(alias) > MAX_ALIAS_CHARS:
+                    raise VocabularyError(f"{self._where(index)}: a class name of {len(alias)} characters; "
+                                          f"the limit is {MAX_ALIAS_CHARS}")
             key = ", ".join(a.lower() for a in aliases)
             if key in seen:
                 raise VocabularyError(
-                    f"duplicate class {key!r} at lines {seen[key]} and {index}"
+                    f"duplicate class {key!r} at {self._where(seen[key])} and {self._where(index)}"
                 )
             seen[key] = index
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str]) -> "Vocabulary":
-        """One class per non-empty line; ``#`` starts a comment line."""
-        classes = []
-        for line in lines:
+    def from_lines(cls, lines: Iterable[str], source: str = "") -> "Vocabulary":
+        """The text of a vocabulary file: one class per non-empty line;
+        ``#`` starts a comment line. ``source`` names the file in errors."""
+        classes, origin = [], []
+        for number, line in enumerate(lines, start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             aliases = _split_aliases(line)
             if aliases:
                 classes.append(aliases)
-        return cls(tuple(classes))
+                origin.append(f"line {number}" + (f" of {source}" if source else ""))
+        return cls(tuple(classes), tuple(origin))
+
+    @classmethod
+    def from_classes(cls, items: Iterable[str]) -> "Vocabulary":
+        """One class per item (the node's ``vocabulary`` parameter, a Python
+        list, the parts of ``--vocab``); blank items are skipped. There are
+        no comments here: an item starting with ``#`` is refused rather than
+        dropped, and an item holding a line break too."""
+        classes, origin = [], []
+        for number, item in enumerate(items, start=1):
+            text = item.strip()
+            if not text:
+                continue
+            if text.startswith("#"):
+                raise VocabularyError(f"class {number} ({text!r}) starts with '#': comments belong in "
+                                      "vocabulary files, not in a list of classes")
+            classes.append(_split_aliases(text))
+            origin.append(f"class {number}")
+        return cls(tuple(classes), tuple(origin))
 
     @classmethod
     def from_string(cls, text: str) -> "Vocabulary":
         """``"person; car, automobile; dog"``: semicolons separate classes."""
-        return cls.from_lines(text.split(";"))
+        return cls.from_classes(text.split(";"))
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "Vocabulary":
+        """A vocabulary file: a regular file of UTF-8 text, at most
+        ``MAX_VOCABULARY_FILE_BYTES`` long."""
         path = Path(path)
+        shown = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise VocabularyError(f"vocabulary file {shown!r} is not a regular file")
+            if info.st_size > MAX_VOCABULARY_FILE_BYTES:
+                raise VocabularyError(f"vocabulary file {shown!r} has {info.st_size} bytes; "
+                                      f"the limit is {MAX_VOCABULARY_FILE_BYTES}")
+            with open(path, "rb") as f:
+                data = f.read(MAX_VOCABULARY_FILE_BYTES + 1)
         except OSError as exc:
-            raise VocabularyError(f"cannot read vocabulary file {str(path)!r}: {exc.strerror}") from exc
-        return cls.from_lines(text.splitlines())
+            raise VocabularyError(f"cannot read vocabulary file {shown!r}: {exc.strerror}") from exc
+        if len(data) > MAX_VOCABULARY_FILE_BYTES:  # grew since stat
+            raise VocabularyError(f"vocabulary file {shown!r} is larger than {MAX_VOCABULARY_FILE_BYTES} bytes")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise VocabularyError(f"vocabulary file {shown!r} is not UTF-8 text "
+                                  f"(byte 0x{data[exc.start]:02x} on line {line})") from None
+        return cls.from_lines(text.splitlines(), source=path.name)
 
     @classmethod
     def coerce(cls, vocabulary: Union["Vocabulary", Sequence[str], str]) -> "Vocabulary":
@@ -79,7 +143,7 @@ class Vocabulary:
             return vocabulary
         if isinstance(vocabulary, str):
             return cls.from_string(vocabulary)
-        return cls.from_lines(vocabulary)
+        return cls.from_classes(vocabulary)
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -121,16 +185,23 @@ def shipped_names() -> List[str]:
 _SHORT_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
+def is_shipped_name(name: str) -> bool:
+    """Whether ``name`` names a shipped vocabulary (not a path)."""
+    return bool(_SHORT_NAME.match(name)) and name in shipped_names()
+
+
 def load_vocabulary_file(name: str) -> Vocabulary:
-    """A vocabulary file by path, or a shipped vocabulary by name."""
-    if _SHORT_NAME.match(name) and not Path(name).exists():
+    """A shipped vocabulary by name (``indoor``), else a file by path. A
+    shipped name wins over a file of that name in the working directory
+    (write ``./indoor`` for the file): a node's working directory is not
+    the user's."""
+    if is_shipped_name(name):
         shipped = resources.files("activesam_ros").joinpath("vocabularies", f"{name}.txt")
-        if not shipped.is_file():
-            raise VocabularyError(
-                f"{name!r} is neither a file nor a shipped vocabulary ({', '.join(shipped_names())})"
-            )
-        return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines())
-    return Vocabulary.from_file(Path(name).expanduser())
+        return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines(), source=f"{name}.txt")
+    path = Path(name).expanduser()
+    if _SHORT_NAME.match(name) and not path.exists():
+        raise VocabularyError(f"{name!r} is neither a file nor a shipped vocabulary ({', '.join(shipped_names())})")
+    return Vocabulary.from_file(path)
 
 
 # Lexical canonicalisation (method doc section 1.1): a name's key is its

@@ -9,8 +9,10 @@ diagnostics period are the node's alone.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ..engine.vocabulary import is_shipped_name, shipped_names
 from ..stream.parameters import (
     BOOL,
     DOUBLE,
@@ -18,6 +20,7 @@ from ..stream.parameters import (
     SHARED_PARAMS,
     STRING,
     STRING_ARRAY,
+    ParameterError,
     ParamSpec,
     Settings,
     changed_settings,
@@ -30,6 +33,9 @@ NODE_NAME = "activesam"
 DIAGNOSTICS_PERIOD = "diagnostic_updater.period"
 """diagnostic_updater's own parameter name: it declares it when it is installed."""
 
+SECURITY_PARAMS = (
+    ParamSpec("vocabulary_dirs", STRING_ARRAY, None, "folders whose vocabulary files a live change of vocabulary_file may read; unset: live changes take shipped names only (the start-up value may be any file)", read_only=True),
+)
 IO_PARAMS = (
     ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
     ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
@@ -40,12 +46,14 @@ IO_PARAMS = (
     ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
 )
 
-PARAMS = SHARED_PARAMS + IO_PARAMS
+PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 
-__all__ = ["BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "NODE_NAME", "PARAMS",
-           "STRING", "STRING_ARRAY", "ParamSpec", "Settings", "check_change", "default_values", "settings",
-           "topic_errors"]
+__all__ = [  # the node reads the shared names through this module too
+    "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "NODE_NAME", "PARAMS", "SECURITY_PARAMS",
+    "STRING", "STRING_ARRAY", "ParamSpec", "Settings", "check_change", "default_values",
+    "live_vocabulary_file_error", "settings", "topic_errors",
+]
 
 
 def default_values() -> Dict[str, Any]:
@@ -69,7 +77,31 @@ def settings(values: Mapping[str, Any]) -> Settings:
     return shared_settings(values, BY_NAME, _NODE_CHECKS)
 
 
+def live_vocabulary_file_error(name: str, dirs: Optional[Sequence[str]]) -> Optional[str]:
+    """Why a remote caller may not point ``vocabulary_file`` at ``name``, or
+    None: a live change reads a shipped vocabulary, or a file whose real
+    path (links followed) lies under one of ``vocabulary_dirs``."""
+    name = name.strip()
+    if not name or is_shipped_name(name):
+        return None
+    allowed = [Path(d).expanduser().resolve() for d in (dirs or ()) if d.strip()]
+    if not allowed:
+        return (f"vocabulary_file {name!r}: a live change takes a shipped vocabulary ({', '.join(shipped_names())}); "
+                "to allow files, start the node with vocabulary_dirs set to the folders that hold them")
+    real = Path(name).expanduser().resolve()
+    if not any(real.is_relative_to(folder) for folder in allowed):
+        return (f"vocabulary_file {name!r} is outside vocabulary_dirs "
+                f"({', '.join(str(folder) for folder in allowed)}); live changes read files there only")
+    return None
+
+
 def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Settings:
     """The settings after ``changes`` to the ``current`` values; raises
-    ParameterError naming what is wrong (read-only, range, combination)."""
+    ParameterError naming what is wrong (read-only, range, combination, a
+    vocabulary file outside ``vocabulary_dirs``) before any file is read."""
+    name = changes.get("vocabulary_file")
+    if isinstance(name, str) and name != current["vocabulary_file"]:
+        problem = live_vocabulary_file_error(name, current["vocabulary_dirs"])
+        if problem:
+            raise ParameterError(problem)
     return changed_settings(current, changes, BY_NAME, more=_NODE_CHECKS)

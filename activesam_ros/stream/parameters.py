@@ -181,12 +181,8 @@ def given_classes(vocabulary: Optional[Sequence[str]]) -> List[str]:
 
 def vocabulary_from(values: Mapping[str, Any]) -> Vocabulary:
     """The vocabulary the parameters select; raises VocabularyError with the reason."""
-    lines = given_classes(values["vocabulary"])
-    if lines:
-        bad = [line for line in lines if line.strip().startswith("#")]
-        if bad:
-            raise VocabularyError(f"class {bad[0]!r} starts with '#': that is a comment in a vocabulary file")
-        return Vocabulary.from_lines(lines)
+    if given_classes(values["vocabulary"]):
+        return Vocabulary.from_classes(values["vocabulary"])
     if not values["vocabulary_file"].strip():
         raise VocabularyError("the vocabulary is empty: set vocabulary (a list of classes) or vocabulary_file")
     return load_vocabulary_file(values["vocabulary_file"].strip())
