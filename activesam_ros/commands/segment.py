@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from .common import (
     vocabulary_from_args,
 )
 
+PROG = "activesam segment"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -35,23 +38,58 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_vocab_args(parser)
     add_model_args(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs of an earlier run in --out (an input is never overwritten)")
     parser.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
                         help=f"weight of the class colours in the overlay, in [0, 1] (default {default('overlay_alpha'):g})")
     add_engine_args(parser)
     parser.set_defaults(run=run)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB, or a UserError saying why not."""
-    import cv2
+def output_names(stem: str) -> List[str]:
+    """The files ``segment`` writes for an image of this stem."""
+    return [f"{stem}_labels.png", f"{stem}_overlay.png", f"{stem}.json"]
 
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise UserError(f"{path}: not a readable image")
-    return np.ascontiguousarray(image[:, :, ::-1])
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_outputs(paths: List[Path], out: Path, overwrite: bool) -> None:
+    """Refuse, before anything is written, an output that is one of the
+    inputs (never overwritten, whatever the flags), that is not a regular
+    file, or that exists without ``--overwrite``; the message names it."""
+    clashes, existing = [], []
+    for path in paths:
+        for name in output_names(path.stem):
+            target = out / name
+            victim = next((p for p in paths if _same_file(target, p)), None)
+            if victim is not None:
+                clashes.append(f"{target} is the input {victim}")
+            elif target.is_symlink() or (target.exists() and not target.is_file()):
+                clashes.append(f"{target} exists and is not a regular file")
+            elif target.exists():
+                existing.append(str(target))
+    if clashes:
+        raise UserError(f"an output would replace what must not be replaced: {'; '.join(clashes[:3])}"
+                        f"{' ...' if len(clashes) > 3 else ''}; choose another --out or rename the input")
+    if existing and not overwrite:
+        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+        raise UserError(f"{shown} exist(s) already; pass --overwrite to replace them, or choose another --out")
+
+
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: a run
+    stopped halfway never leaves a half-written output behind."""
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict) -> None:
@@ -60,10 +98,19 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
     from ..render.labels import label_dtype
     from ..render.overlay import overlay
 
+    labels_name, overlay_name, json_name = output_names(stem)
     labels = result.labels
-    cv2.imwrite(str(out / f"{stem}_labels.png"), labels.astype(label_dtype(len(result.vocabulary))))
-    tinted = overlay(rgb, result, alpha)
-    cv2.imwrite(str(out / f"{stem}_overlay.png"), np.ascontiguousarray(tinted[:, :, ::-1]))
+    encoded = labels.astype(label_dtype(len(result.vocabulary)))
+    tinted = np.ascontiguousarray(overlay(rgb, result, alpha)[:, :, ::-1])
+
+    def imwrite(pixels: np.ndarray) -> Callable[[Path], None]:
+        def write(path: Path) -> None:
+            if not cv2.imwrite(str(path), pixels):
+                raise OSError(f"OpenCV could not write {path}")
+        return write
+
+    _write_atomically(out / labels_name, imwrite(encoded))
+    _write_atomically(out / overlay_name, imwrite(tinted))
     presence = result.class_presence
     summary = dict(summary)
     summary.update(
@@ -76,7 +123,8 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
         ],
         timings_s={k: round(v, 6) for k, v in result.timings.items()},
     )
-    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"
+    _write_atomically(out / json_name, lambda path: path.write_text(text, encoding="utf-8"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
     out = Path(args.out)
+    check_outputs(paths, out, args.overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -104,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..engine.pipeline import ActiveSAM
+    from ..engine.limits import ImageError
+    from ..engine.pipeline import ActiveSAM, NonFiniteScores
+    from ..render.files import read_rgb
 
     model = load_model_from_args(args)
     engine = ActiveSAM(model, vocabulary, config)
@@ -117,14 +168,13 @@ def run(args: argparse.Namespace) -> int:
     for path in tqdm(paths, desc="segment", unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
             rgb = read_rgb(path)
-        except UserError as exc:
-            failures.append(str(exc))
-            print(f"activesam segment: error: {exc}", file=sys.stderr)
+            result = engine.segment(rgb)
+        except (ImageError, NonFiniteScores) as exc:  # this image only: report it and go on
+            failures.append(str(path))
+            print(f"{PROG}: error: {path}: {exc}; skipped", file=sys.stderr)
             continue
-        result = engine.segment(rgb)
         write_outputs(out, path.stem, rgb, result, args.overlay_alpha, summary)
     if failures:
-        if len(paths) > 1:
-            print(f"activesam segment: {len(failures)} of {len(paths)} image(s) failed", file=sys.stderr)
+        print(f"{PROG}: {len(failures)} of {len(paths)} image(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
