@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import List, Optional
 
-from .commands.common import UserError
+from .commands.common import Stopped, UserError
 from .engine.environment import set_process_defaults
 
 COMMANDS = ("segment", "bag", "eval", "bench")
@@ -46,7 +47,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"activesam {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Stopped as stop:
+        print(f"activesam {args.command}: stopped by {stop}", file=sys.stderr)
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

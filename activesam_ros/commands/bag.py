@@ -23,6 +23,8 @@ from ..ros import bagio
 from ..ros.topics import CameraOutputs
 from ..stream.parameters import default
 from .common import (
+    Stopped,
+    StopRequests,
     UserError,
     add_engine_args,
     add_model_args,
@@ -78,6 +80,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "version (default humble; Jazzy reads either)")
     group.add_argument("--storage", choices=sorted(bagio.STORAGES),
                        help="storage format of OUT (default: that of IN)")
+    parser.add_argument("--start-time", type=int, metavar="NS",
+                        help="segment only input messages at or after this bag time (ns); a stopped run "
+                        "says where to continue")
     add_engine_args(parser, stream=True)
     add_temporal_args(parser)
     parser.set_defaults(run=run)
@@ -128,8 +133,9 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     temporal = temporal_from_args(args)
     source, out = Path(args.input), Path(args.output)
-    if out.exists() or out.is_symlink():
-        raise UserError(f"{out} exists already; give a new output path")
+    bagio.check_new_output(out, source)
+    if args.start_time is not None and args.start_time < 0:
+        raise UserError(f"--start-time must be a bag time in nanoseconds >= 0, got {args.start_time}")
 
     reader = bagio.open_bag(source)
     try:
@@ -146,7 +152,9 @@ def _run(args: argparse.Namespace) -> int:
             engine = ActiveSAM(model, vocabulary, config)
         except (ConfigError, VocabularyError) as exc:
             raise UserError(str(exc)) from exc
-        segmented = _segment(args, reader, connections, prefixes, StreamProcessor(engine, temporal), out, storage)
+        with StopRequests() as stop:
+            segmented = _segment(args, reader, connections, prefixes, StreamProcessor(engine, temporal), out,
+                                 storage, stop)
     finally:
         reader.close()
     if not segmented:
@@ -156,15 +164,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict[str, List["bagio.Connection"]],
-             prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str) -> int:
+             prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str,
+             stop: StopRequests) -> int:
     """Every frame of the image topics through ``processor``, in bag order,
-    outputs into a new bag at ``out``; returns how many were segmented."""
+    outputs into a new bag at ``out``; returns how many were segmented. A
+    stop request ends it between two messages, the bag closed and marked
+    partial (so do errors)."""
     from tqdm import tqdm
 
-    from ..engine.pipeline import ImageError
-    from ..ros.imgconv import UnsupportedImage
     from ..ros.rosbags_types import typestore
-    from ..stream.runtime import Frame
 
     store = typestore(args.distro)
     writer = bagio.create_writer(out, storage, args.distro)
@@ -173,6 +181,7 @@ def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict
     cameras: Dict[str, Camera] = {}
     total = sum(c.msgcount for conns in connections.values() for c in conns)
     progress = tqdm(total=total, desc="bag", unit="frame", file=sys.stderr)
+    last = None  # bag time of the last input message handled
     try:
         for topic, conns in connections.items():
             camera = cameras[topic] = Camera(topic, prefixes[topic], msgtype=conns[0].msgtype)
@@ -181,33 +190,61 @@ def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict
                 camera.copy = writer.add_connection(topic, camera.msgtype, typestore=store,
                                                     offered_qos_profiles=conns[0].ext.offered_qos_profiles)
         every = [c for conns in connections.values() for c in conns]
-        for connection, timestamp, raw in bagio.messages(reader, every):
+        for connection, timestamp, raw in bagio.messages(reader, every, start=args.start_time):
+            stop.check()
             progress.update()
-            camera = cameras[connection.topic]
-            if camera.copy is not None:
-                writer.write(camera.copy, timestamp, raw)
-            try:
-                msg = store.deserialize_cdr(raw, camera.msgtype)
-            except Exception as exc:  # damaged CDR fails in many ways inside rosbags
-                _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
-                continue
-            header = msg.header
-            try:
-                rgb = bagio.DECODERS[camera.msgtype](msg)
-                stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
-                done = processor.process(Frame(rgb, stamp, header.frame_id, camera.topic, context=header))
-            except (UnsupportedImage, ImageError) as exc:
-                _skip(camera, timestamp, str(exc), progress)
-                continue
-            _write_outputs(writer, store, camera, timestamp, rgb, done.result, header, args,
-                           processor.engine.config.confidence_threshold)
-    finally:
+            _handle(args, writer, store, processor, cameras[connection.topic], timestamp, raw, progress)
+            last = timestamp
+    except BaseException as error:  # a stop request, a damaged input, a failure: OUT says it is partial
+        frames = sum(c.segmented for c in cameras.values())
+        reason = f"stopped by {error}" if isinstance(error, (KeyboardInterrupt, Stopped)) else f"failed: {error}"
+        writer.set_custom_data(bagio.STATUS_KEY, bagio.partial_status(reason, frames, last))
         progress.close()
-        writer.close()  # also on errors and Ctrl-C: OUT then holds a valid bag of the frames so far
+        writer.close()  # OUT then holds a valid bag of the frames so far
+        resume = "" if last is None else f", or continue into a new OUT with --start-time {last + 1}"
+        print(f"{PROG}: {out} is a readable but partial bag ({frames} frame(s) segmented"
+              f"{'' if last is None else f' up to bag time {last} ns'}); to redo it remove it "
+              f"(rm -r {out}) and run again{resume}", file=sys.stderr)
+        raise
+    writer.set_custom_data(bagio.STATUS_KEY, bagio.COMPLETE)
+    progress.close()
+    writer.close()
     for camera in cameras.values():
         print(f"{PROG}: {camera.summary()}", file=sys.stderr)
+    orphans = bagio.orphan_messages(Path(args.input))
+    if orphans:
+        print(f"{PROG}: {orphans} message(s) of {args.input} belong to no topic of its index and were not read",
+              file=sys.stderr)
     print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro})", file=sys.stderr)
     return sum(c.segmented for c in cameras.values())
+
+
+def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Typestore", processor: "StreamProcessor",
+            camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> None:
+    """One input message: copied if asked, segmented, its outputs written;
+    a frame that cannot be segmented is skipped and counted."""
+    from ..engine.limits import ImageError
+    from ..engine.pipeline import NonFiniteScores
+    from ..ros.imgconv import UnsupportedImage
+    from ..stream.runtime import Frame
+
+    if camera.copy is not None:
+        writer.write(camera.copy, timestamp, raw)
+    try:
+        msg = store.deserialize_cdr(raw, camera.msgtype)
+    except Exception as exc:  # damaged CDR fails in many ways inside rosbags
+        _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
+        return
+    header = msg.header
+    try:
+        rgb = bagio.DECODERS[camera.msgtype](msg)
+        stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
+        done = processor.process(Frame(rgb, stamp, header.frame_id, camera.topic, context=header))
+    except (UnsupportedImage, ImageError, NonFiniteScores) as exc:
+        _skip(camera, timestamp, str(exc), progress)
+        return
+    _write_outputs(writer, store, camera, timestamp, rgb, done.result, header, args,
+                   processor.engine.config.confidence_threshold)
 
 
 def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from typing import Any, Dict, Optional
 
@@ -17,6 +18,49 @@ from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_fil
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line, exit status 2."""
+
+
+class Stopped(BaseException):
+    """A termination signal (SIGINT, SIGTERM, SIGHUP) that stopped a command;
+    the command's cleanup has run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequests:
+    """Termination signals as requests to stop at the next safe point.
+
+    A signal handler raising inside a library call (a bag writer halfway
+    through a record) can leave a file no reader opens. While this is
+    entered, SIGINT, SIGTERM and SIGHUP are only noted, and :meth:`check`
+    raises :class:`Stopped` where the caller can stop cleanly; a second
+    signal stops at once. Main thread only.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise Stopped(signum)
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def __enter__(self) -> "StopRequests":
+        self._previous = {signum: signal.signal(signum, self._note) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) -> None:

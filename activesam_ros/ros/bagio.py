@@ -13,12 +13,15 @@ Problems with the user's files raise :class:`BagError`, one line each.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from rosbags.interfaces import Connection, Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore  # noqa: F401 - for the bag command's annotations
+from ruamel.yaml import YAML
 
 from .imgconv import compressed_to_rgb, image_to_rgb
 from .node_params import BY_NAME, NODE_NAME
@@ -108,10 +111,11 @@ def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE
     return {topic: root + prefixes[camera][1:] for topic, camera in cameras.items()}
 
 
-def messages(reader: Reader, connections: Sequence[Connection]) -> Iterator[Tuple[Connection, int, bytes]]:
-    """(connection, bag timestamp in ns, CDR bytes) in timestamp order; a
-    failure to read raises BagError."""
-    stream = reader.messages(connections=connections)
+def messages(reader: Reader, connections: Sequence[Connection],
+             start: Optional[int] = None) -> Iterator[Tuple[Connection, int, bytes]]:
+    """(connection, bag timestamp in ns, CDR bytes) in timestamp order, from
+    bag time ``start`` on; a failure to read raises BagError."""
+    stream = reader.messages(connections=connections, start=start)
     count = 0
     while True:
         try:
@@ -122,6 +126,56 @@ def messages(reader: Reader, connections: Sequence[Connection]) -> Iterator[Tupl
             raise BagError(f"{reader.path}: unreadable after {count} message(s): {_one_line(exc)}") from exc
         count += 1
         yield item
+
+
+STATUS_KEY = "activesam.status"
+"""custom_data key of every output bag: COMPLETE, or 'partial: ...' saying why and where it stopped."""
+COMPLETE = "complete"
+
+
+def partial_status(reason: str, frames: int, last: Optional[int]) -> str:
+    where = "" if last is None else f"; last input message at bag time {last} ns"
+    return f"partial: {reason} after {frames} segmented frame(s){where}"
+
+
+def status_of(path: Path) -> Optional[str]:
+    """The STATUS_KEY of an existing output bag, None if it has none (or is no bag)."""
+    try:  # ruamel.yaml: what rosbags itself reads metadata.yaml with
+        info = YAML(typ="safe").load((path / "metadata.yaml").read_text(encoding="utf-8"))
+        return info["rosbag2_bagfile_information"]["custom_data"][STATUS_KEY]
+    except Exception:  # not a bag, or one without readable metadata
+        return None
+
+
+def check_new_output(out: Path, source: Path) -> None:
+    """Refuse an output path that exists (saying whether it is an earlier
+    partial run) or that lies inside the input bag."""
+    if out.exists() or out.is_symlink():
+        status = status_of(out)
+        if status and status.startswith("partial"):
+            raise BagError(f"{out} is the output of an earlier run that did not finish ({status}); "
+                           f"remove it (rm -r {out}) to redo, or give a new output path (with --start-time "
+                           "to continue after its last input message)")
+        raise BagError(f"{out} exists already; give a new output path")
+    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
+    target = out.resolve()
+    if source.is_dir() and (target == source_dir or target.is_relative_to(source_dir)):
+        raise BagError(f"{out} is inside the input bag {source}; give an output path outside it")
+
+
+def orphan_messages(path: Path) -> int:
+    """Messages of an uncompressed sqlite3 bag whose topic id names no topic:
+    no reader returns them, so they are counted here to be reported."""
+    files = sorted(path.glob("*.db3")) if path.is_dir() else [path] if path.suffix == ".db3" else []
+    count = 0
+    for file in files:
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as db:
+                count += db.execute("SELECT COUNT(*) FROM messages WHERE topic_id NOT IN "
+                                    "(SELECT id FROM topics)").fetchone()[0]
+        except sqlite3.Error:  # not sqlite (compressed, damaged): the reader has said so already
+            continue
+    return count
 
 
 def create_writer(path: Path, storage: str, distro: str) -> Writer:
