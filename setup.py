@@ -34,8 +34,10 @@ setup(
         "tqdm",
     ],
     extras_require={
-        # scikit-image's wheel ships the photographs the tests and bench use
-        "test": ["pytest>=7", "scikit-image", "pyyaml"],
+        # scikit-image's wheel ships the photographs the tests and bench use. pytest < 9:
+        # launch_testing's pytest plugin (Humble, Jazzy) still uses the hook argument
+        # `path`, which pytest 9 rejects, stopping every ROS test before collection.
+        "test": ["pytest>=7,<9", "scikit-image", "pyyaml"],
         "bench": ["scikit-image"],
     },
     zip_safe=True,
