@@ -334,3 +334,16 @@ def test_a_reconfiguration_from_another_thread_never_mixes_two_configs_in_one_fr
     engine.segment(photos["chelsea.png"])
     assert [size for kind, size in calls if kind == "encode"] == [168, 196]
     assert max(size for kind, size in calls if kind == "ground") == 8
+
+
+def test_an_unscreened_fast_preview_chooses_what_exact_mode_does(tiny_model, photos):
+    """A stream's refresh runs fast mode's preview without the screen: its
+    active set is exact mode's."""
+    vocabulary = shared_vocabulary("context59")
+    fast = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(device="cpu", mode="fast"))
+    exact = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(device="cpu", mode="exact"))
+    small = photos["chelsea.png"][::2, ::2].copy()
+    unscreened = fast.segment(small, screen=False)
+    assert unscreened.active_queries == exact.segment(small).active_queries
+    assert unscreened.preview_ran and "screen" not in unscreened.timings
+    assert "screen" in fast.segment(small).timings

@@ -1,208 +1,235 @@
-"""The temporal policy alone: which frames preview, which queries are
-decoded or scanned, on presences chosen by hand."""
+"""The temporal policy alone: which frames refresh, which classes a reuse
+frame decodes, on label images made by hand."""
 
 from __future__ import annotations
 
-import math
+from typing import Dict, Iterable, Optional
 
 import numpy as np
 import pytest
 
-from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
+from activesam_ros.engine.config import ConfigError
+from activesam_ros.engine.result import SegmentationResult
 from activesam_ros.engine.vocabulary import Vocabulary
-from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, cosine_distance
+from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, class_pixels, cosine_distance
 
-from fake_engine import fake_result
+# 30 classes, class 2 with two aliases: 31 queries.
+VOCAB = Vocabulary.from_classes(["c0", "c1", "c2, second name"] + [f"c{i}" for i in range(3, 30)])
+SIDE = 10  # label images of 10 x 10 pixels
 
-VOCAB = Vocabulary.from_lines(f"class {i}" for i in range(50))
-ENGINE = ActiveSAMConfig(max_active=12, bucket_size=8)
-# Queries 0..9 present: the preview's quantile rule selects exactly them
-# (tau = the 0.8 quantile = 0.18), leaving 40 inactive queries.
-BASE = np.where(np.arange(50) < 10, 0.9, 0.0).astype(np.float32)
-SEEN = set(range(10))
+
+def make(decoded: Iterable[int], winners: Dict[int, int], score: float = 0.5,
+         embedding: Optional[np.ndarray] = None) -> SegmentationResult:
+    """A result whose label image gives each class of ``winners`` that many
+    pixels (the rest to the first decoded class), decoding ``decoded``."""
+    decoded = sorted(decoded)
+    queries = [q for q, c in enumerate(VOCAB.query_class) if c in decoded]
+    labels = np.full(SIDE * SIDE, decoded[0], dtype=np.int32)
+    at = 0
+    for cls, pixels in winners.items():
+        labels[at:at + pixels] = cls
+        at += pixels
+    return SegmentationResult(
+        labels=labels.reshape(SIDE, SIDE), scores=np.full((SIDE, SIDE), score, np.float32), vocabulary=VOCAB,
+        active_queries=queries, query_presence=np.zeros(len(VOCAB.queries), np.float32), preview_presence=None,
+        preview_ran=False, background_index=None, image_embedding=embedding)
 
 
 def tracker(**temporal) -> ActiveSetTracker:
-    """A tracker that scans one bucket per reuse frame unless told otherwise."""
-    return ActiveSetTracker(TemporalConfig(**{"scan_buckets_per_frame": 1, **temporal}), ENGINE, len(VOCAB.queries))
+    return ActiveSetTracker(TemporalConfig(**{"refresh_period": 0.0, **temporal}), VOCAB.query_class)
 
 
-def step(t: ActiveSetTracker, presence=BASE, embedding=None) -> FramePlan:
-    """Plan a frame, let a faithful fake engine run it, take the result in."""
-    plan = t.plan()
-    result = fake_result(VOCAB, ENGINE, presence, plan.active_queries, plan.scan_queries, embedding)
-    assert result.preview_ran == plan.run_preview
-    t.update(plan, result)
+def step(t: ActiveSetTracker, winners: Dict[int, int], refresh_decodes=range(12), score: float = 0.5,
+         embedding=None, stamp: float = 0.0) -> FramePlan:
+    """Plan a frame; a refresh decodes ``refresh_decodes`` (the engine's
+    choice), a reuse frame what the plan says; the labels show ``winners``
+    (among the decoded classes only, as an argmax would)."""
+    plan = t.plan(stamp)
+    decoded = set(refresh_decodes) if plan.refresh else {VOCAB.query_class[q] for q in plan.active_queries}
+    shown = {c: n for c, n in winners.items() if c in decoded}
+    t.update(plan, make(decoded, shown, score, embedding), stamp)
     return plan
 
 
-def with_present(*queries, value=0.9, base=BASE):
-    p = base.copy()
-    p[list(queries)] = value
-    return p
-
-
-def test_the_scan_is_off_by_default_so_reuse_decodes_a_subset_of_the_preview():
-    t = ActiveSetTracker(TemporalConfig(preview_interval=4, active_ttl=10), ENGINE, len(VOCAB.queries))
-    step(t)
-    plans = [step(t, with_present(*range(10, 30))) for _ in range(3)]
-    assert all(not p.scan_queries and set(p.active_queries) <= SEEN for p in plans)
+def classes(plan: FramePlan) -> set:
+    return {VOCAB.query_class[q] for q in plan.active_queries}
 
 
 def test_config_rejects_bad_values_with_every_reason():
-    bad = TemporalConfig(preview_interval=0, active_ttl=-1, scene_change_threshold=3.0,
-                         scan_buckets_per_frame=True, presence_threshold=-0.1)
+    bad = TemporalConfig(refresh_interval=0, refresh_period=-1.0, active_ttl=-1, present_fraction=2.0,
+                         scene_change_threshold=3.0, stale_score_drop=1.5, propagate="yes",
+                         propagation_max_age=0.0, propagation_max_motion=2.0, propagation_max_residual=-1.0)
     problems = bad.errors()
-    for name in ("preview_interval", "active_ttl", "scene_change_threshold",
-                 "scan_buckets_per_frame", "presence_threshold"):
+    for name in ("refresh_interval", "refresh_period", "active_ttl", "present_fraction", "scene_change_threshold",
+                 "stale_score_drop", "propagate", "propagation_max_age", "propagation_max_motion",
+                 "propagation_max_residual"):
         assert any(p.startswith(name) for p in problems), name
-    with pytest.raises(ConfigError, match="preview_interval"):
+    with pytest.raises(ConfigError, match="refresh_interval"):
         bad.validate()
-    assert TemporalConfig(preview_interval=5).validate().preview_interval == 5
+    assert TemporalConfig(refresh_interval=5).validate().refresh_interval == 5
     with pytest.raises(ConfigError):
-        ActiveSetTracker(TemporalConfig(preview_interval=0), ENGINE, 50)
+        ActiveSetTracker(TemporalConfig(refresh_interval=0), VOCAB.query_class)
 
 
-def test_small_vocabulary_is_decoded_whole_without_preview():
-    small = Vocabulary.from_lines(["a", "b", "c"])
-    t = ActiveSetTracker(TemporalConfig(preview_interval=3), ENGINE, 3)
-    for _ in range(4):
-        plan = t.plan()
-        assert plan == FramePlan(False, None, (), "all")
-        result = fake_result(small, ENGINE, np.ones(3), plan.active_queries, plan.scan_queries)
-        assert result.active_queries == [0, 1, 2] and not result.preview_ran
-        t.update(plan, result)
-
-
-def test_interval_one_previews_every_frame_like_the_paper():
-    t = tracker(preview_interval=1)
-    plans = [step(t) for _ in range(5)]
-    assert all(p.run_preview and p.active_queries is None and not p.scan_queries for p in plans)
+def test_interval_one_refreshes_every_frame_like_the_paper():
+    t = tracker(refresh_interval=1)
+    plans = [step(t, {1: 5}) for _ in range(5)]
+    assert all(p.refresh and p.active_queries is None for p in plans)
     assert [p.reason for p in plans] == ["first"] + ["interval"] * 4
+    assert not TemporalConfig(refresh_interval=1).reuses and TemporalConfig().reuses
 
 
-def test_previews_every_interval_and_reuses_the_set_between():
-    t = tracker(preview_interval=4, active_ttl=10)
-    plans = [step(t) for _ in range(10)]
-    assert [i for i, p in enumerate(plans) if p.run_preview] == [0, 4, 8]
-    for p in plans:
-        if not p.run_preview:
-            assert set(p.active_queries) == SEEN
-            assert p.scan_queries and not SEEN & set(p.scan_queries)
+def test_reuse_frames_decode_the_refresh_queries_of_the_classes_that_won_pixels():
+    t = tracker(refresh_interval=4, active_ttl=0)
+    step(t, {1: 5, 2: 5, 7: 1})
+    plan = step(t, {1: 5, 2: 5, 7: 1})
+    assert not plan.refresh and plan.reason == "reuse"
+    assert classes(plan) == {0, 1, 2, 7}  # 0 wins the remaining pixels
+    assert set(plan.active_queries) == {0, 1, 2, 3, 8}  # both queries of class 2 (2, 3); class 7 is query 8
+
+
+def test_a_reuse_frame_decodes_no_query_the_refresh_did_not():
+    """The refresh (preview) chooses queries, not classes: an alias it did
+    not select stays out, so a reuse frame never costs more than a refresh."""
+    t = tracker(refresh_interval=4, active_ttl=0)
+    plan = t.plan()
+    refreshed = make([2, 5], {2: 50})
+    refreshed.active_queries = [2, 6]  # class 2 by its first query only (3 is its alias), class 5
+    t.update(plan, refreshed)
+    assert t.plan().active_queries == (2,)
+
+
+def test_refreshes_on_the_interval_and_reuses_between():
+    t = tracker(refresh_interval=4)
+    plans = [step(t, {3: 10}) for _ in range(10)]
+    assert [i for i, p in enumerate(plans) if p.refresh] == [0, 4, 8]
 
 
 @pytest.mark.parametrize("ttl", [0, 2])
-def test_an_absent_query_is_decoded_ttl_more_frames_then_dropped(ttl):
-    t = tracker(preview_interval=100, active_ttl=ttl)
-    step(t)  # preview: query 3 selected
-    gone = with_present(3, value=0.0)
-    decoded = [3 in step(t, gone).active_queries for _ in range(ttl + 3)]
+def test_an_absent_class_is_decoded_ttl_more_frames_then_dropped(ttl):
+    t = tracker(refresh_interval=100, active_ttl=ttl)
+    step(t, {5: 10})
+    decoded = [5 in classes(step(t, {})) for _ in range(ttl + 3)]
     # Seen absent on frame 1, kept for ttl more frames, then dropped.
     assert decoded == [True] * (ttl + 1) + [False] * 2
 
 
-def test_present_means_above_the_last_preview_tau_or_the_set_threshold():
-    weak = with_present(20, value=0.3)  # above tau = 0.18, below 0.5
-    for threshold, found in ((0.0, True), (0.5, False)):
-        t = tracker(preview_interval=100, presence_threshold=threshold)
-        step(t)
-        assert t.tau == pytest.approx(0.18, abs=1e-6)
-        while 20 not in step(t, weak).scan_queries:
-            pass
-        assert (20 in t.plan().active_queries) is found
+def test_present_means_a_share_of_the_pixels():
+    for fraction, kept in ((0.0, True), (0.05, False)):
+        t = tracker(refresh_interval=100, active_ttl=0, present_fraction=fraction)
+        step(t, {4: 3, 6: 40})  # class 4 wins 3 % of the pixels
+        assert (4 in classes(step(t, {4: 3, 6: 40}))) is kept
 
 
-@pytest.mark.parametrize("buckets", [1, 2])
-def test_a_new_query_is_found_within_the_documented_bound(buckets):
-    inactive = 50 - len(SEEN)
-    bound = math.ceil(math.ceil(inactive / ENGINE.bucket_size) / buckets)
-    assert bound == math.ceil(inactive / (buckets * ENGINE.bucket_size))
-    worst = 0
-    for q in range(10, 50):
-        for appears in range(1, 6):  # every phase of the scan cursor
-            t = tracker(preview_interval=1000, active_ttl=1000, scan_buckets_per_frame=buckets)
-            for _ in range(appears):
-                step(t)
-            frames = 1
-            while q not in step(t, with_present(q)).scan_queries:
+def test_a_class_labelled_but_not_decoded_is_not_present():
+    """Background calibration labels pixels of a class the refresh may not
+    have decoded: that class must not start being decoded on reuse frames."""
+    t = tracker(refresh_interval=100, active_ttl=0)
+    plan = t.plan()
+    t.update(plan, make(range(5), {20: 30}))  # class 20 in the labels, not decoded
+    assert 20 not in classes(t.plan())
+
+
+def test_the_decoded_set_cannot_collapse_while_its_classes_win_pixels():
+    """The failure the old policy had on real video: reuse frames' presences
+    (full resolution) compared with the preview's bar (low resolution) shrank
+    the set until whole regions changed class. Presence values play no part
+    now: classes that keep winning pixels keep being decoded."""
+    t = tracker(refresh_interval=1000, active_ttl=1)
+    shown = {c: 8 for c in range(1, 10)}
+    step(t, shown)
+    for _ in range(50):
+        plan = step(t, shown, score=0.5)
+        assert classes(plan) == set(range(10))
+
+
+def test_a_reuse_frame_never_decodes_a_class_the_last_refresh_did_not():
+    rng = np.random.default_rng(0)
+    t = tracker(refresh_interval=6, active_ttl=2)
+    refreshed = None
+    for _ in range(200):
+        engine_choice = set(rng.choice(30, size=8, replace=False).tolist())
+        winners = {int(c): int(rng.integers(1, 10)) for c in rng.choice(30, size=10, replace=False)}
+        plan = step(t, winners, refresh_decodes=engine_choice)
+        if plan.refresh:
+            refreshed = engine_choice
+        else:
+            assert classes(plan) <= refreshed
+
+
+def test_a_refresh_period_in_seconds():
+    t = tracker(refresh_interval=1000, refresh_period=0.5)
+    stamps = [0.0, 0.1, 0.2, 0.45, 0.55, 0.6, 1.0, 1.1]
+    refreshed = [step(t, {1: 5}, stamp=s).refresh for s in stamps]
+    assert refreshed == [True, False, False, False, True, False, False, True]
+    assert t.plan(5.0).reason == "period"
+
+
+def test_a_scene_change_refreshes_the_next_frame():
+    t = tracker(refresh_interval=100, scene_change_threshold=0.1)
+    step(t, {1: 5}, embedding=np.array([1.0, 0.0]))
+    assert not step(t, {1: 5}, embedding=np.array([1.0, 0.05])).refresh  # small drift
+    assert not step(t, {1: 5}, embedding=np.array([0.0, 1.0])).refresh   # changed on this frame...
+    plan = step(t, {1: 5}, embedding=np.array([0.0, 1.0]))
+    assert plan.refresh and plan.reason == "scene_change"                 # ...so the next one refreshes
+    assert not step(t, {1: 5}, embedding=np.array([0.0, 1.0])).refresh   # new reference
+
+    off = tracker(refresh_interval=100, scene_change_threshold=0.0)
+    step(off, {1: 5}, embedding=np.array([1.0, 0.0]))
+    assert not any(step(off, {1: 5}, embedding=np.array([0.0, 1.0])).refresh for _ in range(3))
+
+
+def test_weakened_labels_refresh_the_next_frame():
+    """Something the decoded set does not name is won weakly: the mean
+    winning score falls below the refresh frame's."""
+    t = tracker(refresh_interval=100, stale_score_drop=0.2)
+    step(t, {1: 5}, score=0.5)
+    assert not step(t, {1: 5}, score=0.45).refresh   # a 10 % drop
+    assert not step(t, {1: 5}, score=0.35).refresh   # 30 %: this frame is stale...
+    plan = step(t, {1: 5}, score=0.35)
+    assert plan.refresh and plan.reason == "stale"   # ...the next one refreshes
+    off = tracker(refresh_interval=100, stale_score_drop=0.0)
+    step(off, {1: 5}, score=0.5)
+    assert not any(step(off, {1: 5}, score=0.1).refresh for _ in range(3))
+
+
+def test_a_class_that_enters_is_decoded_by_the_next_refresh():
+    """The bound stated in the module doc: within refresh_interval frames."""
+    interval = 5
+    for enters in range(1, 12):
+        t = tracker(refresh_interval=interval, stale_score_drop=0.0, scene_change_threshold=0.0)
+        frames = 0
+        for i in range(40):
+            winners = {1: 5, **({25: 5} if i >= enters else {})}
+            plan = step(t, winners, refresh_decodes={0, 1, 25})
+            if i >= enters:
                 frames += 1
-                assert frames <= bound, (q, appears)
-            worst = max(worst, frames)
-            assert q in t.plan().active_queries  # decoded from the next frame on
-    assert worst == bound  # the bound is reached, so it is the tight one
+                if plan.refresh:
+                    break
+        assert frames <= interval
 
 
-def test_the_scan_covers_every_inactive_query_once_per_bound():
-    t = tracker(preview_interval=1000, active_ttl=1000)
-    step(t)
-    scanned = [step(t).scan_queries for _ in range(5)]
-    assert all(len(s) == ENGINE.bucket_size for s in scanned)
-    assert sorted(q for s in scanned for q in s) == list(range(10, 50))
+def test_nothing_left_present_refreshes():
+    """With a share required, a frame may leave no class present."""
+    t = tracker(refresh_interval=100, active_ttl=0, present_fraction=0.5)
+    step(t, {1: 25, 2: 25, 3: 25}, refresh_decodes={0, 1, 2, 3})  # 25 % each: none present
+    plan = t.plan()
+    assert plan.refresh and plan.reason == "empty"
 
 
-def test_without_scanning_a_new_query_waits_for_the_next_preview():
-    t = tracker(preview_interval=4, active_ttl=10, scan_buckets_per_frame=0)
-    step(t)
-    plans = [step(t, with_present(30)) for _ in range(4)]
-    assert [p.run_preview for p in plans] == [False, False, False, True]
-    assert all(not p.scan_queries and 30 not in p.active_queries for p in plans[:3])
-    assert 30 in t.plan().active_queries
+def test_class_pixels_counts_each_class():
+    pixels = class_pixels(make([0, 4], {4: 7}))
+    assert pixels[4] == 7 and pixels[0] == SIDE * SIDE - 7 and pixels.sum() == SIDE * SIDE
 
 
-def test_a_scene_change_previews_the_next_frame():
-    t = tracker(preview_interval=100, scene_change_threshold=0.1)
-    step(t, embedding=np.array([1.0, 0.0]))
-    assert not step(t, embedding=np.array([1.0, 0.05])).run_preview  # small drift
-    assert not step(t, embedding=np.array([0.0, 1.0])).run_preview   # changed on this frame...
-    plan = step(t, embedding=np.array([0.0, 1.0]))
-    assert plan.run_preview and plan.reason == "scene_change"        # ...so the next one previews
-    assert not step(t, embedding=np.array([0.0, 1.0])).run_preview   # new reference
-
-    off = tracker(preview_interval=100, scene_change_threshold=0.0)
-    step(off, embedding=np.array([1.0, 0.0]))
-    assert not any(step(off, embedding=np.array([0.0, 1.0])).run_preview for _ in range(3))
+def test_a_failed_frame_is_planned_again():
+    t = tracker(refresh_interval=100)
+    step(t, {1: 5})
+    plan = t.plan()
+    assert t.plan() == plan  # no update (the engine raised): same plan
 
 
 def test_cosine_distance():
     assert cosine_distance(np.array([1.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(0.0)
     assert cosine_distance(np.array([1.0, 0.0]), np.array([0.0, 3.0])) == pytest.approx(1.0)
     assert cosine_distance(np.zeros(2), np.ones(2)) == 0.0
-
-
-def test_nothing_left_present_previews():
-    t = tracker(preview_interval=100, active_ttl=0)
-    step(t)
-    assert not step(t, np.zeros(50, np.float32)).run_preview
-    plan = t.plan()
-    assert plan.run_preview and plan.reason == "empty"
-
-
-def test_a_preview_drops_what_it_did_not_select():
-    t = tracker(preview_interval=3, active_ttl=100)
-    step(t)
-    step(t, with_present(12))  # scanned (first bucket after 0..9) and found
-    assert 12 in t.plan().active_queries
-    step(t, with_present(12))
-    assert step(t).run_preview  # this preview does not select 12
-    assert set(t.plan().active_queries) == SEEN
-
-
-def test_the_cap_keeps_the_most_recently_present():
-    t = tracker(preview_interval=100, active_ttl=100)
-    step(t)
-    stronger = with_present(*range(10, 18), value=0.95)
-    assert step(t, stronger).scan_queries == tuple(range(10, 18))
-    active = t.plan().active_queries
-    assert len(active) == ENGINE.max_active
-    assert set(range(10, 18)) <= set(active)  # found last frame, and the stronger
-
-
-def test_a_failed_frame_is_planned_again():
-    t = tracker(preview_interval=100)
-    step(t)
-    step(t)
-    plan = t.plan()
-    assert t.plan() == plan  # no update (the engine raised): same plan
-    step(t)
-    assert t.plan().scan_queries != plan.scan_queries
-

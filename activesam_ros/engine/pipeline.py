@@ -236,17 +236,19 @@ class ActiveSAM:
             text = prepared.context.extend(text, queries)
         return text
 
-    def preview(self, rgb: np.ndarray, frame: Optional[_Frame] = None, watch: Optional[_Stopwatch] = None) -> torch.Tensor:
+    def preview(self, rgb: np.ndarray, frame: Optional[_Frame] = None, watch: Optional[_Stopwatch] = None,
+                screen: bool = True) -> torch.Tensor:
         """Presence [N] of every query from the low-resolution preview.
 
-        In fast mode the queries the screen drops get presence 0: they are
-        below every kept one, so the quantile rule sees the same top values.
+        In fast mode (and ``screen``) the queries the screen drops get
+        presence 0: they are below every kept one, so the quantile rule sees
+        the same top values.
         """
         frame = frame or self._snapshot()
         cfg, prepared = frame.config, frame.prepared
         watch = watch or _Stopwatch()
         queries = range(prepared.num_queries)
-        if cfg.mode == "fast" and cfg.fast_screen_keep < 1:
+        if screen and cfg.mode == "fast" and cfg.fast_screen_keep < 1:
             with watch("screen"):
                 screen = self._presence(self.grounder.encode_image(rgb, frame.sizes.screen), frame, queries)
             keep = max(1, math.ceil(cfg.fast_screen_keep * len(screen)))
@@ -271,13 +273,14 @@ class ActiveSAM:
         self,
         image: np.ndarray,
         active_queries: Optional[Sequence[int]] = None,
-        scan_queries: Sequence[int] = (),
+        screen: bool = True,
     ) -> SegmentationResult:
         """Segment one H x W x 3 uint8 RGB image.
 
         ``active_queries`` skips the preview and decodes exactly these queries
-        (temporal reuse); ``scan_queries`` are additionally scored for
-        presence on the full-resolution features, without their heads.
+        (temporal reuse). ``screen=False`` runs fast mode's preview without
+        its screen, so it chooses as exact mode's does (a stream's rare
+        refreshes afford it).
         """
         rgb = check_image(image)
         frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
@@ -289,7 +292,7 @@ class ActiveSAM:
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
         elif n > cfg.max_active:
-            preview_presence = self.preview(rgb, frame, watch)
+            preview_presence = self.preview(rgb, frame, watch, screen)
             preview_threshold = quantile_threshold(preview_presence, cfg.quantile_alpha)
             active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
         else:
@@ -330,12 +333,7 @@ class ActiveSAM:
                 class_scores, classes, len(prepared.vocabulary),
                 prepared.vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
             )
-        scan = [int(q) for q in scan_queries if 0 <= int(q) < n]
-        scan_presence = None
-        if scan:
-            with watch("scan"):
-                scan_presence = self._presence(encoded, frame, scan).numpy()
-        _require_finite(query_presence, top, preview_presence, scan_presence)
+        _require_finite(query_presence, top, preview_presence)
         watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
             labels=labels.to(torch.int32).numpy(),
@@ -348,7 +346,5 @@ class ActiveSAM:
             preview_threshold=preview_threshold,
             background_index=prepared.vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
-            scanned_queries=scan,
-            scan_presence=scan_presence,
             image_embedding=encoded.pooled_features(),
         )

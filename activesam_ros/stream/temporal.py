@@ -1,86 +1,105 @@
-"""Temporal reuse of the active set on a video stream (pure logic, no model).
+"""Temporal reuse on a video stream: refresh the active set, or reuse it.
 
-The method runs its low-resolution preview on every image to pick the
-active queries (method doc section 2). On a stream, consecutive frames show
-mostly the same things, so one camera's ``ActiveSetTracker`` reuses the
-active set between previews:
+The method picks the classes to decode anew on every image (its preview,
+method doc section 2; or every class of a vocabulary small enough to decode
+whole). On a stream, consecutive frames show mostly the same things, so one
+camera's :class:`ActiveSetTracker` plans each frame as one of two kinds:
 
-- **Preview frames** follow the method exactly: the engine runs the preview
-  and decodes the queries it selects. A preview runs on a camera's first
-  frame, every ``preview_interval`` frames (1 = every frame, the paper's
-  per-frame behaviour), on the frame after a scene change, and whenever the
-  reused set would be empty.
-- **Present**: a query is present on a preview frame when the preview
-  selected it; on any other frame when its full-resolution presence (decoded
-  or scanned) reaches the threshold, which is ``presence_threshold`` when set
-  (> 0), otherwise tau of the last preview (the (1 - alpha) quantile of that
-  preview's presences: the bar the preview itself used).
-- **Reuse frames** decode, without a preview, the queries present on one of
-  the last ``active_ttl`` + 1 frames since the last preview: a query found
-  absent stays decoded ``active_ttl`` more frames before it is dropped (no
-  flicker). At most ``max_active``, the most recently present first. Without
-  the scan below, that is a subset of the last preview's selection, so a
-  reuse frame never decodes more than a preview frame.
-- **New classes** are found by the next preview, at most ``preview_interval``
-  frames away (sooner after a scene change). Optionally (``scan_buckets_per_frame``
-  S > 0, off by default) a reuse frame also scores S buckets of inactive
-  queries for presence on its full-resolution features (no preview encode,
-  no segmentation heads). A cursor walks the query indices round the
-  vocabulary, so with I inactive queries and B = ``bucket_size``, a query
-  that becomes present is found within ceil(I / (S * B)) frames while the
-  active set is steady (ceil(N / (S * B)) however it changes; N queries), and
-  decoded from the frame after. The scan is off by default because a
-  full-resolution presence forward costs more per prompt than the
-  low-resolution preview it saves (measured with ``activesam bench``).
-- **Scene change**: after a frame whose pooled full-resolution features are
-  further than ``scene_change_threshold`` (cosine distance) from those of the
-  last preview frame, the next frame previews.
+- **Refresh**: the method's full work. The engine runs its preview when the
+  vocabulary has more than ``max_active`` queries and decodes what it
+  selects, or decodes every query of a smaller vocabulary. In a stream that
+  reuses, the refresh's preview skips fast mode's screen: refreshes are
+  rare, and the screen's picks are what reuse frames would inherit (on
+  real video they cost 4 points of agreement with per-frame exact, README).
+- **Reuse**: only the classes present recently are decoded, by the queries
+  the last refresh decoded for them: no preview, and fewer decodes.
 
-A vocabulary of at most ``max_active`` queries is decoded whole on every
-frame, with no preview: there is nothing to reuse.
+**Present** is read off the label image, never off presences computed at
+two resolutions: a class is present on a frame when it wins at least
+``present_fraction`` of the frame's pixels (any pixel, by default) and was
+decoded on it (background calibration labels pixels of a class it may not
+have decoded). A class stays decoded until it has been absent from the
+labels for ``active_ttl`` frames in a row (a refresh forgets what it did not
+decode). The decoded set of a reuse frame is thus a subset of what the last
+refresh decoded: it cannot grow, and
+because a class is dropped only after ``active_ttl`` frames without a
+single pixel, it cannot collapse either.
+
+**Refreshes** happen on a camera's first frame, every ``refresh_interval``
+frames, every ``refresh_period`` seconds of the frames' stamps, and on the
+frame after the reuse frames' own evidence says the set is stale:
+- a scene change: the pooled full-resolution image features moved further
+  than ``scene_change_threshold`` (cosine distance) from the last refresh
+  frame's;
+- weak labels: the mean score of the winning class fell by more than
+  ``stale_score_drop`` (a fraction) below the last refresh frame's. Pixels
+  of something the decoded set does not name are won weakly, by whichever
+  decoded class fits least badly; both frames' scores are full-resolution
+  decodes, so they compare.
+
+So a class that enters the view is decoded at the latest on the next
+refresh: within ``refresh_interval`` frames and ``refresh_period`` seconds,
+whichever comes first (at 30 Hz with the defaults, 8 frames = 0.27 s), and
+sooner when its entry changes the scene or weakens the labels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..engine.config import ActiveSAMConfig, ConfigError
+from ..engine.config import ConfigError
 from ..engine.result import SegmentationResult
 
 _NEVER = np.iinfo(np.int64).min // 2
 
+REFRESH_REASONS = ("first", "interval", "period", "scene_change", "stale", "empty")
+"""Why a frame refreshes; a reuse frame's reason is ``reuse``."""
+
 
 @dataclass(frozen=True)
 class TemporalConfig:
-    """How a stream reuses the active set between previews.
+    """How a stream refreshes and reuses the active set.
 
-    The defaults keep the method's per-frame behaviour (a preview on every
-    frame); raise ``preview_interval`` to trade preview work for reuse.
+    ``refresh_interval=1`` refreshes every frame: the paper's per-frame
+    behaviour. The defaults were measured on real video (README,
+    "Temporal reuse").
     """
 
-    preview_interval: int = 1
+    refresh_interval: int = 8
+    refresh_period: float = 1.0          # seconds of frame stamps; 0 = off
     active_ttl: int = 2
-    # Cosine distance of the pooled full-resolution features to the last
-    # preview frame's; 0 = off. Not yet tuned on the released model.
-    scene_change_threshold: float = 0.1
-    scan_buckets_per_frame: int = 0
-    # Full-resolution presence that counts as present; 0 = tau of the last preview.
-    presence_threshold: float = 0.0
+    present_fraction: float = 0.0        # share of a frame's pixels a class must win; 0 = one pixel
+    scene_change_threshold: float = 0.1  # cosine distance of pooled features; 0 = off
+    stale_score_drop: float = 0.2        # relative drop of the mean winning score; 0 = off
+    # Frames the model skips get its last labels carried by optical flow
+    # (stream.propagation), unless one of these bounds says not to trust it.
+    propagate: bool = True
+    propagation_max_age: float = 1.0        # seconds from the model frame's stamp
+    propagation_max_motion: float = 0.15    # median flow, as a fraction of the image width
+    propagation_max_residual: float = 12.0  # mean absolute grey difference (0..255) after warping
 
     def errors(self) -> List[str]:
         """Every problem with this configuration, as readable reasons."""
         out = []
-        for name, low in (("preview_interval", 1), ("active_ttl", 0), ("scan_buckets_per_frame", 0)):
+        for name, low in (("refresh_interval", 1), ("active_ttl", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 out.append(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, high in (("scene_change_threshold", 2.0), ("presence_threshold", 1.0)):
+        for name, high in (("refresh_period", 3600.0), ("present_fraction", 1.0),
+                           ("scene_change_threshold", 2.0), ("stale_score_drop", 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
                 out.append(f"{name} must be a number in [0, {high:g}], got {value!r}")
+        if not isinstance(self.propagate, bool):
+            out.append(f"propagate must be true or false, got {self.propagate!r}")
+        for name, high in (("propagation_max_age", 60.0), ("propagation_max_motion", 1.0),
+                           ("propagation_max_residual", 255.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= high:
+                out.append(f"{name} must be a number in (0, {high:g}], got {value!r}")
         return out
 
     def validate(self) -> "TemporalConfig":
@@ -89,20 +108,23 @@ class TemporalConfig:
             raise ConfigError("; ".join(problems))
         return self
 
+    @property
+    def reuses(self) -> bool:
+        """False when every frame refreshes (the paper's per-frame behaviour)."""
+        return self.refresh_interval > 1
+
 
 @dataclass(frozen=True)
 class FramePlan:
     """What one frame asks of the engine.
 
-    ``active_queries`` None lets the engine choose: its preview when
-    ``run_preview``, every query otherwise. ``reason`` says why, for logs:
-    ``all`` (small vocabulary), ``first``, ``interval``, ``scene_change``,
-    ``empty`` (previews) or ``reuse``.
+    ``active_queries`` None lets the engine choose (a refresh: its preview,
+    or every query); otherwise exactly these queries are decoded (reuse).
+    ``reason`` says why: one of :data:`REFRESH_REASONS`, or ``reuse``.
     """
 
-    run_preview: bool
+    refresh: bool
     active_queries: Optional[Tuple[int, ...]]
-    scan_queries: Tuple[int, ...]
     reason: str
 
 
@@ -112,103 +134,85 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 - float(a @ b / norm) if norm > 0 else 0.0
 
 
+def class_pixels(result: SegmentationResult) -> np.ndarray:
+    """(C,) pixels each class wins in the label image (calibrated background included)."""
+    return np.bincount(result.labels.ravel(), minlength=len(result.vocabulary))[: len(result.vocabulary)]
+
+
 class ActiveSetTracker:
     """One camera's temporal state for one vocabulary and engine config.
 
-    Call ``plan()`` before a frame and ``update(plan, result)`` after it; a
-    frame that fails is simply not updated (its plan is planned again). The
-    state is a few arrays of one entry per query: it does not grow.
+    Call ``plan(stamp)`` before a frame and ``update(plan, result, stamp)``
+    after it; a frame that fails is simply not updated (it is planned
+    again). The state is a few arrays of one entry per class: it does not
+    grow.
     """
 
-    def __init__(self, temporal: TemporalConfig, engine: ActiveSAMConfig, num_queries: int):
+    def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
         self.temporal = temporal.validate()
-        self.engine = engine
-        self.num_queries = num_queries
+        self.query_class = np.asarray(query_class, dtype=np.int64)
+        self.num_classes = int(self.query_class.max()) + 1 if len(self.query_class) else 0
         self.frame = 0                       # index of the next frame
-        self.last_preview: Optional[int] = None
-        self.tau = 0.0
-        self.reference: Optional[np.ndarray] = None  # pooled features at the last preview
-        self.scene_changed = False
-        self.last_present = np.full(num_queries, _NEVER, dtype=np.int64)
-        self.last_presence = np.zeros(num_queries, dtype=np.float32)
-        self.cursor = 0                      # next query index the scan looks at
+        self.last_refresh: Optional[int] = None
+        self.refresh_stamp = 0.0
+        self.reference: Optional[np.ndarray] = None  # pooled features at the last refresh
+        self.reference_score = 0.0                    # mean winning score at the last refresh
+        self.stale = ""                               # why the next frame refreshes early
+        self.last_present = np.full(self.num_classes, _NEVER, dtype=np.int64)
+        self.refresh_queries = np.zeros(len(self.query_class), dtype=bool)  # what the last refresh decoded
 
-    @property
-    def reuses(self) -> bool:
-        """False when the vocabulary is small enough to decode whole."""
-        return self.num_queries > self.engine.max_active
-
-    def plan(self) -> FramePlan:
-        if not self.reuses:
-            return FramePlan(False, None, (), "all")
-        reason = self._preview_reason()
+    def plan(self, stamp: float = 0.0) -> FramePlan:
+        reason = self._refresh_reason(stamp)
         if reason:
-            return FramePlan(True, None, (), reason)
-        active = self._reused()
-        if not active:
-            return FramePlan(True, None, (), "empty")
-        return FramePlan(False, tuple(active), tuple(self._scan(active)), "reuse")
+            return FramePlan(True, None, reason)
+        classes = self._reused()
+        if not classes.size:
+            return FramePlan(True, None, "empty")
+        queries = np.flatnonzero(np.isin(self.query_class, classes) & self.refresh_queries)
+        return FramePlan(False, tuple(int(q) for q in queries), "reuse")
 
-    def _preview_reason(self) -> str:
-        if self.last_preview is None:
+    def _refresh_reason(self, stamp: float) -> str:
+        if self.last_refresh is None:
             return "first"
-        if self.scene_changed:
-            return "scene_change"
-        if self.frame - self.last_preview >= self.temporal.preview_interval:
+        if self.stale:
+            return self.stale
+        if self.frame - self.last_refresh >= self.temporal.refresh_interval:
             return "interval"
+        period = self.temporal.refresh_period
+        if period > 0 and stamp - self.refresh_stamp >= period:
+            return "period"
         return ""
 
-    def _reused(self) -> List[int]:
+    def _reused(self) -> np.ndarray:
         age = (self.frame - 1) - self.last_present  # 0: present on the previous frame
-        keep = np.flatnonzero(age <= self.temporal.active_ttl)
-        if len(keep) > self.engine.max_active:
-            # Most recently present first, then the higher presence.
-            order = np.lexsort((-self.last_presence[keep], -self.last_present[keep]))
-            keep = keep[order[: self.engine.max_active]]
-        return sorted(int(q) for q in keep)
+        return np.flatnonzero(age <= self.temporal.active_ttl)
 
-    def _scan(self, active: List[int]) -> List[int]:
-        """The next inactive queries from the cursor on, round the vocabulary."""
-        count = self.temporal.scan_buckets_per_frame * self.engine.bucket_size
-        inactive = np.ones(self.num_queries, dtype=bool)
-        inactive[active] = False
-        walk = np.roll(np.arange(self.num_queries), -self.cursor)
-        return [int(q) for q in walk[inactive[walk]][:count]]
-
-    @property
-    def threshold(self) -> float:
-        return self.temporal.presence_threshold or self.tau
-
-    def update(self, plan: FramePlan, result: SegmentationResult) -> None:
-        """Take in what the engine measured on the frame ``plan`` was for."""
-        if not self.reuses:
-            self.frame += 1
-            return
-        if result.preview_ran:
-            self.tau = result.preview_threshold
-            self.last_preview = self.frame
-            self.reference = result.image_embedding
-            self.scene_changed = False
-            # The preview is authoritative: what it did not select is gone.
+    def update(self, plan: FramePlan, result: SegmentationResult, stamp: float = 0.0) -> None:
+        """Take in what the engine made of the frame ``plan`` was for."""
+        floor = max(1, int(np.ceil(self.temporal.present_fraction * result.labels.size)))
+        present = class_pixels(result) >= floor
+        decoded = np.zeros(self.num_classes, dtype=bool)
+        decoded[result.active_classes] = True
+        if plan.refresh:  # the method's own choice: what it did not decode is gone
             self.last_present[:] = _NEVER
-            present = np.asarray(result.active_queries, dtype=np.int64)
-            self._mark(present, result.preview_presence[present])
+            self.refresh_queries[:] = False
+            self.refresh_queries[result.active_queries] = True
+        self.last_present[present & decoded] = self.frame
+        score = float(result.scores.mean())
+        if plan.refresh:
+            self.last_refresh, self.refresh_stamp = self.frame, stamp
+            self.reference, self.reference_score = result.image_embedding, score
+            self.stale = ""
         else:
-            decoded = np.asarray(result.active_queries, dtype=np.int64)
-            self._mark_above(decoded, result.query_presence[decoded])
-            if result.scanned_queries:
-                self._mark_above(np.asarray(result.scanned_queries, dtype=np.int64), result.scan_presence)
-            threshold = self.temporal.scene_change_threshold
-            if threshold > 0 and self.reference is not None and result.image_embedding is not None:
-                self.scene_changed = cosine_distance(result.image_embedding, self.reference) > threshold
-        if plan.scan_queries:
-            self.cursor = (plan.scan_queries[-1] + 1) % self.num_queries
+            self.stale = self._staleness(result, score)
         self.frame += 1
 
-    def _mark_above(self, queries: np.ndarray, presence: np.ndarray) -> None:
-        hit = presence >= self.threshold
-        self._mark(queries[hit], presence[hit])
-
-    def _mark(self, queries: np.ndarray, presence: np.ndarray) -> None:
-        self.last_present[queries] = self.frame
-        self.last_presence[queries] = presence
+    def _staleness(self, result: SegmentationResult, score: float) -> str:
+        threshold = self.temporal.scene_change_threshold
+        if threshold > 0 and self.reference is not None and result.image_embedding is not None:
+            if cosine_distance(result.image_embedding, self.reference) > threshold:
+                return "scene_change"
+        drop = self.temporal.stale_score_drop
+        if drop > 0 and self.reference_score > 0 and score < (1.0 - drop) * self.reference_score:
+            return "stale"
+        return ""
