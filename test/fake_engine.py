@@ -21,7 +21,6 @@ def fake_result(
     config: ActiveSAMConfig,
     presence: np.ndarray,
     active_queries: Optional[Sequence[int]] = None,
-    scan_queries: Sequence[int] = (),
     embedding: Optional[np.ndarray] = None,
     shape: tuple = (4, 4),
 ) -> SegmentationResult:
@@ -39,7 +38,6 @@ def fake_result(
         active = list(range(n))
     decoded = np.zeros(n, dtype=np.float32)
     decoded[active] = presence[active]
-    scan = [int(q) for q in scan_queries]
     return SegmentationResult(
         labels=np.zeros(shape, dtype=np.int32),
         scores=np.zeros(shape, dtype=np.float32),
@@ -50,8 +48,6 @@ def fake_result(
         preview_ran=preview is not None,
         preview_threshold=None if preview is None else quantile_threshold(torch.from_numpy(presence), config.quantile_alpha),
         background_index=None,
-        scanned_queries=scan,
-        scan_presence=presence[scan] if scan else None,
         image_embedding=embedding,
     )
 
@@ -129,7 +125,7 @@ class FakeEngine:
         if prepared is not None:
             self._prepared = prepared
 
-    def segment(self, image: np.ndarray, active_queries=None, scan_queries=()) -> SegmentationResult:
+    def segment(self, image: np.ndarray, active_queries=None, screen: bool = True) -> SegmentationResult:
         prepared, config = self._prepared, self.config
         self.started.release()
         if self._gate is not None:
@@ -143,4 +139,4 @@ class FakeEngine:
         n = len(prepared.vocabulary.queries)
         embedding = image.reshape(-1, 3).mean(0).astype(np.float32) + 1.0
         return fake_result(prepared.vocabulary, config, self.presence(image, n),
-                           active_queries, scan_queries, embedding, image.shape[:2])
+                           active_queries, embedding, image.shape[:2])

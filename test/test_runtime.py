@@ -45,10 +45,14 @@ def returns(fn, *args):
     return out[0]
 
 
+PER_FRAME = TemporalConfig(refresh_interval=1, propagate=False)
+"""The paper's per-frame behaviour, a replaced frame dropped: the runtime's mechanics alone."""
+
+
 class Stream:
     """A runtime on a fake engine, collecting what its callbacks hear."""
 
-    def __init__(self, vocabulary=VOCAB, temporal=TemporalConfig(), config=None):
+    def __init__(self, vocabulary=VOCAB, temporal=PER_FRAME, config=None):
         self.engine = FakeEngine(vocabulary, config)
         self.results: "queue.Queue[FrameResult]" = queue.Queue()
         self.errors: "queue.Queue[tuple]" = queue.Queue()
@@ -190,7 +194,7 @@ def test_no_result_mixes_vocabularies_while_they_change(stream):
     for out in seen:
         n = len(out.result.vocabulary.queries)
         assert len(out.result.query_presence) == n
-        assert all(q < n for q in (out.plan.active_queries or ()) + out.plan.scan_queries)
+        assert all(q < n for q in (out.plan.active_queries or ()))
 
 
 def test_a_vocabulary_is_prepared_without_holding_up_the_stream(stream):
@@ -280,15 +284,26 @@ def test_a_failure_while_applying_a_change_fails_the_frame_and_is_no_refusal():
 
 def test_a_temporal_config_applies_from_the_next_frame(stream):
     assert stream.run(make_frame("a", 0)).result.preview_ran
-    assert stream.run(make_frame("a", 1)).result.preview_ran  # default: every frame
-    stream.runtime.set_temporal(TemporalConfig(preview_interval=3))
+    assert stream.run(make_frame("a", 1)).result.preview_ran  # per frame
+    stream.runtime.set_temporal(TemporalConfig(refresh_interval=3, refresh_period=0.0))
     ran = [stream.run(make_frame("a", t)).result.preview_ran for t in range(2, 8)]
     assert ran == [True, False, False, True, False, False]
     assert stream.runtime.stats().preview_rate == pytest.approx(4 / 8)
+    assert stream.runtime.stats().refresh_rate == pytest.approx(4 / 8)
+
+
+def test_the_defaults_reuse():
+    """A default is a promise: a stream reuses without being told to."""
+    processor = StreamProcessor(FakeEngine(VOCAB))
+    outs = [processor.process(Frame(np.zeros((4, 4, 3), np.uint8), stamp=t / 30, camera="a")) for t in range(4)]
+    assert [o.plan.refresh for o in outs] == [True, False, False, False]
+    refreshed = set(outs[0].result.active_queries)
+    for out in outs[1:]:  # the fake's labels are all class 0: only it is present
+        assert out.result.active_queries == [0] and set(out.result.active_queries) < refreshed
 
 
 def test_each_camera_keeps_its_own_temporal_state():
-    processor = StreamProcessor(FakeEngine(VOCAB), TemporalConfig(preview_interval=2))
+    processor = StreamProcessor(FakeEngine(VOCAB), TemporalConfig(refresh_interval=2, refresh_period=0.0))
     ran = [processor.process(make_frame(c, t)).result.preview_ran
            for t, c in enumerate(["a", "a", "b", "a", "b", "b"])]
     assert ran == [True, False, True, True, False, True]
@@ -296,11 +311,11 @@ def test_each_camera_keeps_its_own_temporal_state():
 
 def test_the_synchronous_processor_applies_the_same_policy():
     engine = FakeEngine(VOCAB)
-    processor = StreamProcessor(engine, TemporalConfig(preview_interval=4, active_ttl=5, scan_buckets_per_frame=1))
+    processor = StreamProcessor(engine, TemporalConfig(refresh_interval=4, active_ttl=5, refresh_period=0.0))
     outs = [processor.process(make_frame("a", t)) for t in range(6)]
     assert [o.result.preview_ran for o in outs] == [True, False, False, False, True, False]
     reused = outs[1].result
-    assert reused.active_queries == outs[0].result.active_queries and reused.scanned_queries
+    assert set(reused.active_queries) <= set(outs[0].result.active_queries)
     processor.set_vocabulary(OTHER)
     out = processor.process(make_frame("a", 6))
     assert out.result.vocabulary.lines == tuple(OTHER) and out.plan.reason == "first"
@@ -328,7 +343,7 @@ def footprint(obj, skip, seen=None) -> int:
 
 
 def test_state_stays_bounded_over_a_long_run():
-    s = Stream(temporal=TemporalConfig(preview_interval=4))
+    s = Stream(temporal=TemporalConfig(refresh_interval=4, propagate=False))
     sizes = {}
     with s.runtime:
         for i in range(400):
@@ -342,22 +357,28 @@ def test_state_stays_bounded_over_a_long_run():
     assert sizes[399] == sizes[249]  # statistics windows are full by frame 200
 
 
-def test_statistics_rates_latency_and_preview_rate():
+def test_statistics_rates_latency_refreshes_and_label_age():
     now = [0.0]
-    stats = StreamStatistics(window=4, clock=lambda: now[0])
+    stats = StreamStatistics(window=6, clock=lambda: now[0])
     for t in (0.0, 0.5, 1.0, 1.5, 2.0):
         stats.received("a", t)
-    for t, latency, preview, classes in ((1.0, 0.2, True, 3), (2.0, 0.4, False, 5), (3.0, 0.6, False, 7)):
+    for t, latency, refresh, preview, classes in ((1.0, 0.2, True, True, 3), (2.0, 0.4, False, False, 5),
+                                                  (3.0, 0.6, True, False, 7)):
         now[0] = t
-        stats.processed("a", latency, preview, classes)
+        stats.processed("a", latency, refresh, preview, classes)
+    for t, age in ((3.5, 0.3), (4.0, 0.5)):
+        now[0] = t
+        stats.propagated("a", 0.01, age)
     stats.count("b", "dropped")
     a = stats.snapshot("a")
-    assert a.input_rate == pytest.approx(2.0) and a.output_rate == pytest.approx(1.0)
-    assert a.latency_mean == pytest.approx(0.4) and a.latency_last == pytest.approx(0.6)
-    assert a.preview_rate == pytest.approx(1 / 3)
+    assert a.input_rate == pytest.approx(2.0) and a.model_rate == pytest.approx(1.0)
+    assert a.output_rate == pytest.approx(4 / 3.0)  # five outputs over three seconds
+    assert a.latency_last == pytest.approx(0.01)
+    assert a.label_age_mean == pytest.approx(0.8 / 5) and a.label_age_max == pytest.approx(0.5)
+    assert a.refresh_rate == pytest.approx(2 / 3) and a.preview_rate == pytest.approx(1 / 3)
     assert (a.active_classes_mean, a.active_classes_last) == (5.0, 7)
     total = stats.snapshot()
-    assert (total.received, total.processed, total.dropped) == (5, 3, 1)
+    assert (total.received, total.processed, total.propagated, total.dropped) == (5, 3, 2, 1)
     assert stats.snapshot("nobody").received == 0 and stats.cameras == ("a", "b")
 
 
@@ -383,8 +404,8 @@ def test_tiny_sam3_stream_reuses_the_active_set(tiny_model, photos):
     # Fast mode keeps this affordable on a CPU; the policy is the same in both modes.
     engine = ActiveSAM(tiny_model, shared_vocabulary("ade20k"), ActiveSAMConfig(device="cpu", mode="fast"))
     n = len(engine.vocabulary.queries)
-    processor = StreamProcessor(engine, TemporalConfig(preview_interval=5, active_ttl=5, scene_change_threshold=0.0,
-                                                       scan_buckets_per_frame=1))
+    processor = StreamProcessor(engine, TemporalConfig(refresh_interval=5, active_ttl=1, refresh_period=0.0,
+                                                       scene_change_threshold=0.0, stale_score_drop=0.0))
     photo = photos["astronaut.png"][::2, ::2]
     results = [processor.process(Frame(rgb, stamp=float(t), frame_id=str(t), camera="cam")).result
                for t, rgb in enumerate(moving_square(photo, 12, side=24))]
@@ -392,16 +413,15 @@ def test_tiny_sam3_stream_reuses_the_active_set(tiny_model, photos):
     for t, r in enumerate(results):
         if r.preview_ran:
             continue
-        since = results[t - t % 5 : t]
-        # Reuse frames decode what is still present of the last preview's
-        # set and of what the scan found since, never more than max_active,
-        # and scan one bucket of the rest.
-        assert len(r.active_queries) <= engine.config.max_active
-        assert len(r.scanned_queries) == engine.config.bucket_size
-        assert not set(r.active_queries) & set(r.scanned_queries)
-        assert set(r.active_queries) <= set(since[0].active_queries).union(*(p.scanned_queries for p in since))
+        refresh = results[t - t % 5]
+        # Reuse frames decode the classes that won pixels on the last
+        # active_ttl + 1 frames since the refresh: all their queries.
+        recent = results[max(t - t % 5, t - 2):t]
+        won = set().union(*(set(np.unique(p.labels)) & set(p.active_classes) for p in recent))
+        assert set(r.active_classes) == won
+        assert set(r.active_queries) <= set(refresh.active_queries)
     # Per frame, the preview alone puts all n queries through the decoder.
-    passes = sum(n * r.preview_ran + len(r.active_queries) + len(r.scanned_queries) for r in results)
+    passes = sum(n * r.preview_ran + len(r.active_queries) for r in results)
     assert passes < len(results) * n
 
 
@@ -413,7 +433,7 @@ def test_tiny_sam3_vocabulary_changed_mid_stream(tiny_model, photos):
 
     engine = ActiveSAM(tiny_model, shared_vocabulary("ade20k"), ActiveSAMConfig(device="cpu"))
     results = queue.Queue()
-    runtime = StreamRuntime(engine, results.put, temporal=TemporalConfig(preview_interval=5))
+    runtime = StreamRuntime(engine, results.put, temporal=TemporalConfig(refresh_interval=5))
     frames = moving_square(photos["coffee.png"], 4)
     with runtime:
         runtime.submit(Frame(next(frames), frame_id="0"))
@@ -425,5 +445,5 @@ def test_tiny_sam3_vocabulary_changed_mid_stream(tiny_model, photos):
         third = results.get(timeout=300)
     assert first.result.preview_ran and not second.result.preview_ran
     assert third.result.vocabulary == Vocabulary.from_string("cup, mug; saucer; spoon; table")
-    assert third.plan.reason == "all" and third.result.active_queries == [0, 1, 2, 3, 4]
+    assert third.plan.reason == "first" and third.result.active_queries == [0, 1, 2, 3, 4]
     assert set(np.unique(third.result.labels)) <= {0, 1, 2, 3}

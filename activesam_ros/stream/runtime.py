@@ -1,18 +1,24 @@
-"""Frames over time: the temporal policy, parameter swaps between frames,
-and a worker thread that serves several cameras with one engine.
+"""Frames over time: the temporal policy, label propagation, parameter
+swaps between frames, and a worker thread that serves several cameras with
+one engine.
 
-``StreamProcessor.process(frame)`` is the synchronous core (the rosbag
-processor and the benchmark call it directly); ``StreamRuntime`` feeds it
-from one worker thread. Per camera only the newest frame waits: an older
-waiting frame is dropped, so nothing ever queues behind a slow frame, and
-cameras with a waiting frame are served in turn. No ROS here: the node only
-converts messages and wires callbacks.
+``StreamProcessor.process(frame)`` (a model frame) and ``.propagate(frame)``
+(a frame the model skips) are the synchronous core (the rosbag processor and
+the benchmark call them directly); ``StreamRuntime`` feeds them from one
+worker thread. Per camera only the newest frame waits for the model: a
+waiting frame that a newer one replaces gets the last model labels carried
+forward by optical flow (``propagation``) at once, or is dropped and
+counted when they cannot be trusted, so nothing ever queues behind a slow
+frame and every frame the camera sends can get a label image. Cameras with a
+waiting frame are served in turn. No ROS here: the node only converts
+messages and wires callbacks.
 
 New parameters (vocabulary, engine config, temporal config) are validated
 and prepared on the caller's thread, staged, and swapped in by the worker
 between two frames; every frame is made with one vocabulary, which its
 result carries (``result.vocabulary``), and a camera's temporal state starts
-over (its next frame previews).
+over (its next frame refreshes, and nothing is carried forward from a frame
+made with the old parameters).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary, VocabularyError
+from .propagation import LabelPropagator
 from .stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
 
@@ -47,14 +54,40 @@ class Frame:
     context: Any = None         # opaque (e.g. the ROS header), returned untouched
 
 
+MODEL, PROPAGATED = "model", "propagated"
+"""Where a frame's labels come from."""
+
+
 @dataclass(frozen=True)
 class FrameResult:
-    """A frame, its segmentation and how it was planned."""
+    """A frame, its labels, and where they come from.
+
+    ``source`` is MODEL (segmented; ``plan`` says how) or PROPAGATED (the
+    labels of the camera's model frame stamped ``model_stamp``, carried along
+    the optical flow; ``plan`` is None; ``model_context`` is that frame's
+    context). ``age`` is how much older, in stamp seconds, the model frame is
+    than this one (0 for a model frame).
+    """
 
     frame: Frame
     result: SegmentationResult  # .preview_ran, .vocabulary it was made with
-    plan: FramePlan
+    plan: Optional[FramePlan]
     latency: float              # seconds from arrival to result
+    source: str = MODEL
+    model_stamp: float = 0.0
+    model_context: Any = None   # the model frame's Frame.context (e.g. its ROS header)
+
+    @property
+    def age(self) -> float:
+        return self.frame.stamp - self.model_stamp
+
+
+class _Camera:
+    """One camera's temporal state: the tracker and the label propagator."""
+
+    def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
+        self.tracker = ActiveSetTracker(temporal, query_class)
+        self.propagator = LabelPropagator(temporal)
 
 
 ErrorCallback = Callable[[Optional[Frame], BaseException], None]
@@ -84,7 +117,11 @@ class StreamProcessor:
         self._temporal = temporal.validate()
         self.on_error = on_error
         self.stats = StreamStatistics()
-        self._trackers: Dict[str, ActiveSetTracker] = {}
+        self._cameras: Dict[str, _Camera] = {}
+        # Held while a propagated result is made and delivered, and while
+        # staged parameters are swapped in: nothing made with the old
+        # parameters is delivered after the swap.
+        self._state_lock = threading.RLock()
         self._pending_lock = threading.Lock()
         # Held by callers while they validate and prepare; the worker applies
         # an engine config only when it can take it at once, because
@@ -151,10 +188,12 @@ class StreamProcessor:
                 temporal, self._pending_temporal = self._pending_temporal, None
         finally:
             self._params_lock.release()
-        if temporal is not None:
-            self._temporal = temporal
-        if vocabulary is not None or config is not None or temporal is not None:
-            self._trackers.clear()
+        if vocabulary is None and config is None and temporal is None:
+            return
+        with self._state_lock:
+            if temporal is not None:
+                self._temporal = temporal
+            self._cameras.clear()
         try:
             if config is not None:
                 self.engine.reconfigure(config, prepared=vocabulary)
@@ -181,37 +220,88 @@ class StreamProcessor:
     # -- frames ------------------------------------------------------------
 
     def process(self, frame: Frame, received_at: Optional[float] = None) -> FrameResult:
-        """Segment one frame. ``received_at`` (``stats.clock`` seconds) is
-        when it arrived, already counted; by default it arrives now."""
+        """Segment one frame with the model. ``received_at`` (``stats.clock``
+        seconds) is when it arrived, already counted; by default it arrives
+        now. Its labels become what later skipped frames are carried from."""
         if received_at is None:
             received_at = self.stats.clock()
             self.stats.received(frame.camera, received_at)
         try:
             self._apply_pending()
-            tracker = self._trackers.get(frame.camera)
-            if tracker is None:
-                num_queries = len(self.engine.vocabulary.queries)
-                tracker = self._trackers[frame.camera] = ActiveSetTracker(self._temporal, self.engine.config,
-                                                                          num_queries)
-            plan = tracker.plan()
-            result = self.engine.segment(frame.rgb, active_queries=plan.active_queries, scan_queries=plan.scan_queries)
+            camera = self._camera(frame.camera)
+            plan = camera.tracker.plan(frame.stamp)
+            # A reusing stream refreshes rarely: its preview runs unscreened,
+            # choosing what exact mode's would (temporal module doc).
+            result = self.engine.segment(frame.rgb, active_queries=plan.active_queries,
+                                         screen=not self._temporal.reuses)
         except Exception:
             self.stats.count(frame.camera, "failed")
             raise
-        tracker.update(plan, result)
+        camera.tracker.update(plan, result, frame.stamp)
+        if self._temporal.propagate:
+            camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context)
         latency = self.stats.clock() - received_at
-        self.stats.processed(frame.camera, latency, result.preview_ran, len(result.active_classes))
-        return FrameResult(frame, result, plan, latency)
+        self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
+                             len(result.active_classes))
+        return FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context)
+
+    def _camera(self, name: str) -> _Camera:
+        with self._state_lock:
+            camera = self._cameras.get(name)
+            if camera is None:
+                camera = self._cameras[name] = _Camera(self._temporal, self.engine.vocabulary.query_class)
+            return camera
+
+    def propagate(self, frame: Frame, received_at: Optional[float] = None,
+                  deliver: Optional[Callable[[FrameResult], None]] = None) -> Optional[FrameResult]:
+        """Carry the camera's last model labels to a frame the model skips.
+        Returns None, the frame counted as dropped, when propagation is off,
+        no model frame of this camera exists (since the last parameter
+        change), or the flow is not to be trusted. ``deliver`` is called with
+        the result before a parameter swap can happen."""
+        if received_at is None:
+            received_at = self.stats.clock()
+            self.stats.received(frame.camera, received_at)
+        out = self._carry(frame, received_at, deliver)
+        if out is None:
+            self.stats.count(frame.camera, "dropped")
+        return out
+
+    def label(self, frame: Frame, skip_model: bool) -> FrameResult:
+        """One frame of a recording, in order: carried forward when
+        ``skip_model`` and propagation can be trusted, else segmented."""
+        received_at = self.stats.clock()
+        self.stats.received(frame.camera, received_at)
+        out = self._carry(frame, received_at) if skip_model else None
+        return out if out is not None else self.process(frame, received_at)
+
+    def _carry(self, frame: Frame, received_at: float,
+               deliver: Optional[Callable[[FrameResult], None]] = None) -> Optional[FrameResult]:
+        with self._state_lock:
+            camera = self._cameras.get(frame.camera) if self._temporal.propagate else None
+            carried = camera.propagator.propagate(frame.rgb, frame.stamp) if camera is not None else None
+            if carried is None or carried.result is None:
+                return None
+            latency = self.stats.clock() - received_at
+            out = FrameResult(frame, carried.result, None, latency, PROPAGATED, carried.model_stamp,
+                              carried.model_context)
+            self.stats.propagated(frame.camera, latency, out.age)
+            if deliver is not None:
+                deliver(out)
+            return out
 
 
 class StreamRuntime:
-    """Frames in from any thread, results out on one worker thread.
+    """Frames in from any thread, model results out on one worker thread.
 
-    ``submit`` never blocks: it leaves the frame in its camera's slot,
-    replacing (and counting as dropped) a frame still waiting there.
-    ``on_result(FrameResult)`` and ``on_error(frame, error)`` run on the
-    worker; a frame the engine fails on is dropped, counted and reported,
-    and the worker goes on.
+    ``submit`` never blocks: it leaves the frame in its camera's slot for
+    the model. A frame still waiting there is replaced: it gets propagated
+    labels, delivered at once on the submitting thread (milliseconds), or
+    is dropped and counted when they cannot be trusted (or propagation is
+    off). ``on_result(FrameResult)`` runs on the worker for model frames and
+    on the submitting thread for propagated ones, so it must be thread-safe;
+    ``on_error(frame, error)`` runs on the worker. A frame the engine fails
+    on is dropped, counted and reported, and the worker goes on.
     """
 
     def __init__(
@@ -277,13 +367,20 @@ class StreamRuntime:
                 stats.count(frame.camera, "rejected")
                 return False
             stats.received(frame.camera, now)
-            if frame.camera in self._waiting:
-                stats.count(frame.camera, "dropped")
-            elif frame.camera not in self._cameras:
+            replaced = self._waiting.get(frame.camera)
+            if replaced is None and frame.camera not in self._cameras:
                 self._cameras.append(frame.camera)
             self._waiting[frame.camera] = (frame, now)
             self._cond.notify()
+        if replaced is not None:
+            self.processor.propagate(*replaced, deliver=self._deliver)
         return True
+
+    def _deliver(self, out: FrameResult) -> None:
+        try:
+            self.on_result(out)
+        except Exception as exc:
+            self.processor.report_error(out.frame, exc)
 
     # -- parameters: validated here, swapped in between two frames ------------
 
@@ -321,7 +418,4 @@ class StreamRuntime:
             except Exception as exc:
                 self.processor.report_error(frame, exc)
                 continue
-            try:
-                self.on_result(out)
-            except Exception as exc:
-                self.processor.report_error(frame, exc)
+            self._deliver(out)

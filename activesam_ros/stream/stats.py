@@ -1,8 +1,8 @@
 """Counters and recent rates of a frame stream, per camera and in total.
 
-Counts are totals since the start; rates, latency, preview rate and the
-active-class count are over the last ``window`` events, so a long run keeps
-a fixed amount of state per camera.
+Counts are totals since the start; rates, latency, label age, refresh rate
+and the active-class count are over the last ``window`` events, so a long
+run keeps a fixed amount of state per camera.
 """
 
 from __future__ import annotations
@@ -11,59 +11,90 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, Optional, Tuple
+from typing import Callable, Deque, Dict, NamedTuple, Optional, Tuple
 
 
 @dataclass(frozen=True)
 class StreamStats:
-    """A snapshot for diagnostics. Rates in frames per second, latency in
-    seconds from arrival to result, ``preview_rate`` the fraction of recent
-    results whose frame ran the preview."""
+    """A snapshot for diagnostics. Rates in frames per second; latency in
+    seconds from arrival to result; ``label_age`` how much older (stamp
+    seconds) the model frame behind a published label image is than the
+    frame it labels (0 for model frames), over recent outputs; the refresh
+    and preview rates are fractions of recent model frames."""
 
     received: int = 0
-    processed: int = 0
-    dropped: int = 0    # never processed: superseded by a newer frame, or waiting at stop
-    failed: int = 0     # the engine raised on the frame
-    rejected: int = 0   # arrived while the stream was not running
+    processed: int = 0    # segmented by the model
+    propagated: int = 0   # labelled by carrying a model frame's labels forward
+    dropped: int = 0      # never labelled: superseded by a newer frame, or waiting at stop
+    failed: int = 0       # the engine raised on the frame
+    rejected: int = 0     # arrived while the stream was not running
     input_rate: float = 0.0
-    output_rate: float = 0.0
+    model_rate: float = 0.0
+    output_rate: float = 0.0   # model and propagated outputs together
     latency_mean: float = 0.0
     latency_last: float = 0.0
+    label_age_mean: float = 0.0
+    label_age_max: float = 0.0
+    refresh_rate: float = 0.0
     preview_rate: float = 0.0
     active_classes_mean: float = 0.0
     active_classes_last: int = 0
 
 
-def _rate(times: Deque[float]) -> float:
+class _ModelFrame(NamedTuple):
+    at: float
+    latency: float
+    refreshed: bool
+    previewed: bool
+    active_classes: int
+
+
+class _Output(NamedTuple):
+    at: float
+    latency: float
+    age: float
+
+
+def _rate(times) -> float:
+    times = list(times)
     if len(times) < 2 or times[-1] <= times[0]:
         return 0.0
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
 class _Window:
     def __init__(self, window: int):
-        self.counts = dict(received=0, processed=0, dropped=0, failed=0, rejected=0)
+        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0)
         self.arrivals: Deque[float] = deque(maxlen=window)
-        self.outputs: Deque[Tuple[float, float, bool, int]] = deque(maxlen=window)
+        self.model: Deque[_ModelFrame] = deque(maxlen=window)
+        self.outputs: Deque[_Output] = deque(maxlen=window)
 
     def snapshot(self) -> StreamStats:
-        out = self.outputs
-        if not out:
-            return StreamStats(**self.counts, input_rate=_rate(self.arrivals))
+        model, out = self.model, self.outputs
         return StreamStats(
             **self.counts,
             input_rate=_rate(self.arrivals),
-            output_rate=_rate(deque(o[0] for o in out)),
-            latency_mean=sum(o[1] for o in out) / len(out),
-            latency_last=out[-1][1],
-            preview_rate=sum(o[2] for o in out) / len(out),
-            active_classes_mean=sum(o[3] for o in out) / len(out),
-            active_classes_last=out[-1][3],
+            model_rate=_rate(m.at for m in model),
+            output_rate=_rate(o.at for o in out),
+            latency_mean=_mean(o.latency for o in out),
+            latency_last=out[-1].latency if out else 0.0,
+            label_age_mean=_mean(o.age for o in out),
+            label_age_max=max((o.age for o in out), default=0.0),
+            refresh_rate=_mean(m.refreshed for m in model),
+            preview_rate=_mean(m.previewed for m in model),
+            active_classes_mean=_mean(m.active_classes for m in model),
+            active_classes_last=model[-1].active_classes if model else 0,
         )
 
 
 class StreamStatistics:
-    """Thread-safe: the caller's thread counts arrivals, the worker results."""
+    """Thread-safe: the caller's thread counts arrivals and propagated
+    outputs, the worker model results."""
 
     def __init__(self, window: int = 64, clock: Callable[[], float] = time.monotonic):
         self.window = window
@@ -89,12 +120,22 @@ class StreamStatistics:
                 w.counts["received"] += 1
                 w.arrivals.append(at)
 
-    def processed(self, camera: str, latency: float, preview_ran: bool, active_classes: int) -> None:
+    def processed(self, camera: str, latency: float, refreshed: bool, previewed: bool, active_classes: int) -> None:
+        """A model frame was segmented (``refreshed``: it did the method's full work)."""
         now = self.clock()
         with self._lock:
             for w in self._windows(camera):
                 w.counts["processed"] += 1
-                w.outputs.append((now, latency, preview_ran, active_classes))
+                w.model.append(_ModelFrame(now, latency, refreshed, previewed, active_classes))
+                w.outputs.append(_Output(now, latency, 0.0))
+
+    def propagated(self, camera: str, latency: float, age: float) -> None:
+        """A frame got a model frame's labels carried ``age`` seconds forward."""
+        now = self.clock()
+        with self._lock:
+            for w in self._windows(camera):
+                w.counts["propagated"] += 1
+                w.outputs.append(_Output(now, latency, age))
 
     def snapshot(self, camera: Optional[str] = None) -> StreamStats:
         """One camera's statistics, or all cameras' together (``None``)."""

@@ -1,0 +1,149 @@
+"""Labels for the frames the model skips: the last model labels carried
+forward by dense optical flow (OpenCV's DIS on small grey images).
+
+A camera runs faster than the model; the model takes only the newest frame.
+A frame the model will not see gets the labels of the camera's last model
+frame, warped along the flow from that frame to this one, in milliseconds
+on a CPU. The flow is computed at :data:`FLOW_WIDTH` pixels wide, from the
+new frame back to the model frame, so every pixel of the new frame looks up
+where it came from (nearest label, bilinear score).
+
+It is refused, and the frame goes without (it waits for the model, or is
+dropped for a newer one), when it cannot be trusted (``TemporalConfig``):
+the model frame is older than ``propagation_max_age`` seconds, the median
+motion exceeds ``propagation_max_motion`` of the image width, or the model
+frame warped onto the new one still differs from it by more than
+``propagation_max_residual`` grey levels on average (a cut, an occlusion,
+a lighting jump).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+
+from ..engine.result import SegmentationResult
+from .temporal import TemporalConfig
+
+FLOW_WIDTH = 160
+"""Width of the grey images the flow is computed on (height in proportion)."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How one frame's pixels came from the model frame, and whether to trust it."""
+
+    field: np.ndarray    # (h, w, 2) at flow resolution: new pixel -> model-frame pixel
+    motion: float        # median displacement / image width
+    residual: float      # mean |new - warped model frame| in grey levels
+
+
+def small_grey(rgb: np.ndarray) -> np.ndarray:
+    """The frame as the flow sees it: grey, FLOW_WIDTH wide."""
+    height, width = rgb.shape[:2]
+    size = (FLOW_WIDTH, max(8, round(height * FLOW_WIDTH / width)))
+    return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
+
+
+@lru_cache(maxsize=8)
+def _grid(width: int, height: int) -> np.ndarray:
+    """(height, width, 2) pixel coordinates (x, y); shared, never written."""
+    return np.stack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)), -1)
+
+
+class LabelPropagator:
+    """One camera's anchor (its last model frame) and the flow from it.
+
+    ``anchor`` runs on the worker after each model frame, ``propagate`` on
+    whichever thread hands over a skipped frame; a lock keeps the pair
+    consistent. The state is one model result and one small grey image.
+    """
+
+    def __init__(self, config: TemporalConfig):
+        self.config = config.validate()
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._flow_lock = threading.Lock()  # one DIS object, one caller at a time
+        self._lock = threading.Lock()
+        self._result: Optional[SegmentationResult] = None
+        self._grey: Optional[np.ndarray] = None
+        self._stamp = 0.0
+        self._context: Any = None
+
+    def anchor(self, rgb: np.ndarray, result: SegmentationResult, stamp: float, context: Any = None) -> None:
+        """A model frame: the labels later frames are carried forward from
+        (``context``: the caller's, e.g. its header, returned with them)."""
+        grey = small_grey(rgb)
+        with self._lock:
+            self._result, self._grey, self._stamp, self._context = result, grey, stamp, context
+
+    def flow(self, grey: np.ndarray, anchor: np.ndarray) -> Flow:
+        with self._flow_lock:
+            field = self._dis.calc(grey, anchor, None)
+        warped = cv2.remap(anchor, _grid(grey.shape[1], grey.shape[0]) + field, None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        motion = float(np.median(np.linalg.norm(field, axis=-1))) / grey.shape[1]
+        residual = float(np.mean(np.abs(warped.astype(np.float32) - grey)))
+        return Flow(field, motion, residual)
+
+    def refusal(self, flow: Flow, age: float) -> str:
+        """Why labels carried along ``flow`` over ``age`` seconds are not to be trusted; "" if they are."""
+        c = self.config
+        if age > c.propagation_max_age:
+            return f"model frame {age:.2f} s old"
+        if flow.motion > c.propagation_max_motion:
+            return f"motion {flow.motion:.2f} of the width"
+        if flow.residual > c.propagation_max_residual:
+            return f"residual {flow.residual:.1f} grey levels"
+        return ""
+
+    def propagate(self, rgb: np.ndarray, stamp: float) -> "Propagated":
+        """The anchor's labels carried to this frame, or the reason they are not."""
+        started = time.perf_counter()
+        with self._lock:
+            result, anchor, anchor_stamp, context = self._result, self._grey, self._stamp, self._context
+        if result is None:
+            return Propagated(None, anchor_stamp, None, "no model frame yet")
+        if rgb.shape[:2] != result.labels.shape:
+            return Propagated(None, anchor_stamp, context, "the image size changed")
+        flow = self.flow(small_grey(rgb), anchor)
+        why = self.refusal(flow, stamp - anchor_stamp)
+        if why:
+            return Propagated(None, anchor_stamp, context, why)
+        labels, scores = warp(result, flow.field)
+        timings = {"propagation": time.perf_counter() - started}
+        carried = replace(result, labels=labels, scores=scores, preview_ran=False, timings=timings,
+                          image_embedding=None)
+        return Propagated(carried, anchor_stamp, context, "", flow)
+
+
+@dataclass(frozen=True)
+class Propagated:
+    """What ``propagate`` made: a result, or ``refused`` saying why not."""
+
+    result: Optional[SegmentationResult]
+    model_stamp: float
+    model_context: Any
+    refused: str
+    flow: Optional[Flow] = None
+
+
+def warp(result: SegmentationResult, field: np.ndarray) -> tuple:
+    """Labels (nearest) and scores (bilinear) of ``result`` moved along a
+    flow-resolution ``field`` to a frame of the same size."""
+    height, width = result.labels.shape
+    scale_x, scale_y = width / field.shape[1], height / field.shape[0]
+    full = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
+    full[..., 0] *= scale_x
+    full[..., 1] *= scale_y
+    maps = _grid(width, height) + full
+    labels = cv2.remap(result.labels.astype(np.uint16), maps, None, cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_REPLICATE).astype(np.int32)
+    scores = cv2.remap(result.scores.astype(np.float32), maps, None, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return labels, scores
