@@ -101,7 +101,8 @@ def test_two_cameras_get_the_node_topics_under_their_own_namespace(two_camera_ru
     for prefix in ("/activesam/cam_a/image_raw", "/activesam/cam_b/image_raw"):  # /compressed dropped, as the node
         expected.update({f"{prefix}/labels": IMAGE, f"{prefix}/overlay": IMAGE, f"{prefix}/confidence": IMAGE,
                          f"{prefix}/label_info": "vision_msgs/msg/LabelInfo",
-                         f"{prefix}/active_classes": "vision_msgs/msg/Classification"})
+                         f"{prefix}/active_classes": "vision_msgs/msg/Classification",
+                         f"{prefix}/label_source": "sensor_msgs/msg/TimeReference"})
     expected.update({CAM_A: IMAGE, CAM_B: COMPRESSED})  # --include-input
     assert {topic: msgtype for topic, (msgtype, _) in info.items()} == expected
     # Message definitions travel with the bag, so viewers need no vision_msgs install.
@@ -153,8 +154,8 @@ def test_bad_frames_are_skipped_counted_and_reported(two_camera_run):
     code, _, err = two_camera_run
     assert code == 0
     assert err.count("skipping frames of /cam_a/image_raw") == 1
-    assert ("/cam_a/image_raw -> /activesam/cam_a/image_raw/*: 2 frame(s) segmented, 0 with a preview, "
-            "2 skipped (first: unsupported image encoding 'yuv444')") in err
+    assert ("/cam_a/image_raw -> /activesam/cam_a/image_raw/*: 2 frame(s) segmented (2 refreshed, 0 with a "
+            "preview), 0 labelled by propagation, 2 skipped (first: unsupported image encoding 'yuv444')") in err
     assert "/cam_b/image_raw/compressed -> /activesam/cam_b/image_raw/*: 2 frame(s) segmented" in err
     assert "skipped" not in err.split("/cam_b/image_raw/compressed ->")[1].splitlines()[0]
 
@@ -227,16 +228,19 @@ def test_reused_active_set_between_previews_on_a_jazzy_mcap_bag(shared_tiny, tmp
     # 12 queries > max_active 4: the preview picks the active set, reused on the frames between.
     code, err = run_bag(str(source), str(out), "--image-topic", "/camera/image_raw", "--model", "tiny",
                         "--vocab", "person; car; dog; cat; tree; road; sky; building; chair; table; wall; floor",
-                        "--max-active", "4", "--preview-interval", "3", "--scene-change-threshold", "0",
+                        "--max-active", "4", "--refresh-interval", "3", "--refresh-period", "0",
+                        "--scene-change-threshold", "0", "--stale-score-drop", "0",
                         "--distro", "jazzy", "--no-publish-overlay")
     assert code == 0, err
-    assert "/camera/image_raw -> /activesam/*: 4 frame(s) segmented, 2 with a preview" in err  # frames 0 and 3
-    assert set(topic_info(out)) == {"/activesam/labels", "/activesam/label_info", "/activesam/active_classes"}
+    assert ("/camera/image_raw -> /activesam/*: 4 frame(s) segmented (2 refreshed, 2 with a preview), "
+            "0 labelled by propagation") in err  # frames 0 and 3
+    assert set(topic_info(out)) == {"/activesam/labels", "/activesam/label_info", "/activesam/active_classes",
+                                    "/activesam/label_source"}
     assert [p.suffix for p in out.iterdir() if p.name != "metadata.yaml"] == [".mcap"]  # the input's storage
     assert "version: 9" in (out / "metadata.yaml").read_text()
     active = [sorted(h.class_id for h in m.results) for _, m in read_outputs(out)["/activesam/active_classes"]]
     assert all(1 <= len(a) <= 4 for a in active)
-    assert active[1] == active[0]  # frame 1 decodes exactly what frame 0's preview selected
+    assert set(active[1]) <= set(active[0])  # frame 1 decodes what won pixels of frame 0's preview selection
     assert [t for t, _ in read_outputs(out)["/activesam/labels"]] == times
 
 
@@ -371,7 +375,7 @@ BAD_REQUESTS = {
                              "/cam_b/image_raw/compressed)"),
     "topic of another type": (["--image-topic", "/chatter"], "topic /chatter is of type std_msgs/msg/String"),
     "topic twice": (["--image-topic", CAM_A, "--image-topic", CAM_A], "names a topic twice"),
-    "bad temporal value": (["--image-topic", CAM_A, "--preview-interval", "0"], "preview_interval must be"),
+    "bad temporal value": (["--image-topic", CAM_A, "--refresh-interval", "0"], "refresh_interval must be"),
     "bad overlay alpha": (["--image-topic", CAM_A, "--overlay-alpha", "2"], "--overlay-alpha must be in [0, 1]"),
 }
 
@@ -422,3 +426,30 @@ def test_damage_found_while_reading_is_a_bag_error():
     assert next(stream) == ("connection", 1, b"")
     with pytest.raises(bagio.BagError, match=r"/data/run1: unreadable after 1 message\(s\): chunk CRC mismatch"):
         next(stream)
+
+
+@pytest.mark.slow
+def test_model_every_third_frame_the_rest_propagated_and_said_so(shared_tiny, tmp_path):
+    """--model-every 3: the frames between get the last model labels moved
+    by optical flow; label_source tells them apart (TimeReference: source,
+    and the model frame's stamp in time_ref). A cut is segmented instead."""
+    base = photo(0, 96, 72)
+    frames = [np.roll(base, 2 * i, axis=1) for i in range(5)] + [photo(2, 96, 72), photo(2, 96, 72)]
+    times = [9_000_000_000 + 50_000_000 * i for i in range(len(frames))]
+    source = tmp_path / "in"
+    write_bag(source, StoragePlugin.MCAP, [("/cam", IMAGE, t, raw_image(i, rgb)) for i, (t, rgb)
+                                           in enumerate(zip(times, frames))])
+    out = tmp_path / "out"
+    code, err = run_bag(str(source), str(out), "--image-topic", "/cam", "--model", "tiny", "--vocab", "cat; dog",
+                        "--model-every", "3", "--propagation-max-age", "5")
+    assert code == 0, err
+    written = read_outputs(out)
+    sources = [(m.source, stamp_of(m.header), (m.time_ref.sec, m.time_ref.nanosec))
+               for _, m in written["/activesam/label_source"]]
+    kinds = [kind for kind, _, _ in sources]
+    assert kinds == ["model", "propagated", "propagated", "model", "propagated", "model", "propagated"]
+    for kind, (sec, nanosec, _), ref in sources:  # model frames refer to themselves
+        assert (ref == (sec, nanosec)) == (kind == "model")
+    assert sources[1][2] == sources[0][1][:2] and sources[4][2] == sources[3][1][:2]
+    assert [t for t, _ in written["/activesam/labels"]] == times  # a label image for every frame
+    assert "4 frame(s) segmented" not in err and "3 frame(s) segmented" in err and "4 labelled by propagation" in err

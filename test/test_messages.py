@@ -244,7 +244,9 @@ def rclpy_namespace(monkeypatch):
         "sensor_msgs.msg": dict(
             Image=strict_class("Image", **image_checks),
             CompressedImage=strict_class("CompressedImage", header=lambda v: isinstance(v, Header),
-                                         format=_is_str, data=_is_uint8_array)),
+                                         format=_is_str, data=_is_uint8_array),
+            TimeReference=strict_class("TimeReference", header=lambda v: isinstance(v, Header),
+                                       time_ref=lambda v: isinstance(v, Time), source=_is_str)),
         "vision_msgs.msg": dict(
             VisionClass=VisionClass, ObjectHypothesis=ObjectHypothesis,
             LabelInfo=strict_class("LabelInfo", header=lambda v: isinstance(v, Header),
@@ -278,3 +280,15 @@ def test_rclpy_messages_get_plain_python_values(rclpy_namespace):
     assert [c.class_name for c in info.class_map] == list(result.vocabulary.names)
     active = messages.active_classes(rclpy_namespace, result, header)
     assert [h.class_id for h in active.results] == ["0", "2"]
+    model = messages.make_header(rclpy_namespace, np.int64(4), np.uint32(9), "cam")
+    source = messages.label_source(rclpy_namespace, header, model, "propagated")
+    assert (source.time_ref.sec, source.time_ref.nanosec, source.source) == (4, 9, "propagated")
+
+
+def test_label_source_says_where_the_labels_come_from():
+    header = messages.make_header(RosbagsMessages, 10, 500, "cam")
+    model = messages.make_header(RosbagsMessages, 9, 900, "cam")
+    msg = cdr_round_trip(messages.label_source(RosbagsMessages, header, model, "propagated"))
+    assert msg.__msgtype__ == "sensor_msgs/msg/TimeReference"
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (10, 500, "cam")
+    assert (msg.time_ref.sec, msg.time_ref.nanosec, msg.source) == (9, 900, "propagated")

@@ -35,7 +35,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import Image, TimeReference  # noqa: E402
 from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
 
 try:
@@ -88,11 +88,13 @@ class TestSegmentLaunch(unittest.TestCase):
     def setUpClass(cls):
         rclpy.init()
         cls.node = rclpy.create_node("activesam_launch_tester", namespace=NAMESPACE)
-        cls.got: Dict[str, List] = {name: [] for name in ("labels", "label_info", "active_classes", "overlay", "diagnostics")}
+        cls.got: Dict[str, List] = {name: [] for name in ("labels", "label_info", "active_classes", "overlay",
+                                                          "label_source", "diagnostics")}
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for name, kind, qos in (("labels", Image, reliable), ("label_info", LabelInfo, latched),
-                                ("active_classes", Classification, reliable), ("overlay", Image, reliable)):
+                                ("active_classes", Classification, reliable), ("overlay", Image, reliable),
+                                ("label_source", TimeReference, reliable)):
             cls.node.create_subscription(kind, f"{NODE}/{name}", cls.got[name].append, qos)
         cls.node.create_subscription(DiagnosticArray, "/diagnostics", cls.got["diagnostics"].append, 10)
         cls.camera = cls.node.create_publisher(Image, CAMERA, qos_profile_sensor_data)
@@ -105,19 +107,21 @@ class TestSegmentLaunch(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def spin_until(self, done: Callable[[], bool], timeout: float, what: str, publish: bool = False) -> None:
-        """Spin until ``done()``; if asked, publish a frame every 0.3 s, every
-        fourth one in an encoding the node cannot read (best effort may lose any one)."""
+    def spin_until(self, done: Callable[[], bool], timeout: float, what: str, publish: bool = False,
+                   period: float = 0.3, bad: bool = True) -> None:
+        """Spin until ``done()``; if asked, publish a frame every ``period`` s,
+        every fourth one in an encoding the node cannot read if ``bad`` (best
+        effort may lose any one)."""
         end, next_frame = time.monotonic() + timeout, 0.0
         while not done():
             self.assertLess(time.monotonic(), end, f"timed out waiting for {what}")
             if publish and time.monotonic() >= next_frame:
                 index = len(self.sent) + len(self.bad)
-                msg = _frame(self.node, f"frame_{index}", "32FC3" if index % 4 == 3 else "rgb8")
+                msg = _frame(self.node, f"frame_{index}", "32FC3" if bad and index % 4 == 3 else "rgb8")
                 (self.bad if msg.encoding == "32FC3" else self.sent)[_key(msg.header)] = msg.header.frame_id
                 self.camera.publish(msg)
-                next_frame = time.monotonic() + 0.3
-            rclpy.spin_once(self.node, timeout_sec=0.05)
+                next_frame = time.monotonic() + period
+            rclpy.spin_once(self.node, timeout_sec=0.01)
 
     def set_parameter(self, name: str, value: ParameterValue):
         self.assertTrue(self.parameters.wait_for_service(timeout_sec=WAIT))
@@ -190,10 +194,32 @@ class TestSegmentLaunch(unittest.TestCase):
         self.spin_until(lambda: int(camera_status().get("frames undecodable", 0)) >= 1,
                         WAIT, "diagnostics counting the unreadable frames", publish=True)
         values = camera_status()
-        self.assertGreater(int(values["frames processed"]), 0)
+        self.assertGreater(int(values["frames segmented by the model"]), 0)
         self.assertGreater(float(values["output rate (Hz)"]), 0.0)
         self.assertEqual(values["frames failed"], "0")
         self.assertTrue(any("RSS" in key or "CUDA" in key for key in values))
+
+        # 6. Defaults: temporal reuse and propagation. A camera faster than the model gets a
+        #    label image for (nearly) every frame; label_source tells model frames from
+        #    propagated ones, and a propagated frame's time_ref is a model frame's stamp.
+        def sources(kind: str) -> List:
+            return [m for m in got["label_source"] if m.source == kind]
+
+        self.spin_until(lambda: len(sources("propagated")) >= 3, WAIT, "propagated labels", publish=True,
+                        period=0.02, bad=False)
+        model_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in sources("model")}
+        for msg in got["label_source"]:
+            self.assertIn(_key(msg.header), self.sent)
+            self.assertEqual((msg.source == "model"),
+                             (msg.time_ref.sec, msg.time_ref.nanosec) == (msg.header.stamp.sec, msg.header.stamp.nanosec))
+        self.assertTrue(any((m.time_ref.sec, m.time_ref.nanosec) in model_stamps for m in sources("propagated")))
+        labelled = {_key(m.header) for m in got["labels"]}
+        self.assertTrue({_key(m.header) for m in got["label_source"]} <= labelled)
+        self.spin_until(lambda: int(camera_status().get("frames labelled by propagation", 0)) >= 1,
+                        WAIT, "diagnostics counting propagated frames", publish=True, period=0.02, bad=False)
+        values = camera_status()
+        self.assertGreater(float(values["model rate (Hz)"]), 0.0)
+        self.assertGreater(float(values["output rate (Hz)"]), float(values["model rate (Hz)"]))
 
 
 @launch_testing.post_shutdown_test()

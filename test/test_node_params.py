@@ -67,7 +67,8 @@ def test_every_parameter_is_described_and_device_and_model_are_read_only():
         assert S.value_error(spec, spec.default) is None, spec.name
     for name in ("checkpoint", "hub_id", "model", "device", "dtype", "image_topics", "compressed"):
         assert P.BY_NAME[name].read_only, name
-    for name in ("vocabulary", "vocabulary_file", "confidence_threshold", "preview_interval", "overlay_alpha"):
+    for name in ("vocabulary", "vocabulary_file", "confidence_threshold", "refresh_interval", "propagate",
+                 "overlay_alpha"):
         assert not P.BY_NAME[name].read_only, name
 
 
@@ -258,9 +259,12 @@ def test_rviz_config_shows_input_overlay_and_labels():
 
 def test_diagnostics_level_says_what_happened_since_the_last_report():
     before = StreamStats(received=10, processed=8, failed=1)
-    flowing = StreamStats(received=15, processed=12, failed=1, input_rate=5.0, output_rate=4.0, latency_mean=0.25)
+    flowing = StreamStats(received=15, processed=12, failed=1, input_rate=5.0, output_rate=4.0, model_rate=1.5,
+                          latency_mean=0.25, propagated=3, label_age_mean=0.4)
     report = camera_report("/cam", flowing, before, 2, 2, running=True)
-    assert (report.level, report.message) == (OK, "5.0 Hz in, 4.0 Hz out, latency 250 ms")
+    assert (report.level, report.message) == (OK, "5.0 Hz in, 4.0 Hz out (1.5 Hz model), latency 250 ms")
+    assert dict(report.values)["frames labelled by propagation"] == "3"
+    assert dict(report.values)["label age mean (ms)"] == "400.0"
     assert dict(report.values)["frames undecodable"] == "2"
     assert camera_report("/cam", flowing, before, 3, 2, running=True).level == WARN
     failing = dataclasses.replace(flowing, failed=3)
@@ -272,3 +276,45 @@ def test_diagnostics_level_says_what_happened_since_the_last_report():
 def test_diagnostics_memory_of_a_cpu_engine_is_the_process_rss():
     key, value = memory_value("cpu")
     assert key == "process RSS (MB)" and int(value) > 10
+
+
+# -- the README documents every parameter ------------------------------------------------
+
+def _readme_table(heading: str) -> Dict[str, list]:
+    """The rows of the first table under a README heading: first cell -> the other cells."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split(heading, 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("|") and not line.startswith("| ---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0].startswith("`"):
+                rows[cells[0].strip("`")] = cells[1:]
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def _readme_default(spec) -> str:
+    if spec.default is None:
+        return "unset"
+    if spec.kind == P.BOOL:
+        return "true" if spec.default else "false"
+    if spec.kind == P.STRING:
+        return f"`{spec.default}`" if spec.default else '`""`'
+    if spec.kind == P.STRING_ARRAY:
+        return "`" + str(spec.default).replace("'", '"') + "`"
+    return str(spec.default)
+
+
+def test_the_readme_documents_every_node_parameter_with_its_default():
+    node = _readme_table("### Node parameters")
+    engine = {s.name for s in S.ENGINE_PARAMS if not s.read_only}
+    assert set(node) == set(P.BY_NAME) - engine
+    for name, (kind, default, live, description) in node.items():
+        spec = P.BY_NAME[name]
+        assert kind == spec.kind.replace("_", " "), name
+        assert default == _readme_default(spec), name
+        assert live == ("no" if spec.read_only else "yes"), name
+        assert len(description) > 20, name
+    assert engine <= set(_readme_table("## Parameters"))

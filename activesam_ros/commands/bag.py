@@ -15,7 +15,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ..engine.config import ConfigError
 from ..engine.vocabulary import VocabularyError
@@ -38,11 +38,9 @@ from .common import (
 )
 
 if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
-    import numpy as np
     from tqdm import tqdm
 
-    from ..engine.result import SegmentationResult
-    from ..stream.runtime import StreamProcessor
+    from ..stream.runtime import FrameResult, StreamProcessor
 
 PROG = "activesam bag"
 
@@ -80,6 +78,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "version (default humble; Jazzy reads either)")
     group.add_argument("--storage", choices=sorted(bagio.STORAGES),
                        help="storage format of OUT (default: that of IN)")
+    parser.add_argument("--model-every", type=int, default=1, metavar="N",
+                        help="run the model on every N-th frame of a camera and give the frames between labels "
+                        "carried forward by optical flow (--propagate), as the node does when the model is "
+                        "slower than the camera; a frame the flow cannot serve is segmented (default 1: "
+                        "every frame segmented)")
     parser.add_argument("--start-time", type=int, metavar="NS",
                         help="segment only input messages at or after this bag time (ns); a stopped run "
                         "says where to continue")
@@ -95,12 +98,16 @@ class Camera(CameraOutputs):
     msgtype: str = ""
     copy: Optional["bagio.Connection"] = None  # the input topic's connection in OUT (--include-input)
     segmented: int = 0
+    propagated: int = 0
+    refreshes: int = 0
     previews: int = 0
     skipped: int = 0
     first_problem: str = ""
+    since_model: Optional[int] = None  # frames since this camera's last model frame
 
     def summary(self) -> str:
-        line = f"{self.topic} -> {self.prefix}/*: {self.segmented} frame(s) segmented, {self.previews} with a preview"
+        line = (f"{self.topic} -> {self.prefix}/*: {self.segmented} frame(s) segmented ({self.refreshes} "
+                f"refreshed, {self.previews} with a preview), {self.propagated} labelled by propagation")
         if self.skipped:
             line += f", {self.skipped} skipped (first: {self.first_problem})"
         return line
@@ -134,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
     temporal = temporal_from_args(args)
     source, out = Path(args.input), Path(args.output)
     bagio.check_new_output(out, source)
+    if args.model_every < 1:
+        raise UserError(f"--model-every must be at least 1, got {args.model_every}")
     if args.start_time is not None and args.start_time < 0:
         raise UserError(f"--start-time must be a bag time in nanoseconds >= 0, got {args.start_time}")
 
@@ -196,13 +205,13 @@ def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict
             _handle(args, writer, store, processor, cameras[connection.topic], timestamp, raw, progress)
             last = timestamp
     except BaseException as error:  # a stop request, a damaged input, a failure: OUT says it is partial
-        frames = sum(c.segmented for c in cameras.values())
+        frames = sum(c.segmented + c.propagated for c in cameras.values())
         reason = f"stopped by {error}" if isinstance(error, (KeyboardInterrupt, Stopped)) else f"failed: {error}"
         writer.set_custom_data(bagio.STATUS_KEY, bagio.partial_status(reason, frames, last))
         progress.close()
         writer.close()  # OUT then holds a valid bag of the frames so far
         resume = "" if last is None else f", or continue into a new OUT with --start-time {last + 1}"
-        print(f"{PROG}: {out} is a readable but partial bag ({frames} frame(s) segmented"
+        print(f"{PROG}: {out} is a readable but partial bag ({frames} frame(s) labelled"
               f"{'' if last is None else f' up to bag time {last} ns'}); to redo it remove it "
               f"(rm -r {out}) and run again{resume}", file=sys.stderr)
         raise
@@ -216,7 +225,7 @@ def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict
         print(f"{PROG}: {orphans} message(s) of {args.input} belong to no topic of its index and were not read",
               file=sys.stderr)
     print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro})", file=sys.stderr)
-    return sum(c.segmented for c in cameras.values())
+    return sum(c.segmented + c.propagated for c in cameras.values())
 
 
 def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Typestore", processor: "StreamProcessor",
@@ -236,15 +245,15 @@ def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Type
         _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
         return
     header = msg.header
+    skip_model = camera.since_model is not None and camera.since_model + 1 < args.model_every
     try:
         rgb = bagio.DECODERS[camera.msgtype](msg)
         stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
-        done = processor.process(Frame(rgb, stamp, header.frame_id, camera.topic, context=header))
+        done = processor.label(Frame(rgb, stamp, header.frame_id, camera.topic, context=header), skip_model)
     except (UnsupportedImage, ImageError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
         return
-    _write_outputs(writer, store, camera, timestamp, rgb, done.result, header, args,
-                   processor.engine.config.confidence_threshold)
+    _write_outputs(writer, store, camera, timestamp, done, args, processor.engine.config.confidence_threshold)
 
 
 def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
@@ -259,16 +268,24 @@ def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[
     }
 
 
-def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, timestamp: int, rgb: "np.ndarray",
-                   result: "SegmentationResult", header: Any, args: argparse.Namespace, threshold: float) -> None:
+def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, timestamp: int,
+                   done: "FrameResult", args: argparse.Namespace, threshold: float) -> None:
     """One frame's messages, each with the input's header and bag timestamp."""
     from ..ros.rosbags_types import rosbags_messages
+    from ..stream.runtime import MODEL
 
     ns = rosbags_messages(args.distro)
-    for connection, message in camera.frame_messages(ns, rgb, result, header, args.overlay_alpha, threshold):
+    for connection, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
+                                                     args.overlay_alpha, threshold, done.source, done.model_context):
         writer.write(connection, timestamp, store.serialize_cdr(message, message.__msgtype__))
-    camera.segmented += 1
-    camera.previews += int(result.preview_ran)
+    if done.source == MODEL:
+        camera.segmented += 1
+        camera.refreshes += int(done.plan.refresh)
+        camera.previews += int(done.result.preview_ran)
+        camera.since_model = 0
+    else:
+        camera.propagated += 1
+        camera.since_model += 1
 
 
 def _skip(camera: Camera, timestamp: int, reason: str, progress: "tqdm") -> None:

@@ -102,17 +102,18 @@ def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> No
                                help=f"{spec.description} (default {spec.default:g})")
 
 
-def add_temporal_args(parser: argparse.ArgumentParser, default_preview_interval: Optional[int] = None) -> None:
-    """One flag per temporal-reuse parameter of the node, with its default."""
-    from ..stream.parameters import INT, TEMPORAL_PARAMS
+def add_temporal_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per temporal parameter of the node, with the node's default."""
+    from ..stream.parameters import BOOL, INT, TEMPORAL_PARAMS
 
-    group = parser.add_argument_group("temporal reuse (the node's parameters of the same names)")
+    group = parser.add_argument_group("temporal reuse and propagation (the node's parameters of the same names)")
     for spec in TEMPORAL_PARAMS:
-        default = spec.default
-        if spec.name == "preview_interval" and default_preview_interval is not None:
-            default = default_preview_interval
-        group.add_argument(spec.flag, type=int if spec.kind == INT else float,
-                           default=default, help=f"{spec.description} (default {default:g})")
+        if spec.kind == BOOL:
+            group.add_argument(spec.flag, action=argparse.BooleanOptionalAction, default=spec.default,
+                               help=f"{spec.description} (default {'on' if spec.default else 'off'})")
+        else:
+            group.add_argument(spec.flag, type=int if spec.kind == INT else float,
+                               default=spec.default, help=f"{spec.description} (default {spec.default:g})")
 
 
 def temporal_from_args(args: argparse.Namespace):

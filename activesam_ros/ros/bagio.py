@@ -135,7 +135,7 @@ COMPLETE = "complete"
 
 def partial_status(reason: str, frames: int, last: Optional[int]) -> str:
     where = "" if last is None else f"; last input message at bag time {last} ns"
-    return f"partial: {reason} after {frames} segmented frame(s){where}"
+    return f"partial: {reason} after {frames} labelled frame(s){where}"
 
 
 def status_of(path: Path) -> Optional[str]:

@@ -29,7 +29,8 @@ class Report:
 def camera_report(topic: str, now: StreamStats, before: StreamStats,
                   undecodable: int, undecodable_before: int, running: bool) -> Report:
     """The status of one camera; ``before`` is the snapshot of the previous report."""
-    rate = f"{now.input_rate:.1f} Hz in, {now.output_rate:.1f} Hz out, latency {1000 * now.latency_mean:.0f} ms"
+    rate = (f"{now.input_rate:.1f} Hz in, {now.output_rate:.1f} Hz out ({now.model_rate:.1f} Hz model), "
+            f"latency {1000 * now.latency_mean:.0f} ms")
     if not running:
         level, message = ERROR, "the segmentation worker is not running"
     elif now.failed > before.failed:
@@ -44,13 +45,18 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         ("input topic", topic),
         ("input rate (Hz)", f"{now.input_rate:.2f}"),
         ("output rate (Hz)", f"{now.output_rate:.2f}"),
+        ("model rate (Hz)", f"{now.model_rate:.2f}"),
         ("latency mean (ms)", f"{1000 * now.latency_mean:.1f}"),
         ("latency last (ms)", f"{1000 * now.latency_last:.1f}"),
+        ("label age mean (ms)", f"{1000 * now.label_age_mean:.1f}"),
+        ("label age max (ms)", f"{1000 * now.label_age_max:.1f}"),
         ("frames received", str(now.received)),
-        ("frames processed", str(now.processed)),
-        ("frames dropped (a newer frame came first)", str(now.dropped)),
+        ("frames segmented by the model", str(now.processed)),
+        ("frames labelled by propagation", str(now.propagated)),
+        ("frames dropped (a newer frame came first, labels not carried)", str(now.dropped)),
         ("frames failed", str(now.failed)),
         ("frames undecodable", str(undecodable)),
+        ("refresh rate", f"{now.refresh_rate:.2f}"),
         ("preview rate", f"{now.preview_rate:.2f}"),
         ("active classes (last)", str(now.active_classes_last)),
         ("active classes (mean)", f"{now.active_classes_mean:.1f}"),

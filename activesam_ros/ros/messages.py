@@ -18,6 +18,11 @@ Conventions, after vision_msgs' comments:
 - Classification: ``class_id`` = ``str(index)``. vision_msgs says a
   hypothesis' id is to be looked up in metadata for a name; LabelInfo is
   that metadata, and the id matches the labels image's pixel values.
+- TimeReference (``label_source``), one per published label image:
+  ``header`` = the input image's header (it pairs with the labels by stamp),
+  ``time_ref`` = the stamp of the model frame whose labels these are,
+  ``source`` = ``model`` or ``propagated``. The labels' age is
+  ``header.stamp - time_ref``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ MESSAGE_TYPES = {
     "VisionClass": "vision_msgs/msg/VisionClass",
     "Classification": "vision_msgs/msg/Classification",
     "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
+    "TimeReference": "sensor_msgs/msg/TimeReference",
 }
 """The ROS type of each :class:`MessageClasses` field."""
 
@@ -60,6 +66,7 @@ class MessageClasses:
     VisionClass: Any
     Classification: Any
     ObjectHypothesis: Any
+    TimeReference: Any
     byte_array: Callable[[np.ndarray], Any]  # flat uint8 array -> the binding's uint8[] value
 
     @classmethod
@@ -139,6 +146,13 @@ def active_classes(ns: MessageClasses, result: SegmentationResult, header: Any) 
             for index in result.active_classes
         ],
     )
+
+
+def label_source(ns: MessageClasses, header: Any, model_header: Any, source: str) -> Any:
+    """sensor_msgs/TimeReference saying where a frame's labels come from (module doc)."""
+    stamp = model_header.stamp
+    return ns.TimeReference(header=copy_header(ns, header),
+                            time_ref=ns.Time(sec=int(stamp.sec), nanosec=int(stamp.nanosec)), source=str(source))
 
 
 def confidence_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:

@@ -236,7 +236,8 @@ class ActiveSAMNode(Node):
         return on_image
 
     def _on_result(self, out: FrameResult) -> None:
-        """On the runtime's worker: publish one frame's outputs with its input header.
+        """Publish one frame's outputs with its input header: on the worker for
+        model frames, on the image callback's thread for propagated ones.
         Switched outputs (overlay, confidence) are built only while someone subscribes."""
         if self._closing:
             return
@@ -244,7 +245,7 @@ class ActiveSAMNode(Node):
         with self._outputs_lock:
             for publisher, message in camera.frame_messages(
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
-                self._settings.engine.confidence_threshold,
+                self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
             ):
                 publisher.publish(message)

@@ -39,6 +39,8 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
                 description="class index -> name; sent once per vocabulary"),
     OutputTopic("active_classes", messages.MESSAGE_TYPES["Classification"],
                 description="the classes decoded on the frame, score = presence"),
+    OutputTopic("label_source", messages.MESSAGE_TYPES["TimeReference"],
+                description="where the labels come from: source model or propagated, time_ref = the model frame's stamp"),
     OutputTopic("overlay", IMAGE, switch="publish_overlay", description="the image with class colours blended in"),
     OutputTopic("confidence", IMAGE, switch="publish_confidence", description="32FC1 score of the winning class"),
 )
@@ -87,18 +89,20 @@ class CameraOutputs:
         return messages.label_info(ns, vocabulary, header, threshold)
 
     def frame_messages(self, ns: messages.MessageClasses, rgb: np.ndarray, result: SegmentationResult,
-                       header: Any, overlay_alpha: float, threshold: float,
-                       wanted: Callable[[str, Any], bool] = lambda name, handle: True,
+                       header: Any, overlay_alpha: float, threshold: float, source: str = "model",
+                       model_header: Any = None, wanted: Callable[[str, Any], bool] = lambda name, handle: True,
                        ) -> Iterator[Tuple[Any, Any]]:
         """(handle, message) for every output of one frame that has a handle
         and is ``wanted``; label_info only when the vocabulary or threshold
-        changed since it was last sent (the node latches it)."""
+        changed since it was last sent (the node latches it). ``source`` and
+        ``model_header`` (default: ``header``) say where the labels come from."""
         info = self.label_info(ns, result.vocabulary, header, threshold)
         if info is not None:
             yield self.handles["label_info"], info
         build = {
             "labels": lambda: messages.labels_image(ns, result, header),
             "active_classes": lambda: messages.active_classes(ns, result, header),
+            "label_source": lambda: messages.label_source(ns, header, model_header or header, source),
             "overlay": lambda: messages.overlay_image(ns, rgb, result, header, overlay_alpha),
             "confidence": lambda: messages.confidence_image(ns, result, header),
         }
