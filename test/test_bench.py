@@ -55,7 +55,7 @@ def test_report_has_every_section_mode_and_stage(report):
         assert all("peak_memory_growth_bytes" in m for m in row["modes"].values())
     for _, mode in _mode_summaries(report):
         assert set(mode["stages_s"]) == set(STAGES)
-    assert report["video"]["modes"]["temporal"]["kinds"].keys() <= {"preview", "reuse"}
+    assert report["video"]["modes"]["temporal"]["kinds"].keys() <= {"refresh", "reuse"}
     assert {t["met"] for t in report["targets"]} <= {True, False, None}
     assert "targets:" in table(report)
 

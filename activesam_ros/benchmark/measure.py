@@ -157,13 +157,11 @@ class Mode:
 
     def run(self, engine: ActiveSAM, rgb: np.ndarray) -> Tuple[SegmentationResult, str]:
         """Segment one frame; returns the result and the frame's kind:
-        ``preview`` / ``reuse`` for a stream that reuses, ``frame`` otherwise."""
+        ``refresh`` / ``reuse`` for a stream, ``frame`` otherwise."""
         if self.stream is None:
             return engine.segment(rgb), "frame"
         out = self.stream.process(Frame(rgb, camera="bench"))
-        if out.plan.reason == "all":
-            return out.result, "frame"
-        return out.result, "preview" if out.result.preview_ran else "reuse"
+        return out.result, "refresh" if out.plan.refresh else "reuse"
 
 
 @dataclass

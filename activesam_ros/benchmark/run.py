@@ -32,7 +32,6 @@ from ..engine.pipeline import ActiveSAM
 from ..engine.vocabulary import canonicalize
 from ..stream.runtime import StreamProcessor
 from ..stream.temporal import TemporalConfig
-from . import STREAM_PREVIEW_INTERVAL
 from .inputs import PHOTOS, SyntheticVideo, class_names, load_photos
 from .measure import MemoryProbe, Mode, ModeRecord, TimedGrounder, build_messages, run_frames, timed_engine
 from .summary import speedups, summarize, targets
@@ -161,8 +160,8 @@ def _scaling_row(model: torch.nn.Module, config: ActiveSAMConfig, temporal: Temp
     records = _measure(engine, timer, modes, [video[i] for i in range(count)],
                        lambda mode, i: mode.stream is not None or i < plan.scaling_frames,
                        probe, progress, f"|V|={len(names)}")
-    # A stream's steady state: one preview frame per preview interval.
-    steady = {"preview": 1 / temporal.preview_interval, "reuse": 1 - 1 / temporal.preview_interval, "frame": 1.0}
+    # A stream's steady state: one refresh per refresh interval.
+    steady = {"refresh": 1 / temporal.refresh_interval, "reuse": 1 - 1 / temporal.refresh_interval, "frame": 1.0}
     return {
         "vocabulary_size": len(names),
         **text,
@@ -177,7 +176,7 @@ def run_benchmark(
     model_description: str,
     random_weights: bool,
     config: ActiveSAMConfig = ActiveSAMConfig(),
-    temporal: TemporalConfig = TemporalConfig(preview_interval=STREAM_PREVIEW_INTERVAL),
+    temporal: TemporalConfig = TemporalConfig(),
     plan: BenchPlan = FULL,
     progress: bool = False,
 ) -> Dict[str, Any]:

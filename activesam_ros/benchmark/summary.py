@@ -1,9 +1,9 @@
 """From measured samples to the report's numbers, the targets and a table.
 
 A mode's time per frame is a stratified median: the median of each kind of
-frame (``preview`` or ``reuse`` for temporal reuse, ``frame`` otherwise),
+frame (``refresh`` or ``reuse`` for temporal reuse, ``frame`` otherwise),
 weighted by how often that kind occurs. Medians keep a busy machine's
-stalls out of the numbers; the weights keep a stream's rare previews in
+stalls out of the numbers; the weights keep a stream's rare refreshes in
 them (a plain median would show only its reuse frames). Forward time,
 stage times and message time are taken the same way, so every ratio in the
 report is a quotient of two numbers printed beside it.
@@ -23,7 +23,7 @@ MIB = 1024.0 * 1024.0
 # engine's time outside them (text assembly, presence bookkeeping) and
 # "outside_engine" the caller's (a stream's planning and state update).
 STAGES = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion",
-          "calibration", "scan", "other", "outside_engine")
+          "calibration", "other", "outside_engine")
 
 
 def _stages(sample: Sample) -> Dict[str, float]:
@@ -136,7 +136,7 @@ def _percent(value: Optional[float]) -> str:
 
 
 def _mode_table(modes: Mapping[str, Mapping[str, Any]]) -> List[str]:
-    shown = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion", "calibration", "scan", "other")
+    shown = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion", "calibration", "other")
     head = ["mode", "ms/frame", "fps", "overhead", "agree"] + list(shown) + ["messages"]
     rows = [head]
     for name, m in modes.items():

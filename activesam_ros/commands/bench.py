@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..benchmark import STREAM_PREVIEW_INTERVAL
 from .common import (
     UserError,
     add_model_args,
@@ -35,7 +34,18 @@ def add_parser(sub: Any) -> None:
                         help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
-    add_temporal_args(parser, default_preview_interval=STREAM_PREVIEW_INTERVAL)
+    video = parser.add_argument_group("real video (instead of the sections above)")
+    video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
+                       "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
+    video.add_argument("--video-frames", type=int, default=40, metavar="N", help="frames read (default 40)")
+    video.add_argument("--video-side", type=int, default=384, metavar="PX",
+                       help="longer side the frames are scaled to (default 384)")
+    video.add_argument("--video-vocab", action="append", metavar="NAME",
+                       help="a vocabulary (shipped name or file) to measure with; repeatable "
+                       "(default: ade20k and indoor)")
+    video.add_argument("--model-every", type=int, default=4, metavar="N",
+                       help="the propagation policy runs the model on every N-th frame (default 4)")
+    add_temporal_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -47,6 +57,8 @@ def _writable(path: str, flag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.video:
+        return run_video(args)
     json_path = _writable(args.json, "--json")
     plot_path = _writable(args.plot, "--plot") if args.plot else None
     config = config_from_args(args)
@@ -75,4 +87,39 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write the report: {exc}") from exc
     print(text)
     print(table(report), file=sys.stderr)
+    return 0
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
+    json_path = _writable(args.json, "--json")
+    if not Path(args.video).is_file():
+        raise UserError(f"--video {args.video}: no such file")
+    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
+        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
+    from ..benchmark.video import VideoError, measure_video, video_table
+    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
+
+    try:
+        vocabularies = {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
+    except VocabularyError as exc:
+        raise UserError(str(exc)) from exc
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+    model = load_model_from_args(args)
+    try:
+        report = measure_video(model, Path(args.video), vocabularies, config, temporal, args.model_every,
+                               args.video_frames, args.video_side,
+                               progress=lambda done: print(f"activesam bench: {done}", file=sys.stderr))
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    report = {"schema": "activesam-bench-video/1", "model": model_description(args),
+              "random_weights": args.model == "tiny", **report}
+    text = json.dumps(report, indent=2)
+    try:
+        json_path.write_text(text + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write the report: {exc}") from exc
+    print(text)
+    print(video_table(report), file=sys.stderr)
     return 0
