@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .vocabulary import Vocabulary, VocabularyError
 
@@ -18,6 +18,49 @@ MODES = ("exact", "fast")
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names it and says why."""
+
+
+def integer_error(name: str, value: Any, low: int, high: Optional[int] = None, allow_none: bool = False) -> str:
+    """Why ``value`` is not an integer in [low, high] (no bound above when None); "" if it is."""
+    if value is None and allow_none:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high):
+        return ""
+    if high is not None:
+        return f"{name} must be an integer in [{low}, {high}], got {value!r}"
+    if low == 1:
+        return f"{name} must be a positive integer, got {value!r}"
+    return f"{name} must be an integer >= {low}, got {value!r}"
+
+
+def number_error(name: str, value: Any, low: float, high: Optional[float],
+                 low_open: bool = False, high_open: bool = False) -> str:
+    """Why ``value`` is not a number in the interval (open or closed at each
+    end; no bound above when ``high`` is None); "" if it is."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{name} must be a number, got {value!r}"
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    if above and below:
+        return ""
+    if high is None:
+        return f"{name} must be a number {'>' if low_open else '>='} {low:g}, got {value!r}"
+    return (f"{name} must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}, "
+            f"got {value!r}")
+
+
+def choice_error(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value in choices:
+        return ""
+    return f"{name} must be one of {', '.join(choices)}, got {value!r}"
+
+
+def validated(config: Any) -> Any:
+    """``config`` itself if its ``errors()`` are none, else ConfigError with all of them."""
+    problems = config.errors()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return config
 
 
 @dataclass(frozen=True)
@@ -54,52 +97,27 @@ class ActiveSAMConfig:
 
     def errors(self) -> List[str]:
         """Every problem with this configuration, as readable reasons."""
-        out = []
-
-        def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                out.append(f"{name} must be a positive integer, got {value!r}")
-
-        def unit(name: str, value: Any, low_open: bool = False, high_open: bool = False) -> None:
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                out.append(f"{name} must be a number, got {value!r}")
-                return
-            lo_ok = value > 0 if low_open else value >= 0
-            hi_ok = value < 1 if high_open else value <= 1
-            if not (lo_ok and hi_ok):
-                lo = "(0" if low_open else "[0"
-                hi = "1)" if high_open else "1]"
-                out.append(f"{name} must be in {lo}, {hi}, got {value!r}")
-
-        positive_int("resolution", self.resolution, allow_none=True)
-        positive_int("preview_resolution", self.preview_resolution, allow_none=True)
-        positive_int("fast_preview_resolution", self.fast_preview_resolution, allow_none=True)
-        positive_int("bucket_size", self.bucket_size)
-        positive_int("max_active", self.max_active)
-        unit("quantile_alpha", self.quantile_alpha, low_open=True)
-        unit("confidence_threshold", self.confidence_threshold, high_open=True)
-        unit("background_threshold", self.background_threshold, high_open=True)
-        unit("fast_presence_floor", self.fast_presence_floor, high_open=True)
-        unit("fast_screen_keep", self.fast_screen_keep, low_open=True)
-        if not isinstance(self.mabc_exponent, (int, float)) or not self.mabc_exponent > 0:
-            out.append(f"mabc_exponent must be a positive number, got {self.mabc_exponent!r}")
-        for name in ("neighbour_tokens", "hypernym_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 8:
-                out.append(f"{name} must be an integer in [0, 8], got {value!r}")
-        if self.mode not in MODES:
-            out.append(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            out.append(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
-        return out
+        out = [
+            integer_error("resolution", self.resolution, 1, allow_none=True),
+            integer_error("preview_resolution", self.preview_resolution, 1, allow_none=True),
+            integer_error("fast_preview_resolution", self.fast_preview_resolution, 1, allow_none=True),
+            integer_error("bucket_size", self.bucket_size, 1),
+            integer_error("max_active", self.max_active, 1),
+            number_error("quantile_alpha", self.quantile_alpha, 0, 1, low_open=True),
+            number_error("confidence_threshold", self.confidence_threshold, 0, 1, high_open=True),
+            number_error("background_threshold", self.background_threshold, 0, 1, high_open=True),
+            number_error("fast_presence_floor", self.fast_presence_floor, 0, 1, high_open=True),
+            number_error("fast_screen_keep", self.fast_screen_keep, 0, 1, low_open=True),
+            number_error("mabc_exponent", self.mabc_exponent, 0, None, low_open=True),
+            integer_error("neighbour_tokens", self.neighbour_tokens, 0, 8),
+            integer_error("hypernym_tokens", self.hypernym_tokens, 0, 8),
+            choice_error("mode", self.mode, MODES),
+            choice_error("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16")),
+        ]
+        return [problem for problem in out if problem]
 
     def validate(self) -> "ActiveSAMConfig":
-        problems = self.errors()
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return self
+        return validated(self)
 
     def replace(self, **changes: Any) -> "ActiveSAMConfig":
         """A validated copy with some fields changed."""

@@ -50,7 +50,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..engine.config import ConfigError
+from ..engine.config import integer_error, number_error, validated
 from ..engine.result import SegmentationResult
 
 _NEVER = np.iinfo(np.int64).min // 2
@@ -83,30 +83,22 @@ class TemporalConfig:
 
     def errors(self) -> List[str]:
         """Every problem with this configuration, as readable reasons."""
-        out = []
-        for name, low in (("refresh_interval", 1), ("active_ttl", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                out.append(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, high in (("refresh_period", 3600.0), ("present_fraction", 1.0),
-                           ("scene_change_threshold", 2.0), ("stale_score_drop", 1.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= high:
-                out.append(f"{name} must be a number in [0, {high:g}], got {value!r}")
-        if not isinstance(self.propagate, bool):
-            out.append(f"propagate must be true or false, got {self.propagate!r}")
-        for name, high in (("propagation_max_age", 60.0), ("propagation_max_motion", 1.0),
-                           ("propagation_max_residual", 255.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= high:
-                out.append(f"{name} must be a number in (0, {high:g}], got {value!r}")
-        return out
+        out = [
+            integer_error("refresh_interval", self.refresh_interval, 1),
+            number_error("refresh_period", self.refresh_period, 0, 3600),
+            integer_error("active_ttl", self.active_ttl, 0),
+            number_error("present_fraction", self.present_fraction, 0, 1),
+            number_error("scene_change_threshold", self.scene_change_threshold, 0, 2),
+            number_error("stale_score_drop", self.stale_score_drop, 0, 1),
+            "" if isinstance(self.propagate, bool) else f"propagate must be true or false, got {self.propagate!r}",
+            number_error("propagation_max_age", self.propagation_max_age, 0, 60, low_open=True),
+            number_error("propagation_max_motion", self.propagation_max_motion, 0, 1, low_open=True),
+            number_error("propagation_max_residual", self.propagation_max_residual, 0, 255, low_open=True),
+        ]
+        return [problem for problem in out if problem]
 
     def validate(self) -> "TemporalConfig":
-        problems = self.errors()
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return self
+        return validated(self)
 
     @property
     def reuses(self) -> bool:
