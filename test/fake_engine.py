@@ -21,7 +21,6 @@ def fake_result(
     config: ActiveSAMConfig,
     presence: np.ndarray,
     active_queries: Optional[Sequence[int]] = None,
-    embedding: Optional[np.ndarray] = None,
     shape: tuple = (4, 4),
 ) -> SegmentationResult:
     """What the engine returns when every query's presence (preview and full
@@ -48,7 +47,6 @@ def fake_result(
         preview_ran=preview is not None,
         preview_threshold=None if preview is None else quantile_threshold(torch.from_numpy(presence), config.quantile_alpha),
         background_index=None,
-        image_embedding=embedding,
     )
 
 
@@ -137,6 +135,5 @@ class FakeEngine:
         if image[0, 0, 0] == self.FAIL:
             raise RuntimeError("engine failure on purpose")
         n = len(prepared.vocabulary.queries)
-        embedding = image.reshape(-1, 3).mean(0).astype(np.float32) + 1.0
         return fake_result(prepared.vocabulary, config, self.presence(image, n),
-                           active_queries, embedding, image.shape[:2])
+                           active_queries, image.shape[:2])

@@ -165,3 +165,15 @@ def test_nothing_is_carried_across_a_vocabulary_change(photos):
     processor.process(frame(4, rgb, camera="b"))  # the swap happens on the next model frame, of any camera
     assert processor.propagate(frame(5, rgb)) is None  # camera a has no model frame under "cup" yet
     assert processor.stats.snapshot("a").dropped == 1
+
+
+def test_a_cut_refreshes_the_model_frame_of_the_cut(photos):
+    """The scene-change measure is the image's, taken before the model runs:
+    a cut to another photograph refreshes that frame, a small pan does not."""
+    rgb = photos["chelsea.png"]
+    other = cv2.resize(photos["coffee.png"], (rgb.shape[1], rgb.shape[0]))
+    processor = StreamProcessor(FakeEngine(VOCAB), TemporalConfig(refresh_interval=100, refresh_period=0.0,
+                                                                  stale_score_drop=0.0))
+    frames = [rgb, shifted(rgb, 3, 1), shifted(rgb, 6, 2), other, other, other]
+    reasons = [processor.process(frame(t, f)).plan.reason for t, f in enumerate(frames)]
+    assert reasons == ["first", "reuse", "reuse", "scene_change", "reuse", "reuse"]

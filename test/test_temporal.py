@@ -3,7 +3,7 @@ frame decodes, on label images made by hand."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable
 
 import numpy as np
 import pytest
@@ -11,15 +11,14 @@ import pytest
 from activesam_ros.engine.config import ConfigError
 from activesam_ros.engine.result import SegmentationResult
 from activesam_ros.engine.vocabulary import Vocabulary
-from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, class_pixels, cosine_distance
+from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, class_pixels
 
 # 30 classes, class 2 with two aliases: 31 queries.
 VOCAB = Vocabulary.from_classes(["c0", "c1", "c2, second name"] + [f"c{i}" for i in range(3, 30)])
 SIDE = 10  # label images of 10 x 10 pixels
 
 
-def make(decoded: Iterable[int], winners: Dict[int, int], score: float = 0.5,
-         embedding: Optional[np.ndarray] = None) -> SegmentationResult:
+def make(decoded: Iterable[int], winners: Dict[int, int], score: float = 0.5) -> SegmentationResult:
     """A result whose label image gives each class of ``winners`` that many
     pixels (the rest to the first decoded class), decoding ``decoded``."""
     decoded = sorted(decoded)
@@ -32,7 +31,7 @@ def make(decoded: Iterable[int], winners: Dict[int, int], score: float = 0.5,
     return SegmentationResult(
         labels=labels.reshape(SIDE, SIDE), scores=np.full((SIDE, SIDE), score, np.float32), vocabulary=VOCAB,
         active_queries=queries, query_presence=np.zeros(len(VOCAB.queries), np.float32), preview_presence=None,
-        preview_ran=False, background_index=None, image_embedding=embedding)
+        preview_ran=False, background_index=None)
 
 
 def tracker(**temporal) -> ActiveSetTracker:
@@ -40,14 +39,14 @@ def tracker(**temporal) -> ActiveSetTracker:
 
 
 def step(t: ActiveSetTracker, winners: Dict[int, int], refresh_decodes=range(12), score: float = 0.5,
-         embedding=None, stamp: float = 0.0) -> FramePlan:
+         residual: float = 0.0, stamp: float = 0.0) -> FramePlan:
     """Plan a frame; a refresh decodes ``refresh_decodes`` (the engine's
     choice), a reuse frame what the plan says; the labels show ``winners``
     (among the decoded classes only, as an argmax would)."""
-    plan = t.plan(stamp)
+    plan = t.plan(stamp, residual)
     decoded = set(refresh_decodes) if plan.refresh else {VOCAB.query_class[q] for q in plan.active_queries}
     shown = {c: n for c, n in winners.items() if c in decoded}
-    t.update(plan, make(decoded, shown, score, embedding), stamp)
+    t.update(plan, make(decoded, shown, score), stamp)
     return plan
 
 
@@ -57,12 +56,11 @@ def classes(plan: FramePlan) -> set:
 
 def test_config_rejects_bad_values_with_every_reason():
     bad = TemporalConfig(refresh_interval=0, refresh_period=-1.0, active_ttl=-1, present_fraction=2.0,
-                         scene_change_threshold=3.0, stale_score_drop=1.5, propagate="yes",
-                         propagation_max_age=0.0, propagation_max_motion=2.0, propagation_max_residual=-1.0)
+                         scene_change_threshold=300.0, stale_score_drop=1.5, propagate="yes",
+                         propagation_max_age=0.0, propagation_max_motion=2.0)
     problems = bad.errors()
     for name in ("refresh_interval", "refresh_period", "active_ttl", "present_fraction", "scene_change_threshold",
-                 "stale_score_drop", "propagate", "propagation_max_age", "propagation_max_motion",
-                 "propagation_max_residual"):
+                 "stale_score_drop", "propagate", "propagation_max_age", "propagation_max_motion"):
         assert any(p.startswith(name) for p in problems), name
     with pytest.raises(ConfigError, match="refresh_interval"):
         bad.validate()
@@ -165,18 +163,20 @@ def test_a_refresh_period_in_seconds():
     assert t.plan(5.0).reason == "period"
 
 
-def test_a_scene_change_refreshes_the_next_frame():
-    t = tracker(refresh_interval=100, scene_change_threshold=0.1)
-    step(t, {1: 5}, embedding=np.array([1.0, 0.0]))
-    assert not step(t, {1: 5}, embedding=np.array([1.0, 0.05])).refresh  # small drift
-    assert not step(t, {1: 5}, embedding=np.array([0.0, 1.0])).refresh   # changed on this frame...
-    plan = step(t, {1: 5}, embedding=np.array([0.0, 1.0]))
-    assert plan.refresh and plan.reason == "scene_change"                 # ...so the next one refreshes
-    assert not step(t, {1: 5}, embedding=np.array([0.0, 1.0])).refresh   # new reference
+def test_a_scene_change_refreshes_that_very_frame():
+    """The residual after aligning a frame to the refresh frame (grey levels;
+    the runtime measures it by optical flow before the model runs) above the
+    threshold."""
+    t = tracker(refresh_interval=100, scene_change_threshold=12.0)
+    step(t, {1: 5})
+    assert not step(t, {1: 5}, residual=5.0).refresh   # the same scene, moved
+    plan = step(t, {1: 5}, residual=35.0)               # a cut
+    assert plan.refresh and plan.reason == "scene_change"
+    assert not step(t, {1: 5}, residual=3.0).refresh
 
     off = tracker(refresh_interval=100, scene_change_threshold=0.0)
-    step(off, {1: 5}, embedding=np.array([1.0, 0.0]))
-    assert not any(step(off, {1: 5}, embedding=np.array([0.0, 1.0])).refresh for _ in range(3))
+    step(off, {1: 5})
+    assert not any(step(off, {1: 5}, residual=100.0).refresh for _ in range(3))
 
 
 def test_weakened_labels_refresh_the_next_frame():
@@ -228,8 +228,3 @@ def test_a_failed_frame_is_planned_again():
     plan = t.plan()
     assert t.plan() == plan  # no update (the engine raised): same plan
 
-
-def test_cosine_distance():
-    assert cosine_distance(np.array([1.0, 0.0]), np.array([2.0, 0.0])) == pytest.approx(0.0)
-    assert cosine_distance(np.array([1.0, 0.0]), np.array([0.0, 3.0])) == pytest.approx(1.0)
-    assert cosine_distance(np.zeros(2), np.ones(2)) == 0.0

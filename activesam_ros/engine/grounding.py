@@ -98,11 +98,6 @@ class EncodedImage:
     width: int
     resolution: int
 
-    def pooled_features(self) -> np.ndarray:
-        """A cheap global descriptor: the mean of the top-level features."""
-        feats = self.backbone_out["backbone_fpn"][-1]
-        return feats.float().mean(dim=(0, 2, 3)).cpu().numpy()
-
 
 @dataclass
 class TextBatch:

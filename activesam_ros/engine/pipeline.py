@@ -346,5 +346,4 @@ class ActiveSAM:
             preview_threshold=preview_threshold,
             background_index=prepared.vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
-            image_embedding=encoded.pooled_features(),
         )

@@ -28,7 +28,6 @@ class SegmentationResult:
     preview_ran: bool
     background_index: Optional[int]    # set when background calibration was applied
     timings: Dict[str, float] = field(default_factory=dict)  # seconds per stage
-    image_embedding: Optional[np.ndarray] = None  # pooled full-res features (scene change)
     preview_threshold: Optional[float] = None  # tau of the preview's quantile rule
 
     @property

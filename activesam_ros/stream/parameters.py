@@ -104,12 +104,11 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "refresh_period": ("also refresh when this many seconds of frame stamps passed since the last refresh; 0 = off", _rng(0.0, 3600.0)),
     "active_ttl": ("model frames a class stays decoded after it last won pixels in the labels (against flicker)", _rng(0, 1000)),
     "present_fraction": ("share of a frame's pixels a class must win to count as present; 0 = a single pixel", _rng(0.0, 1.0)),
-    "scene_change_threshold": ("cosine distance of the image features to the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 2.0)),
+    "scene_change_threshold": ("mean grey-level difference (0-255) left after aligning a frame to the last refresh frame (or the model frame labels are carried from) by optical flow, above which it is a new scene: the next frame refreshes, labels are not carried; 0 = never", _rng(0.0, 255.0)),
     "stale_score_drop": ("relative drop of the mean winning score below the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 1.0)),
     "propagate": ("give frames the model skips the last model labels, carried forward by optical flow, so every camera frame gets a label image", {}),
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
-    "propagation_max_residual": ("mean grey-level difference (0-255) left after motion compensation above which labels are not carried (a cut)", _rng(0.1, 255.0)),
 }
 def _spec(name: str, default: Any, description: str, extra: Mapping[str, Any]) -> ParamSpec:
     kind = {bool: BOOL, int: INT, float: DOUBLE, str: STRING}[type(default)]

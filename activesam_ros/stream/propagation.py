@@ -13,8 +13,9 @@ dropped for a newer one), when it cannot be trusted (``TemporalConfig``):
 the model frame is older than ``propagation_max_age`` seconds, the median
 motion exceeds ``propagation_max_motion`` of the image width, or the model
 frame warped onto the new one still differs from it by more than
-``propagation_max_residual`` grey levels on average (a cut, an occlusion,
-a lighting jump).
+``scene_change_threshold`` grey levels on average: a new scene (a cut, an
+occlusion, a lighting jump), the same measure that makes the temporal
+policy refresh.
 """
 
 from __future__ import annotations
@@ -75,14 +76,20 @@ class LabelPropagator:
         self._stamp = 0.0
         self._context: Any = None
 
-    def anchor(self, rgb: np.ndarray, result: SegmentationResult, stamp: float, context: Any = None) -> None:
+    def anchor(self, rgb: np.ndarray, result: SegmentationResult, stamp: float, context: Any = None,
+               grey: Optional[np.ndarray] = None) -> None:
         """A model frame: the labels later frames are carried forward from
-        (``context``: the caller's, e.g. its header, returned with them)."""
-        grey = small_grey(rgb)
+        (``context``: the caller's, e.g. its header, returned with them;
+        ``grey``: its ``small_grey``, if the caller has it)."""
+        grey = small_grey(rgb) if grey is None else grey
         with self._lock:
             self._result, self._grey, self._stamp, self._context = result, grey, stamp, context
 
     def flow(self, grey: np.ndarray, anchor: np.ndarray) -> Flow:
+        """The flow from ``grey`` back to ``anchor`` (two ``small_grey``
+        images), with its motion and the residual after aligning them."""
+        if grey.shape != anchor.shape:  # a resized stream: nothing aligns
+            return Flow(np.zeros(grey.shape + (2,), np.float32), 1.0, 255.0)
         with self._flow_lock:
             field = self._dis.calc(grey, anchor, None)
         warped = cv2.remap(anchor, _grid(grey.shape[1], grey.shape[0]) + field, None, cv2.INTER_LINEAR,
@@ -98,7 +105,7 @@ class LabelPropagator:
             return f"model frame {age:.2f} s old"
         if flow.motion > c.propagation_max_motion:
             return f"motion {flow.motion:.2f} of the width"
-        if flow.residual > c.propagation_max_residual:
+        if c.scene_change_threshold > 0 and flow.residual > c.scene_change_threshold:
             return f"residual {flow.residual:.1f} grey levels"
         return ""
 
@@ -117,8 +124,7 @@ class LabelPropagator:
             return Propagated(None, anchor_stamp, context, why)
         labels, scores = warp(result, flow.field)
         timings = {"propagation": time.perf_counter() - started}
-        carried = replace(result, labels=labels, scores=scores, preview_ran=False, timings=timings,
-                          image_embedding=None)
+        carried = replace(result, labels=labels, scores=scores, preview_ran=False, timings=timings)
         return Propagated(carried, anchor_stamp, context, "", flow)
 
 

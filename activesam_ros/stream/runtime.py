@@ -33,7 +33,7 @@ import numpy as np
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary, VocabularyError
-from .propagation import LabelPropagator
+from .propagation import LabelPropagator, small_grey
 from .stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
 
@@ -83,11 +83,20 @@ class FrameResult:
 
 
 class _Camera:
-    """One camera's temporal state: the tracker and the label propagator."""
+    """One camera's temporal state: the tracker, the label propagator, and
+    its last refresh frame as the flow sees it (for scene changes)."""
 
     def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
         self.tracker = ActiveSetTracker(temporal, query_class)
         self.propagator = LabelPropagator(temporal)
+        self.refresh_grey: Optional[np.ndarray] = None
+
+    def scene_residual(self, grey: np.ndarray) -> float:
+        """How far a frame is from the last refresh frame, in grey levels
+        after aligning them by optical flow (0 before the first refresh)."""
+        if self.refresh_grey is None:
+            return 0.0
+        return self.propagator.flow(grey, self.refresh_grey).residual
 
 
 ErrorCallback = Callable[[Optional[Frame], BaseException], None]
@@ -229,7 +238,10 @@ class StreamProcessor:
         try:
             self._apply_pending()
             camera = self._camera(frame.camera)
-            plan = camera.tracker.plan(frame.stamp)
+            watches = self._temporal.reuses or self._temporal.propagate
+            grey = small_grey(frame.rgb) if watches else None
+            residual = camera.scene_residual(grey) if self._temporal.reuses else 0.0
+            plan = camera.tracker.plan(frame.stamp, residual)
             # A reusing stream refreshes rarely: its preview runs unscreened,
             # choosing what exact mode's would (temporal module doc).
             result = self.engine.segment(frame.rgb, active_queries=plan.active_queries,
@@ -238,8 +250,10 @@ class StreamProcessor:
             self.stats.count(frame.camera, "failed")
             raise
         camera.tracker.update(plan, result, frame.stamp)
+        if plan.refresh and grey is not None:
+            camera.refresh_grey = grey
         if self._temporal.propagate:
-            camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context)
+            camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey)
         latency = self.stats.clock() - received_at
         self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
                              len(result.active_classes))

@@ -9,8 +9,8 @@ camera's :class:`ActiveSetTracker` plans each frame as one of two kinds:
   vocabulary has more than ``max_active`` queries and decodes what it
   selects, or decodes every query of a smaller vocabulary. In a stream that
   reuses, the refresh's preview skips fast mode's screen: refreshes are
-  rare, and the screen's picks are what reuse frames would inherit (on
-  real video they cost 4 points of agreement with per-frame exact, README).
+  rare, and the screen's picks are what reuse frames would inherit (on a
+  real video they cost up to 5 points of agreement with per-frame exact).
 - **Reuse**: only the classes present recently are decoded, by the queries
   the last refresh decoded for them: no preview, and fewer decodes.
 
@@ -21,26 +21,28 @@ decoded on it (background calibration labels pixels of a class it may not
 have decoded). A class stays decoded until it has been absent from the
 labels for ``active_ttl`` frames in a row (a refresh forgets what it did not
 decode). The decoded set of a reuse frame is thus a subset of what the last
-refresh decoded: it cannot grow, and
-because a class is dropped only after ``active_ttl`` frames without a
-single pixel, it cannot collapse either.
+refresh decoded: it cannot grow, and because a class is dropped only after
+``active_ttl`` frames without a single pixel, it cannot collapse either.
 
 **Refreshes** happen on a camera's first frame, every ``refresh_interval``
-frames, every ``refresh_period`` seconds of the frames' stamps, and on the
-frame after the reuse frames' own evidence says the set is stale:
-- a scene change: the pooled full-resolution image features moved further
-  than ``scene_change_threshold`` (cosine distance) from the last refresh
-  frame's;
-- weak labels: the mean score of the winning class fell by more than
-  ``stale_score_drop`` (a fraction) below the last refresh frame's. Pixels
-  of something the decoded set does not name are won weakly, by whichever
-  decoded class fits least badly; both frames' scores are full-resolution
-  decodes, so they compare.
+frames, every ``refresh_period`` seconds of the frames' stamps, and when the
+set is stale:
+- a scene change, on the frame itself: the frame, aligned to the last
+  refresh frame by optical flow (``propagation``), still differs from it by
+  more than ``scene_change_threshold`` grey levels on average: a cut, a new
+  view. The image decides, before the model runs and with any weights (the
+  random test model's pooled features hardly move at a cut);
+- weak labels, on the next frame: the mean score of the winning class of a
+  reuse frame fell by more than ``stale_score_drop`` (a fraction) below the
+  last refresh frame's. Pixels of something the decoded set does not name
+  are won weakly, by whichever decoded class fits least badly; both
+  frames' scores are full-resolution decodes, so they compare.
 
 So a class that enters the view is decoded at the latest on the next
 refresh: within ``refresh_interval`` frames and ``refresh_period`` seconds,
 whichever comes first (at 30 Hz with the defaults, 8 frames = 0.27 s), and
-sooner when its entry changes the scene or weakens the labels.
+at once when its entry changes the scene, a frame later when it weakens the
+labels.
 """
 
 from __future__ import annotations
@@ -64,22 +66,24 @@ class TemporalConfig:
     """How a stream refreshes and reuses the active set.
 
     ``refresh_interval=1`` refreshes every frame: the paper's per-frame
-    behaviour. The defaults were measured on real video (README,
-    "Temporal reuse").
+    behaviour. The defaults were chosen from measurements on real video
+    (``activesam bench --video``; README, "Temporal reuse measured").
     """
 
     refresh_interval: int = 8
     refresh_period: float = 1.0          # seconds of frame stamps; 0 = off
     active_ttl: int = 2
     present_fraction: float = 0.0        # share of a frame's pixels a class must win; 0 = one pixel
-    scene_change_threshold: float = 0.1  # cosine distance of pooled features; 0 = off
+    # Mean grey-level difference (0..255) left after aligning a frame to a
+    # reference frame by optical flow above which it is a new scene: the next
+    # frame refreshes, and labels are not carried into it. 0 = never.
+    scene_change_threshold: float = 12.0
     stale_score_drop: float = 0.2        # relative drop of the mean winning score; 0 = off
     # Frames the model skips get its last labels carried by optical flow
     # (stream.propagation), unless one of these bounds says not to trust it.
     propagate: bool = True
-    propagation_max_age: float = 1.0        # seconds from the model frame's stamp
+    propagation_max_age: float = 2.0        # seconds from the model frame's stamp
     propagation_max_motion: float = 0.15    # median flow, as a fraction of the image width
-    propagation_max_residual: float = 12.0  # mean absolute grey difference (0..255) after warping
 
     def errors(self) -> List[str]:
         """Every problem with this configuration, as readable reasons."""
@@ -88,12 +92,11 @@ class TemporalConfig:
             number_error("refresh_period", self.refresh_period, 0, 3600),
             integer_error("active_ttl", self.active_ttl, 0),
             number_error("present_fraction", self.present_fraction, 0, 1),
-            number_error("scene_change_threshold", self.scene_change_threshold, 0, 2),
+            number_error("scene_change_threshold", self.scene_change_threshold, 0, 255),
             number_error("stale_score_drop", self.stale_score_drop, 0, 1),
             "" if isinstance(self.propagate, bool) else f"propagate must be true or false, got {self.propagate!r}",
             number_error("propagation_max_age", self.propagation_max_age, 0, 60, low_open=True),
             number_error("propagation_max_motion", self.propagation_max_motion, 0, 1, low_open=True),
-            number_error("propagation_max_residual", self.propagation_max_residual, 0, 255, low_open=True),
         ]
         return [problem for problem in out if problem]
 
@@ -120,12 +123,6 @@ class FramePlan:
     reason: str
 
 
-def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    return 1.0 - float(a @ b / norm) if norm > 0 else 0.0
-
-
 def class_pixels(result: SegmentationResult) -> np.ndarray:
     """(C,) pixels each class wins in the label image (calibrated background included)."""
     return np.bincount(result.labels.ravel(), minlength=len(result.vocabulary))[: len(result.vocabulary)]
@@ -147,14 +144,18 @@ class ActiveSetTracker:
         self.frame = 0                       # index of the next frame
         self.last_refresh: Optional[int] = None
         self.refresh_stamp = 0.0
-        self.reference: Optional[np.ndarray] = None  # pooled features at the last refresh
         self.reference_score = 0.0                    # mean winning score at the last refresh
         self.stale = ""                               # why the next frame refreshes early
         self.last_present = np.full(self.num_classes, _NEVER, dtype=np.int64)
         self.refresh_queries = np.zeros(len(self.query_class), dtype=bool)  # what the last refresh decoded
 
-    def plan(self, stamp: float = 0.0) -> FramePlan:
+    def plan(self, stamp: float = 0.0, scene_residual: float = 0.0) -> FramePlan:
+        """The next frame's plan; ``scene_residual``: how much it differs from
+        the last refresh frame after aligning them by optical flow (grey levels)."""
         reason = self._refresh_reason(stamp)
+        threshold = self.temporal.scene_change_threshold
+        if not reason and threshold > 0 and scene_residual > threshold:
+            reason = "scene_change"
         if reason:
             return FramePlan(True, None, reason)
         classes = self._reused()
@@ -193,17 +194,13 @@ class ActiveSetTracker:
         score = float(result.scores.mean())
         if plan.refresh:
             self.last_refresh, self.refresh_stamp = self.frame, stamp
-            self.reference, self.reference_score = result.image_embedding, score
+            self.reference_score = score
             self.stale = ""
         else:
-            self.stale = self._staleness(result, score)
+            self.stale = self._staleness(score)
         self.frame += 1
 
-    def _staleness(self, result: SegmentationResult, score: float) -> str:
-        threshold = self.temporal.scene_change_threshold
-        if threshold > 0 and self.reference is not None and result.image_embedding is not None:
-            if cosine_distance(result.image_embedding, self.reference) > threshold:
-                return "scene_change"
+    def _staleness(self, score: float) -> str:
         drop = self.temporal.stale_score_drop
         if drop > 0 and self.reference_score > 0 and score < (1.0 - drop) * self.reference_score:
             return "stale"
