@@ -63,12 +63,32 @@ class PreparedVocabulary:
 
 
 @dataclass(frozen=True)
-class _Sizes:
+class InputSizes:
     """The input sizes a config gives on one model."""
 
     full: int
     preview: int
     screen: int   # fast mode's screening preview
+
+
+def input_sizes(config: ActiveSAMConfig, grounder: Grounder) -> InputSizes:
+    """Full, preview and fast-screen input sizes of a config on a grounder's
+    model (None = derived from the model's own); ConfigError if one is invalid."""
+    patch = grounder.patch
+    full = config.resolution or grounder.native
+
+    def fraction(value: Optional[int], part: float) -> int:
+        return value or max(patch, int(round(full * part / patch)) * patch)
+
+    sizes = {
+        "resolution": full,
+        "preview_resolution": fraction(config.preview_resolution, 2 / 3),
+        "fast_preview_resolution": fraction(config.fast_preview_resolution, 1 / 3),
+    }
+    for name, size in sizes.items():
+        if size % patch:
+            raise ConfigError(f"{name} must be a multiple of the patch size {patch}, got {size}")
+    return InputSizes(sizes["resolution"], sizes["preview_resolution"], sizes["fast_preview_resolution"])
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,7 @@ class _Frame:
 
     prepared: PreparedVocabulary
     config: ActiveSAMConfig
-    sizes: _Sizes
+    sizes: InputSizes
 
 
 def _require_finite(*values: Optional[Union[torch.Tensor, np.ndarray]]) -> None:
@@ -125,7 +145,7 @@ class ActiveSAM:
         self._check_mode(config)
         self.text = TextCache(self.grounder)
         self._lock = threading.Lock()
-        self._config, self._sizes = config, self._resolutions(config)
+        self._config, self._sizes = config, input_sizes(config, self.grounder)
         self._prepared = self.prepare(vocabulary, config)
 
     def check_config(self, config: ActiveSAMConfig) -> ActiveSAMConfig:
@@ -135,7 +155,7 @@ class ActiveSAM:
         if (config.device, config.dtype) != (self.config.device, self.config.dtype):
             raise ConfigError("device and dtype are fixed when the engine is created")
         self._check_mode(config)
-        self._resolutions(config)
+        input_sizes(config, self.grounder)
         return config
 
     def _check_mode(self, config: ActiveSAMConfig) -> None:
@@ -178,30 +198,12 @@ class ActiveSAM:
         config = self.check_config(config)
         if prepared is None and self.needs_prepare(config):
             prepared = self.prepare(self.vocabulary, config)
-        sizes = self._resolutions(config)
+        sizes = input_sizes(config, self.grounder)
         with self._lock:
             self._config, self._sizes = config, sizes
             if prepared is not None:
                 self._prepared = prepared
 
-    def _resolutions(self, config: ActiveSAMConfig) -> _Sizes:
-        """Full, preview and fast-screen input sizes of a config (None =
-        derived from the model's own); ConfigError if one is invalid."""
-        patch = self.grounder.patch
-        full = config.resolution or self.grounder.native
-
-        def fraction(value: Optional[int], part: float) -> int:
-            return value or max(patch, int(round(full * part / patch)) * patch)
-
-        sizes = {
-            "resolution": full,
-            "preview_resolution": fraction(config.preview_resolution, 2 / 3),
-            "fast_preview_resolution": fraction(config.fast_preview_resolution, 1 / 3),
-        }
-        for name, size in sizes.items():
-            if size % patch:
-                raise ConfigError(f"{name} must be a multiple of the patch size {patch}, got {size}")
-        return _Sizes(sizes["resolution"], sizes["preview_resolution"], sizes["fast_preview_resolution"])
 
     # -- vocabulary ---------------------------------------------------------
 
