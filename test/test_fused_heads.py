@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,3 +106,58 @@ def test_pixel_embedding_equals_sam3_pixel_decoder(tiny_model, sizes):
     with torch.no_grad():
         got = heads._pixel_embedding(feats[-1], images)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model):
+    """The same model through sam3's own segmentation heads."""
+    return Grounder(tiny_model, torch.device("cpu"), torch.float32, reference_heads=True)
+
+
+@pytest.mark.parametrize("resolution", [224, 112])
+def test_exact_heads_equal_sam3_heads(grounder, reference, batch, photos, resolution):
+    """ground()'s mask and semantic logits are sam3's, computed the cheaper way."""
+    assert not grounder.reference_heads
+    image = grounder.encode_image(photos["chelsea.png"], resolution)
+    ours, theirs = grounder.ground(image, batch), reference.ground(image, batch)
+    assert ours.pred_masks.shape == theirs.pred_masks.shape and ours.semantic_seg.shape == theirs.semantic_seg.shape
+    scale = float(theirs.pred_masks.abs().max())
+    torch.testing.assert_close(ours.pred_masks, theirs.pred_masks, atol=1e-5 * scale, rtol=1e-4)
+    torch.testing.assert_close(ours.semantic_seg, theirs.semantic_seg, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.presence_logits, theirs.presence_logits)
+
+
+def test_exact_heads_chunked_equal_whole_bucket(grounder, batch, photos, monkeypatch):
+    image = grounder.encode_image(photos["coffee.png"])
+    whole = grounder.ground(image, batch)
+    monkeypatch.setattr(fused_heads, "CPU_CHUNK_BYTES", 1)  # one prompt per chunk
+    chunked = grounder.ground(image, batch)
+    torch.testing.assert_close(chunked.pred_masks, whole.pred_masks, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(chunked.semantic_seg, whole.semantic_seg, atol=1e-6, rtol=1e-6)
+
+
+def test_exact_mode_labels_are_unchanged_by_the_cheaper_heads(tiny_model, photos):
+    """Exact mode with the engine's heads labels every pixel as with sam3's."""
+    from activesam_ros.engine import ActiveSAM, ActiveSAMConfig
+
+    vocabulary = ["background", "person", "cat", "dog, puppy", "car", "tree", "sky", "road", "cup", "table"]
+    engine = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(mode="exact", max_active=6, bucket_size=4,
+                                                                background_threshold=0.1))
+    for name, rgb in photos.items():
+        engine.grounder.reference_heads = False
+        ours = engine.segment(rgb)
+        engine.grounder.reference_heads = True
+        theirs = engine.segment(rgb)
+        assert ours.preview_ran and ours.active_queries == theirs.active_queries, name
+        assert np.array_equal(ours.labels, theirs.labels), name
+        np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)
+
+
+def test_models_without_the_released_head_run_sam3_heads(tiny_model):
+    head = tiny_model.segmentation_head
+    bilinear = SimpleNamespace(segmentation_head=SimpleNamespace(
+        no_dec=False, aux_masks=False, use_encoder_inputs=True,
+        instance_seg_head=head.instance_seg_head, semantic_seg_head=head.semantic_seg_head,
+        pixel_decoder=SimpleNamespace(conv_layers=head.pixel_decoder.conv_layers, interpolation_mode="bilinear"),
+    ), backbone=tiny_model.backbone)
+    assert Grounder(bilinear, torch.device("cpu"), torch.float32).reference_heads

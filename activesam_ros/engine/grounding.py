@@ -148,14 +148,21 @@ class _Decoded(NamedTuple):
 
 
 class Grounder:
-    """Runs SAM 3 on a device/dtype, at the full or the preview resolution."""
+    """Runs SAM 3 on a device/dtype, at the full or the preview resolution.
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype):
+    ``ground`` computes sam3's head outputs with ``fused_heads.FusedHeads.masks``
+    where the model has the released head structure (the same logits, less
+    than half the work); ``reference_heads=True`` runs sam3's own heads.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
+                 reference_heads: bool = False):
         self.model = model
         self.device = torch.device(device)
         self.dtype = dtype
         self.native = native_resolution(model)
         self.patch = patch_size(model)
+        self.reference_heads = reference_heads or not fused_heads.applies(model)
         self._views: Dict[int, torch.nn.Module] = {self.native: model}
         self._fused: Optional[fused_heads.FusedHeads] = None
         self._lock = threading.Lock()
@@ -235,13 +242,19 @@ class Grounder:
     @torch.inference_mode()
     def ground(self, image: EncodedImage, text: TextBatch, heads: bool = True, share: bool = False) -> Grounding:
         """One grounding forward for K prompts on one encoded image, as sam3
-        runs it. With ``heads=False`` only the decoder runs: presence and
-        object scores come before the segmentation heads."""
+        runs it (its heads' outputs computed as the class doc says). With
+        ``heads=False`` only the decoder runs: presence and object scores
+        come before the segmentation heads."""
         k = len(text)
         with cpu_shims.cpu_inference(self.device), self._autocast():
             d = self._decode(image, text, share)
             masks = semantic = None
-            if heads:
+            if heads and not self.reference_heads:
+                masks, semantic = self.fused_heads.masks(
+                    d.backbone_out["backbone_fpn"], d.encoder_out["encoder_hidden_states"],
+                    d.prompt, d.prompt_mask, d.hs[-1],
+                )
+            elif heads:
                 heads_out: Dict[str, torch.Tensor] = {}
                 d.view._run_segmentation_heads(
                     out=heads_out, backbone_out=d.backbone_out, img_ids=d.find.img_ids,
