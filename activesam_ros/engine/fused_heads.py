@@ -32,7 +32,7 @@ and 65 here, plus 122 per forward for the image's own convolutions.
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -122,15 +122,10 @@ class FusedHeads:
         """Fused score maps [K, h, w] at mask resolution:
         max(max over kept instances of sigmoid(mask) * o, sigmoid(semantic)) * presence."""
         grid, images, inst_rows, inst_bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries)
-        k, channels = grid.shape[:2]
         height, width = backbone_fpn[0].shape[-2:]
-        out = torch.empty(k, height, width, dtype=torch.float32, device=memory.device)
-        step = self.chunk_size(k, channels, height, width, memory.device)
-        for start in range(0, k, step):
-            part = slice(start, min(k, start + step))
-            pixels = self._pixel_embedding(grid[part], images)
-            for i in range(part.start, part.stop):
-                out[i] = self._fuse(pixels[i - part.start], inst_rows[i], inst_bias[i], objects[i], presence[i], confidence)
+        out = torch.empty(len(grid), height, width, dtype=torch.float32, device=memory.device)
+        for i, pixels in self._pixels(grid, images, height, width):
+            out[i] = self._fuse(pixels, inst_rows[i], inst_bias[i], objects[i], presence[i], confidence)
         return out
 
     def masks(
@@ -150,15 +145,23 @@ class FusedHeads:
         masks = torch.empty(k, inst_rows.shape[1], height, width, dtype=inst_rows.dtype, device=memory.device)
         semantic = torch.empty(k, 1, height, width, dtype=inst_rows.dtype, device=memory.device)
         sem_weight = self.sem_weight.to(inst_rows.dtype)[:, None]
-        step = self.chunk_size(k, channels, height, width, memory.device)
+        for i, pixels in self._pixels(grid, images, height, width):
+            flat = pixels.permute(1, 2, 0).reshape(height * width, channels)
+            masks[i] = torch.addmm(inst_bias[i][:, None], inst_rows[i], flat.t()).reshape(-1, height, width)
+            semantic[i, 0] = (flat @ sem_weight).reshape(height, width) + self.sem_bias.to(flat.dtype)
+        return masks, semantic
+
+    def _pixels(self, grid: torch.Tensor, images: List[torch.Tensor], height: int,
+                width: int) -> Iterator[Tuple[int, torch.Tensor]]:
+        """Each prompt's index and pixel embedding [C, height, width],
+        computed a chunk of prompts at a time (``chunk_size``)."""
+        k, channels = grid.shape[:2]
+        step = self.chunk_size(k, channels, height, width, grid.device)
         for start in range(0, k, step):
             part = slice(start, min(k, start + step))
             pixels = self._pixel_embedding(grid[part], images)
             for i in range(part.start, part.stop):
-                flat = pixels[i - part.start].permute(1, 2, 0).reshape(height * width, channels)
-                masks[i] = torch.addmm(inst_bias[i][:, None], inst_rows[i], flat.t()).reshape(-1, height, width)
-                semantic[i, 0] = (flat @ sem_weight).reshape(height, width) + self.sem_bias.to(flat.dtype)
-        return masks, semantic
+                yield i, pixels[i - part.start]
 
     def _prepare(self, backbone_fpn, memory, prompt, prompt_mask, queries):
         """What every prompt's head reads: the encoder memory's image grid
