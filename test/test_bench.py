@@ -144,3 +144,23 @@ def test_every_grounding_forward_is_timed(tiny_model, photos, mode, forward):
     other = {"ground": "score", "score": "ground"}[forward]
     assert timer.seconds[forward] > 0 and timer.seconds[other] == 0
     assert timer.image_forward_seconds == timer.seconds["encode_image"] + timer.seconds[forward]
+
+
+def test_warming_builds_what_first_calls_would_otherwise_pay_for(tiny_model):
+    """Every scaling engine is warmed before it is timed: after ``_warm`` the
+    resolution views of the full, preview and screen sizes and fast mode's
+    heads exist, so no timed frame builds them."""
+    from activesam_ros.benchmark import run
+    from activesam_ros.engine.pipeline import input_sizes
+    from activesam_ros.stream.temporal import TemporalConfig
+
+    names, _ = class_names(12)
+    engine, timer, _ = run._engine(tiny_model, CONFIG, names)
+    assert engine.grounder._fused is None and set(engine.grounder._views) == {engine.grounder.native}
+    rng = np.random.default_rng(0)
+    video = SyntheticVideo([rng.integers(0, 255, (60, 80, 3), dtype=np.uint8) for _ in range(2)], 2, 96, 72)
+    frames = [video[0], video[1]]
+    run._warm(engine, timer, CONFIG, TemporalConfig(), ("fast", "exact", "temporal"), frames)
+    sizes = input_sizes(CONFIG, engine.grounder)
+    assert {sizes.full, sizes.preview, sizes.screen} <= set(engine.grounder._views)
+    assert engine.grounder._fused is not None

@@ -130,9 +130,14 @@ class MemoryProbe:
         return int(self._process.memory_info().rss)
 
     def reset(self) -> None:
+        """Start a new peak. On a CPU the allocator first returns the pages
+        it holds free (text encoding leaves tens of MiB of them), so the
+        peak is what the call itself needs, not what earlier work left."""
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.method.startswith("VmHWM"):
+            if self._malloc_trim is not None:
+                self._malloc_trim(0)
             self._CLEAR.write_text("5")
 
     def peak(self) -> int:
