@@ -91,7 +91,8 @@ resident-set peaks move by tens of MiB between runs of the same call (page
 granularity, allocator caches)."""
 
 
-def _target(name: str, value: Optional[float], op: str, limit: float) -> Dict[str, Any]:
+def target(name: str, value: Optional[float], op: str, limit: float) -> Dict[str, Any]:
+    """One goal a report is read against: met, missed, or not measured (None)."""
     met = None if value is None else (value <= limit if op == "<=" else value >= limit)
     return {"name": name, "value": value, "op": op, "limit": limit, "met": met}
 
@@ -106,12 +107,12 @@ def targets(report: Mapping[str, Any]) -> List[Dict[str, Any]]:
     photos, video = report["photos"]["modes"], report["video"]["modes"]
     out = []
     for where, modes in (("photographs", photos), ("video", video)):
-        out.append(_target(f"overhead ratio, fast ({where})", modes["fast"]["overhead_ratio"], "<=", 1.2))
-        out.append(_target(f"pixel agreement fast vs exact ({where})",
+        out.append(target(f"overhead ratio, fast ({where})", modes["fast"]["overhead_ratio"], "<=", 1.2))
+        out.append(target(f"pixel agreement fast vs exact ({where})",
                            modes["fast"]["agreement_with_exact"], ">=", 0.99))
-    out.append(_target("frames/s temporal reuse / per-frame fast (video)",
+    out.append(target("frames/s temporal reuse / per-frame fast (video)",
                        video["temporal"]["fps"] / video["fast"]["fps"], ">=", 2.5))
-    out.append(_target("pixel agreement temporal reuse vs per-frame exact (video)",
+    out.append(target("pixel agreement temporal reuse vs per-frame exact (video)",
                        video["temporal"]["agreement_with_exact"], ">=", 0.97))
     small, large = _scaling_row(report, 50), _scaling_row(report, max(report["scaling"]["vocabulary_sizes"]))
     ratio = growth = None
@@ -121,8 +122,8 @@ def targets(report: Mapping[str, Any]) -> List[Dict[str, Any]]:
         peak -= max(m["peak_memory_growth_bytes"] for m in small["modes"].values())
         growth = (peak - (large["text_bytes"] - small["text_bytes"])) / MIB
     size = large["vocabulary_size"] if large else "max"
-    out.append(_target(f"temporal reuse time per frame |V|={size} / |V|=50", ratio, "<=", 1.5))
-    out.append(_target(f"peak memory growth |V|=50->{size} beyond the text encodings (MiB)",
+    out.append(target(f"temporal reuse time per frame |V|={size} / |V|=50", ratio, "<=", 1.5))
+    out.append(target(f"peak memory growth |V|=50->{size} beyond the text encodings (MiB)",
                        growth, "<=", MEMORY_ALLOWANCE_MIB))
     return out
 
@@ -173,10 +174,15 @@ def table(report: Mapping[str, Any]) -> str:
         cells = [f"{_ms(r['modes'][name]['time_per_frame_s'])} ({r['modes'][name]['peak_memory_growth_bytes'] / MIB:.0f})"
                  for r in rows]
         lines.append(name.ljust(10) + "".join(f"{c:>18}" for c in cells))
-    lines += ["", "targets:"]
-    for t in report["targets"]:
+    return "\n".join(lines + target_lines(report["targets"]))
+
+
+def target_lines(targets: Sequence[Mapping[str, Any]]) -> List[str]:
+    """The targets as lines of the stderr table."""
+    lines = ["", "targets:"]
+    for t in targets:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         value = "-" if t["value"] is None else f"{t['value']:.4g}"
         lines.append(f"  [{verdict}] {t['name']}: {value} (target {t['op']} {t['limit']:g})")
-    return "\n".join(lines)
+    return lines
 

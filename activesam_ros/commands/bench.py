@@ -34,6 +34,19 @@ def add_parser(sub: Any) -> None:
                         help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
+    work = parser.add_argument_group(
+        "counted work at SAM 3's real size (instead of the sections above)",
+        "--work counts the floating-point work per frame of every mode on the released architecture "
+        "(random weights, nothing downloaded), with the stream's refresh/reuse mix measured by running the "
+        "given model on --video (or read from --work-stream), and estimates frame rates on named GPUs.")
+    work.add_argument("--work", action="store_true", help="count the work per frame at the released size")
+    work.add_argument("--work-stream", metavar="FILE",
+                      help="the stream mix as JSON instead of measuring it: refresh_fraction, "
+                      "reuse_decoded_queries, model_fraction[, refresh_screened_fraction], one object or one "
+                      "per vocabulary (voc21, indoor, ade20k, generated); at most 1 MiB")
+    work.add_argument("--work-real-check", action="store_true",
+                      help="also run the full-size image encode and one grounding forward for real with random "
+                      "weights and compare the counts (about 3.4 GB and minutes on a CPU)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -57,6 +70,8 @@ def _writable(path: str, flag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.work:
+        return run_work(args)
     if args.video:
         return run_video(args)
     json_path = _writable(args.json, "--json")
@@ -123,3 +138,96 @@ def run_video(args: argparse.Namespace) -> int:
     print(text)
     print(video_table(report), file=sys.stderr)
     return 0
+
+
+STREAM_FILE_LIMIT = 1 << 20
+"""Largest --work-stream file read, bytes."""
+
+
+def _stream_file(path: str, names) -> dict:
+    from ..benchmark.work_report import stream_mixes_from_json
+
+    source = Path(path)
+    if not source.is_file():
+        raise UserError(f"--work-stream {path}: no such file")
+    if source.stat().st_size > STREAM_FILE_LIMIT:
+        raise UserError(f"--work-stream {path}: larger than {STREAM_FILE_LIMIT} bytes")
+    try:
+        return stream_mixes_from_json(json.loads(source.read_text()), names)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise UserError(f"--work-stream {path}: {exc}") from exc
+
+
+def run_work(args: argparse.Namespace) -> int:
+    """``--work``: counted work per frame at the released size (benchmark/work.py)."""
+    json_path = _writable(args.json, "--json")
+    plot_path = _writable(args.plot, "--plot") if args.plot else None
+    if not args.work_stream and not args.video:
+        raise UserError("--work needs --video FILE (the stream mix is measured on it with the given model) "
+                        "or --work-stream FILE")
+    if args.video and not Path(args.video).is_file():
+        raise UserError(f"--video {args.video}: no such file")
+    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
+        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+
+    from ..benchmark.counting import released_sam3
+    from ..benchmark.plot import plot_work
+    from ..benchmark.work import MODES, check_real, count_stages
+    from ..benchmark.work_report import RESOLUTIONS, table_vocabularies, work_report, work_tables
+
+    def say(message: str) -> None:
+        print(f"activesam bench --work: {message}", file=sys.stderr)
+
+    vocabularies = table_vocabularies()
+    if args.work_stream:
+        mixes = _stream_file(args.work_stream, list(vocabularies))
+    else:
+        mixes = _measure_mixes(args, config, temporal, vocabularies, say)
+    model = released_sam3()
+    stages = {}
+    for resolution in RESOLUTIONS:
+        say(f"counting the stages at {resolution} px")
+        stages[resolution] = count_stages(model, config.replace(resolution=resolution))
+    real = None
+    if args.work_real_check:
+        say("running the full-size encode and one grounding forward for real (minutes)")
+        real = check_real(config.replace(resolution=max(RESOLUTIONS)), stages[max(RESOLUTIONS)], seed=args.seed)
+    report = work_report(stages, vocabularies, mixes, config, sum(p.numel() for p in model.parameters()),
+                         real_check=real)
+    text = json.dumps(report, indent=2)
+    try:
+        json_path.write_text(text + "\n")
+        if plot_path is not None:
+            full = [f for f in report["frames"] if f["resolution"] == max(RESOLUTIONS)]
+            plot_work(full, MODES, f"SAM 3 released architecture at {max(RESOLUTIONS)} px: counted work per "
+                      "frame (not timed)", plot_path)
+    except OSError as exc:
+        raise UserError(f"cannot write the report: {exc}") from exc
+    print(text)
+    print(work_tables(report), file=sys.stderr)
+    return 0
+
+
+def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say) -> dict:
+    """The stream mix of each vocabulary, measured with the given model on --video."""
+    from ..benchmark.stream_mix import measure_stream_mix
+    from ..benchmark.video import VideoError, read_video
+    from ..engine.pipeline import ActiveSAM
+
+    try:
+        frames, fps = read_video(Path(args.video), args.video_frames, args.video_side)
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    engine = ActiveSAM(model, ["object"], config.replace(mode="fast"))
+    mixes = {}
+    for name, vocabulary in vocabularies.items():
+        say(f"measuring the stream mix of {name} on {len(frames)} frames of {args.video}")
+        engine.set_vocabulary(vocabulary)
+        engine.segment(frames[0])  # warm-up
+        mixes[name] = measure_stream_mix(engine, frames, fps, temporal, args.model_every,
+                                         source=f"{model_description(args)} on {Path(args.video).name}, "
+                                                f"{len(frames)} frames at {args.video_side} px")
+    return mixes
