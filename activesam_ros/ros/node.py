@@ -8,9 +8,10 @@ is wiring: subscriptions, publishers, the set-parameters callback,
 /diagnostics and shutdown.
 
 Per camera (``image_topics``; one camera publishes directly under ``~``):
-``~/labels`` (mono8/mono16 class indices), ``~/label_info`` (transient
-local; published at start and again with the first frame made with a new
-vocabulary), ``~/active_classes``, ``~/overlay`` and ``~/confidence``.
+``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
+colours), ``~/label_info`` (transient local; published at start and again
+with the first frame made with a new vocabulary), ``~/active_classes``,
+``~/overlay`` and ``~/confidence``.
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ class ActiveSAMNode(Node):
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
+                overlay_legend=self._values["overlay_legend"],
             ):
                 publisher.publish(message)
 
