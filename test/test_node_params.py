@@ -190,6 +190,16 @@ def test_image_topics_and_their_output_namespaces():
         "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}
 
 
+def test_incompatible_qos_warnings_name_the_resolved_topic_and_the_fix():
+    text = P.incompatible_qos_warning("/cam1/activesam/labels", "RELIABILITY", True, "best_effort")
+    assert text.startswith("a subscription to /cam1/activesam/labels requests QoS incompatible")
+    assert "(RELIABILITY)" in text and "subscribe best effort" in text
+    latched = P.incompatible_qos_warning("/activesam/labels", "DURABILITY", True, "reliable")
+    assert "subscribe to the others volatile" in latched and "best effort" not in latched
+    camera = P.incompatible_qos_warning("/camera/image_raw", "RELIABILITY", False, "reliable")
+    assert "publisher on /camera/image_raw" in camera and "input_reliability" in camera
+
+
 # -- files that must match the table ----------------------------------------------------
 
 def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:

@@ -35,7 +35,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # 
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ..engine.config import ConfigError  # noqa: E402
@@ -49,6 +49,11 @@ from . import messages, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
 from .diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
+
+try:  # Jazzy's name; Humble has them in qos_event
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # pragma: no cover - depends on the ROS distribution
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 try:  # python diagnostic_updater is optional: without it the node publishes DiagnosticArray itself
     from diagnostic_updater import Updater
@@ -196,16 +201,32 @@ class ActiveSAMNode(Node):
             camera.handles["label_info"].publish(info)
             kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
                 else (Image, topic, image_to_rgb)
-            subscription = self.create_subscription(kind, name, self._image_callback(camera, decode), input_qos,
-                                                    callback_group=group)
+            subscription = self.create_subscription(
+                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
+                    lambda: camera.resolved, False, values["input_reliability"])))
             camera.resolved = subscription.topic_name
         self._update_optional_outputs(cameras)
         return cameras
 
     def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
         kind = messages.rclpy_class(output.msgtype)
+        reliability = "reliable" if output.latched else self._values["output_reliability"]
         profile = qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL) if output.latched else self._output_qos
-        return self.create_publisher(kind, f"{camera.prefix}/{output.name}", profile)
+        created: List[Publisher] = []
+        callbacks = PublisherEventCallbacks(incompatible_qos=self._qos_warning(
+            lambda: created[0].topic_name, True, reliability))
+        created.append(self.create_publisher(kind, f"{camera.prefix}/{output.name}", profile,
+                                             event_callbacks=callbacks))
+        return created[0]
+
+    def _qos_warning(self, topic: Callable[[], str], output: bool, reliability: str) -> Callable[[Any], None]:
+        """An incompatible-QoS event handler that names the resolved topic
+        (rclpy's default one prints the name as given, e.g. ``~/labels``)."""
+        def warn(event: Any) -> None:
+            policy = qos_policy_name_from_kind(event.last_policy_kind)
+            self.get_logger().warning(params.incompatible_qos_warning(topic(), policy, output, reliability))
+        return warn
 
     def _update_optional_outputs(self, cameras: Optional[Dict[str, Camera]] = None) -> None:
         """Create or remove the switched outputs (overlay, confidence) as their parameters say."""
