@@ -45,7 +45,7 @@ from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
-from . import messages, topics  # noqa: E402
+from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
 from .diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
@@ -190,7 +190,7 @@ class ActiveSAMNode(Node):
         self._output_qos = qos(values["output_reliability"], values["output_depth"])
         group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
         cameras = {}
-        for topic, prefix in topics.output_namespaces(values["image_topics"]).items():
+        for topic, prefix in names.output_namespaces(values["image_topics"]).items():
             camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
             for output in topics.OUTPUT_TOPICS:
                 if not output.switch:

@@ -10,7 +10,7 @@ for them (the node publishes them, the bag processor writes them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -53,14 +53,6 @@ SWITCHED = tuple(t for t in OUTPUT_TOPICS if t.switch)
 def enabled(values: Mapping[str, Any]) -> Tuple[OutputTopic, ...]:
     """The outputs the parameter ``values`` turn on."""
     return tuple(t for t in OUTPUT_TOPICS if not t.switch or values[t.switch])
-
-
-def output_namespaces(topics: Sequence[str]) -> Dict[str, str]:
-    """Each input topic's output prefix: ``~`` for one camera, ``~/<topic>``
-    for several (``/front/image_raw`` -> ``~/front/image_raw/labels``)."""
-    if len(topics) == 1:
-        return {topics[0]: "~"}
-    return {t: "~/" + t.strip().lstrip("~").strip("/") for t in topics}
 
 
 def camera_name(topic: str, msgtype: str) -> str:
