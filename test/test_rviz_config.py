@@ -150,7 +150,11 @@ def _window(config):
         out[position], at = _read_split(data, at + 12)
         out[position].append((width, height))
     central = struct.unpack_from(">ii", data, at)
-    assert at + 8 + 16 == len(data)
+    at += 8 + 16  # the central widget's size, the corners
+    toolbar = struct.unpack_from(">Biii", data, at)
+    assert toolbar == (0xFC, 1, 2, 1)  # one tool bar line, in the top area, one tool bar ...
+    assert data[at + 13 + 4:].startswith("Tools".encode("utf-16-be") + b"\x01")  # ... rviz's, shown
+    assert at + 13 + 4 + 10 + 17 == len(data)
     return out, central
 
 

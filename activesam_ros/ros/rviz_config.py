@@ -126,10 +126,12 @@ def launch_cameras(params_file: str, namespace: str,
 
 # -- the window layout: Qt's QMainWindow::saveState format ------------------------------------
 
-_VERSION_MARKER, _DOCK_STATE, _SEQUENCE, _WIDGET = 0xFF, 0xFD, 0xFC, 0xFB
-_LEFT, _RIGHT = 0, 1                          # QInternal::DockPosition
+_VERSION_MARKER, _DOCK_STATE, _SEQUENCE, _WIDGET, _TOOLBAR_STATE = 0xFF, 0xFD, 0xFC, 0xFB, 0xFC
+_LEFT, _RIGHT, _TOP = 0, 1, 2                 # QInternal::DockPosition
 _HORIZONTAL, _VERTICAL = 1, 2                 # Qt::Orientation
 _LEFT_AREA, _RIGHT_AREA = 1, 2                # Qt::DockWidgetArea
+TOOLBAR = "Tools"
+"""rviz's tool bar (its objectName): a state without it leaves the bar over the menu."""
 
 
 @dataclass(frozen=True)
@@ -161,13 +163,16 @@ def _encode_split(split: Split) -> bytes:
 def window_state(areas: Mapping[int, Tuple[Split, Tuple[int, int]]], central: Tuple[int, int]) -> str:
     """The hex string rviz stores as ``QMainWindow State``: dock ``areas``
     (position -> split and size), the central widget's size, left and right
-    areas owning the corners."""
+    areas owning the corners; then rviz's tool bar, visible, at the top."""
     out = struct.pack(">iiBi", _VERSION_MARKER, 0, _DOCK_STATE, len(areas))
     for position in sorted(areas):
         split, (width, height) = areas[position]
         out += struct.pack(">iii", position, width, height) + _encode_split(split)
     out += struct.pack(">ii", *central)
     out += struct.pack(">iiii", _LEFT_AREA, _RIGHT_AREA, _LEFT_AREA, _RIGHT_AREA)  # top-left, top-right, ...
+    # QToolBarAreaLayout::saveState: one line in the top area holding the tool bar: shown, position 0,
+    # its preferred size (-1: its own) and no floating geometry.
+    out += struct.pack(">Biii", _TOOLBAR_STATE, 1, _TOP, 1) + _qstring(TOOLBAR) + struct.pack(">BiiII", 1, 0, -1, 0, 0)
     return out.hex()
 
 
