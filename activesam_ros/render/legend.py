@@ -2,7 +2,7 @@
 
 rviz has no display for vision_msgs/LabelInfo, so a person looking at the
 overlay reads the colours here. One row per class, the name in its colour
-after a swatch: first the classes that hold pixels in this frame (most
+(lifted towards white) after a swatch: first the classes that hold pixels in this frame (most
 pixels first, a filled swatch), then the other classes the model decoded,
 then the rest of the vocabulary in index order (a hollow swatch: not in the
 frame). The legend takes at most half the image's height; the rows that do
@@ -28,6 +28,8 @@ MAX_HEIGHT_SHARE = 0.5
 """The legend covers at most this share of the image's height."""
 PANEL_SHADE = 0.35
 """The panel keeps this share of the image's brightness behind the text."""
+TEXT_LIFT = 0.3
+"""Names are drawn in their colour moved this far towards white: dark hues stay readable on the panel."""
 
 
 def legend_entries(result: SegmentationResult) -> List[Tuple[int, bool]]:
@@ -81,12 +83,14 @@ def draw_legend(image: np.ndarray, result: SegmentationResult) -> np.ndarray:
     panel[:] = (panel * PANEL_SHADE).astype(np.uint8)
     for i, text in enumerate(texts):
         top = pad + pad // 2 + i * row
-        color = (220, 220, 220)  # "+N more"
+        text_color = (220, 220, 220)  # "+N more"
         if i < len(entries):
             index, present = entries[i]
-            color = tuple(int(v) for v in colors[index])
+            color = colors[index].astype(float)
             corner = (2 * pad, top + pad)
-            cv2.rectangle(image, corner, (corner[0] + swatch - 1, corner[1] + swatch - 1), color,
-                          cv2.FILLED if present else 1)
-        cv2.putText(image, text, (text_x, top + (row + text_h) // 2), FONT, scale, color, thickness, cv2.LINE_AA)
+            cv2.rectangle(image, corner, (corner[0] + swatch - 1, corner[1] + swatch - 1),
+                          tuple(int(v) for v in color), cv2.FILLED if present else 1)
+            text_color = tuple(int(round(v + (255 - v) * TEXT_LIFT)) for v in color)
+        cv2.putText(image, text, (text_x, top + (row + text_h) // 2), FONT, scale, text_color, thickness,
+                    cv2.LINE_AA)
     return image
