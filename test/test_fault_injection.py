@@ -181,12 +181,15 @@ def test_segment_skips_a_nan_image_names_it_and_exits_1(nan_model, photo_files, 
 # -- 3. signals mid-bag ----------------------------------------------------------------------
 
 FRAMES = 120
-TIMES = [1_000_000_000 + 100_000_000 * i for i in range(FRAMES)]
 
 
-def make_long_bag(path: Path, storage: StoragePlugin) -> Path:
+def bag_times(frames: int) -> list:
+    return [1_000_000_000 + 100_000_000 * i for i in range(frames)]
+
+
+def make_long_bag(path: Path, storage: StoragePlugin, frames: int = FRAMES) -> Path:
     rgb = photo(0, 64, 48)
-    write_bag(path, storage, [("/cam", IMAGE, t, raw_image(i, rgb)) for i, t in enumerate(TIMES)])
+    write_bag(path, storage, [("/cam", IMAGE, t, raw_image(i, rgb)) for i, t in enumerate(bag_times(frames))])
     return path
 
 
@@ -234,12 +237,12 @@ def test_a_signal_mid_bag_leaves_a_readable_bag_marked_partial(long_bag, tmp_pat
 
 @pytest.mark.slow
 def test_a_stopped_run_continues_with_start_time(tmp_path, tiny_cli):
-    long_bag = make_long_bag(tmp_path / "recording", StoragePlugin.MCAP)
+    long_bag = make_long_bag(tmp_path / "recording", StoragePlugin.MCAP, frames=30)
     first = tmp_path / "first"
     process = start_bag(long_bag, first)
     while not any(first.glob("*")):
         time.sleep(0.1)
-    time.sleep(1.0)
+    time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     start = int(err.split("--start-time ")[1].split()[0])
@@ -248,7 +251,7 @@ def test_a_stopped_run_continues_with_start_time(tmp_path, tiny_cli):
     assert code == 0, err
     done = [t for t, _ in read_outputs(first)["/activesam/labels"]]
     rest = [t for t, _ in read_outputs(tmp_path / "rest")["/activesam/labels"]]
-    assert sorted(done + rest) == TIMES
+    assert sorted(done + rest) == bag_times(30)
     assert bagio.status_of(tmp_path / "rest") == bagio.COMPLETE
 
 
