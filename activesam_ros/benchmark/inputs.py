@@ -60,8 +60,12 @@ class SyntheticVideo:
     """``frames`` deterministic frames of ``width`` x ``height``.
 
     The first half pans over ``backgrounds[0]``, the second over
-    ``backgrounds[1]``; four filled shapes move on slow Lissajous paths in
-    front. Frames are drawn on demand, so a long video costs no memory.
+    ``backgrounds[1]`` (a cut); four filled shapes move on slow Lissajous
+    paths in front. The motion per frame is the same at any length
+    (``PATH_FRAMES``): a short video is the start of the long one, not the
+    whole path squeezed into a few frames, which would move every frame as
+    far as a scene change. Frames are drawn on demand, so a long video costs
+    no memory.
     """
 
     # kind, RGB colour, size (fraction of the height), x/y cycles per video, phase
@@ -72,6 +76,7 @@ class SyntheticVideo:
         ("ellipse", (40, 200, 90), 0.14, 1.0, 1.5, 3.7),
     )
     PAN = 1.25  # the background is this much larger than the frame
+    PATH_FRAMES = 300  # frames of one pass along the paths (the full benchmark's video)
 
     def __init__(self, backgrounds: Sequence[np.ndarray], frames: int, width: int, height: int):
         if len(backgrounds) != 2 or frames < 1:
@@ -90,7 +95,7 @@ class SyntheticVideo:
     def __getitem__(self, index: int) -> np.ndarray:
         if not 0 <= index < self.frames:
             raise IndexError(index)
-        t = index / self.frames
+        t = index / self.PATH_FRAMES
         background = self._backgrounds[0 if index < self.frames // 2 else 1]
         slack_x, slack_y = background.shape[1] - self.width, background.shape[0] - self.height
         pan = 0.5 - 0.5 * math.cos(4 * math.pi * t)
