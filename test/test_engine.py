@@ -347,3 +347,29 @@ def test_an_unscreened_fast_preview_chooses_what_exact_mode_does(tiny_model, pho
     assert unscreened.active_queries == exact.segment(small).active_queries
     assert unscreened.preview_ran and "screen" not in unscreened.timings
     assert "screen" in fast.segment(small).timings
+
+
+def test_exact_mode_shares_the_prompt_independent_work_without_changing_labels(tiny_model, photos, monkeypatch):
+    """Exact mode computes the first encoder layer's self-attention once per
+    forward (shared_encoding), preview and full decode alike; forced back to
+    sam3's per-prompt forward, every label and score stays the same."""
+    vocabulary = ["background", "person", "cat", "dog, puppy", "car", "tree", "sky", "road", "cup", "table"]
+    engine = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(mode="exact", max_active=6, bucket_size=4))
+    ground = engine.grounder.ground
+    shares = []
+
+    def recording(*args, **kwargs):
+        shares.append(kwargs.get("share", False))
+        return ground(*args, **kwargs)
+
+    monkeypatch.setattr(engine.grounder, "ground", recording)
+    for name, rgb in photos.items():
+        shares.clear()
+        ours = engine.segment(rgb)
+        assert ours.preview_ran and len(shares) >= 3 and all(shares), name
+        monkeypatch.setattr(engine.grounder, "ground", lambda *a, **k: ground(*a, **{**k, "share": False}))
+        theirs = engine.segment(rgb)
+        monkeypatch.setattr(engine.grounder, "ground", recording)
+        assert ours.active_queries == theirs.active_queries, name
+        assert np.array_equal(ours.labels, theirs.labels), name
+        np.testing.assert_allclose(ours.scores, theirs.scores, atol=1e-5)

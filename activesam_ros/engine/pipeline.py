@@ -6,7 +6,11 @@ preview that picks the active queries, one full-resolution image encode
 shared by buckets of prompts, instance/semantic fusion with presence gating,
 and margin-aware background calibration.
 
-``mode="exact"`` follows the method step by step at the image's size.
+``mode="exact"`` follows the method step by step at the image's size; like
+fast mode, each of its forwards computes the prompt-independent parts once
+(``shared_encoding``: the first encoder layer's self-attention over the image
+tokens, 34 GFLOP a prompt at 1008 px) and the heads' logits the cheaper way
+(``fused_heads``), both equal to sam3's forward to float rounding.
 ``mode="fast"`` takes the same decisions with less work. Its preview first
 screens every query at ``fast_preview_resolution`` (a third of the full
 resolution, a quarter of the preview's tokens) and runs the real preview only
@@ -266,7 +270,7 @@ class ActiveSAM:
         out = []
         for bucket in split_buckets(queries, frame.config.bucket_size):
             g = self.grounder.ground(image, self._text(frame.prepared, bucket, memory=False), heads=False,
-                                     share=frame.config.mode == "fast")
+                                     share=True)
             out.append(g.presence_logits.float().sigmoid().cpu())
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -309,7 +313,7 @@ class ActiveSAM:
             text = self._text(prepared, bucket, memory=True)
             if cfg.mode == "exact":
                 with watch("decode"):
-                    g = self.grounder.ground(encoded, text)
+                    g = self.grounder.ground(encoded, text, share=True)
                 query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
                 with watch("fusion"):
                     scores, _ = exact_query_scores(g, cfg.confidence_threshold, height, width)

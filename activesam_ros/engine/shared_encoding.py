@@ -4,7 +4,7 @@ SAM 3 grounds K prompts on one image as a batch of K copies of the image.
 Two parts of its encoding do not depend on the prompt: the geometry
 encoding of the (empty) dummy prompt and the first encoder layer's
 self-attention over the image tokens (text enters the encoder only through
-the cross attention that follows it). Fast mode computes them for one copy
+the cross attention that follows it). The engine computes them for one copy
 and broadcasts them to the K prompts; the results equal the batched
 forward's (tested to float rounding). The heads' image-only work is shared
 in ``fused_heads``.
