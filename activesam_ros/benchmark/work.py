@@ -3,10 +3,10 @@
 ``count_stages`` counts each stage of the engine once per resolution, on
 the released architecture (``counting``): the image encode at the full,
 preview and fast-screen sizes, the text encode of one string, and one
-grounding forward of K prompts of each kind the engine runs (the preview's
-and screen's presence-only decode, exact mode's decode with the heads,
-fast mode's shared decode with its fused heads, and sam3's own heads for
-the reference). Every grounding forward is exactly linear in K (a fixed
+grounding forward of K prompts of each kind the engine runs (``FORWARDS``:
+the preview's and screen's presence-only decode, exact mode's decode with
+the heads, fast mode's decode with its fused heads) and of sam3's own
+forwards, the reference the paper measured. Every grounding forward is exactly linear in K (a fixed
 part for the shared work plus K times a per-prompt part), so it is counted
 at K = 1 and 2 and checked against a direct count at the bucket size.
 
