@@ -19,7 +19,10 @@ LOCAL_RANK) tell each copy which one it is. Each copy then
 Nothing waits forever: joining, and every wait for the other ranks, fails
 after ``--dist-timeout`` seconds in which no rank made progress. A failing
 rank prints its error, writes it where torchrun's failure summary shows it,
-and exits non-zero; torchrun then stops the ranks of its machine.
+and exits non-zero; torchrun then stops the ranks of its machine. A rank
+stopped by another's failure says so, and gives torchrun a moment
+(:data:`PEER_GRACE_SECONDS`) to end it, so the summary's root cause is the
+rank that failed.
 
 Without torchrun's variables (or with one process) :func:`join` gives the
 single-process :class:`Job`, whose methods change nothing.
@@ -49,6 +52,10 @@ DEFAULT_TIMEOUT = 1800.0
 """Seconds without progress of any rank before a wait for the others fails (gloo's own default)."""
 POLL_SECONDS = 0.2
 """How often a waiting rank looks at the store for the others."""
+PEER_GRACE_SECONDS = 5.0
+"""How long a rank stopped by another's failure waits for torchrun to end it
+before it exits itself: torchrun (checking every 0.1 s by default) then sees
+the failing rank first and names it as the root cause of the job's failure."""
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -210,22 +217,26 @@ class DistributedJob(Job):
         try:
             if error is None:
                 self._wait_for_all("end")  # the store must outlive every rank's last look at it
-            else:
+            elif not isinstance(error, PeerFailed):
                 self._report_failure(error)
         finally:
             self._close_bar()
             if dist.is_initialized():
                 dist.destroy_process_group()
+        if isinstance(error, PeerFailed):
+            print(f"activesam: rank {self.rank} {error}", file=sys.stderr, flush=True)
+            time.sleep(PEER_GRACE_SECONDS)  # torchrun ends this rank meanwhile, or it exits non-zero after
 
     def _report_failure(self, error: BaseException) -> None:
-        """Tell the other ranks (the first failure is kept) and torchrun's summary."""
+        """Tell the other ranks (the first failure is kept) and torchrun's
+        failure summary (a rank stopped by another's failure writes none: it
+        is not a cause)."""
         from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
-        if not isinstance(error, PeerFailed):
-            try:
-                self._store.compare_set("failed", "", f"rank {self.rank} failed: {error}")
-            except Exception:  # the store is gone: torchrun is tearing the job down already
-                pass
+        try:
+            self._store.compare_set("failed", "", f"rank {self.rank} failed: {error}")
+        except Exception:  # the store is gone: torchrun is tearing the job down already
+            pass
         ErrorHandler().record_exception(error)
 
     def _call(self, method: str, *args: Any) -> Any:
