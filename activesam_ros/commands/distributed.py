@@ -267,6 +267,7 @@ class DistributedJob(Job):
         self._call("set", f"at/{point}/{self.rank}", "1")
         arrived = self._call("add", f"at/{point}", 1)
         done = self._call("add", "done", 0)
+        self._show(done)  # the others' last items, also when they all arrived before this rank
         deadline = time.monotonic() + self.timeout
         while arrived < self.world_size:
             self.check()
