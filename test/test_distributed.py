@@ -142,6 +142,7 @@ def test_eval_over_two_processes_gives_the_single_process_confusion_matrix(tmp_p
     assert sum(c["iou"] is not None for c in one["per_class_iou"]) >= 4  # a matrix with something in it
     assert two["images"] == one["images"] == 5
     assert (two["processes"], two["backend"]) == (2, "gloo") and "processes" not in one
+    assert (one["device"], one["threads_per_process"]) == (two["device"], two["threads_per_process"]) == ("cpu", 1)
     assert set(two["seconds_per_image"]) == set(one["seconds_per_image"])
     # Rank 0 alone reports, and its one progress bar counts the images of both ranks.
     assert run.stdout.count("mIoU") == 1

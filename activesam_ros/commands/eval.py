@@ -197,6 +197,8 @@ def _evaluate(
 
 def _report(args: argparse.Namespace, bench: "Benchmark", engine: "ActiveSAM", matrix: "ConfusionMatrix",
             stage_seconds: Dict[str, float], count: int) -> Dict[str, Any]:
+    import torch
+
     offset = 1 if bench.reduce_zero_label else 0
     corruption = {"type": args.corruption, "severity": args.severity, "seed": args.corruption_seed}
     return {
@@ -211,6 +213,10 @@ def _report(args: argparse.Namespace, bench: "Benchmark", engine: "ActiveSAM", m
         "corruption": corruption if args.corruption else None,
         "config": {**engine.config.as_dict(), "resolution": engine.resolution,
                    "preview_resolution": engine.preview_resolution},
+        "device": str(engine.device),
+        # On a CPU the thread count changes the order of float sums, so the last bits of scores:
+        # matrices match bit for bit between runs with the same threads per process.
+        "threads_per_process": torch.get_num_threads(),
         "mIoU": _percent(matrix.miou()),
         # int64, row-major, little-endian: equal hashes, equal matrices (one process or many)
         "confusion_matrix_sha256": hashlib.sha256(matrix.matrix.astype("<i8").tobytes()).hexdigest(),
