@@ -32,6 +32,7 @@ setup(
         "pillow",
         "rosbags>=0.10",
         "tqdm",
+        "pyyaml",  # rviz_config: the launch file writes rviz's config
     ],
     extras_require={
         # scikit-image's wheel ships the photographs the tests and bench use. pytest < 9:

@@ -7,12 +7,20 @@ Every parameter lives in ``params_file`` (default: the installed
 config/activesam.yaml); the arguments below that are left empty do not
 override it. ``ros2 launch activesam_ros segment.launch.py --show-args``
 lists the arguments.
+
+With ``rviz:=true`` rviz2 shows the node's real topics: the config is
+written for this launch's namespace, image remap and the params file's
+image_topics (``activesam_ros.ros.rviz_config``) into a temporary folder,
+removed when the launch ends; ``rviz_config:=`` uses a file of yours instead.
 """
 
+import shutil
+import tempfile
 from typing import List
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -31,7 +39,8 @@ ARGUMENTS = (
     ("namespace", "", "namespace of the node (its topics become /<namespace>/activesam/...)"),
     ("vocabulary_file", "",
      "vocabulary file, or a shipped one by name (indoor, driving, ade20k, ...); used while the vocabulary parameter is empty"),
-    ("rviz", "false", "true: also start rviz2 with config/activesam.rviz (input, overlay, labels)"),
+    ("rviz", "false", "true: also start rviz2 showing each camera, its overlay and colour labels"),
+    ("rviz_config", "", "an .rviz file for rviz2 (empty: one written for this launch's topics)"),
     ("log_level", "info", "log level of the node: debug, info, warn, error or fatal"),
 )
 OVERRIDES = ("checkpoint", "hub_id", "model", "device", "vocabulary_file")
@@ -43,6 +52,7 @@ def _actions(context: LaunchContext) -> List:
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     overrides = {name: arg[name] for name in OVERRIDES if arg[name].strip()}
     image = arg["image"]
+    remappings = [("image", image), ("image/compressed", f"{image}/compressed")]
     actions = [
         Node(
             package=PACKAGE,
@@ -50,7 +60,7 @@ def _actions(context: LaunchContext) -> List:
             name="activesam",
             namespace=arg["namespace"],
             parameters=[arg["params_file"], overrides] if overrides else [arg["params_file"]],
-            remappings=[("image", image), ("image/compressed", f"{image}/compressed")],
+            remappings=remappings,
             arguments=["--ros-args", "--log-level", arg["log_level"]],
             output="screen",
             emulate_tty=True,
@@ -62,10 +72,29 @@ def _actions(context: LaunchContext) -> List:
         except LookupError:  # ament_index's PackageNotFoundError
             return actions + [LogInfo(msg="rviz:=true but rviz2 is not installed "
                                           "(apt install ros-$ROS_DISTRO-rviz2); starting without it")]
-        config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "activesam.rviz"])
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
+        config = arg["rviz_config"].strip()
+        if not config:
+            config, more = _write_rviz_config(arg["params_file"], arg["namespace"], remappings)
+            actions += more
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", namespace=arg["namespace"],
                             arguments=["-d", config], output="screen"))
     return actions
+
+
+def _write_rviz_config(params_file: str, namespace: str, remappings: List) -> tuple:
+    """rviz's config for the node's topics in a new temporary folder, and the
+    actions that say what it shows and remove the folder at shutdown."""
+    from activesam_ros.ros.rviz_config import launch_cameras, write_rviz_config
+
+    cameras, problem = launch_cameras(params_file, namespace, remappings)
+    folder = tempfile.mkdtemp(prefix="activesam_rviz_")
+    path = write_rviz_config(cameras, folder)
+    shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels}}" for c in cameras)
+    actions = [LogInfo(msg=f"rviz2 shows {shown} ({path})"),
+               RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: shutil.rmtree(folder, True)))]
+    if problem:
+        actions.insert(0, LogInfo(msg=problem))
+    return str(path), actions
 
 
 def generate_launch_description() -> LaunchDescription:

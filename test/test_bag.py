@@ -17,6 +17,7 @@ import pytest
 from rosbags.interfaces import QosDurability, QosHistory
 from rosbags.rosbag2 import Reader, StoragePlugin
 
+from activesam_ros.render.palette import class_colors
 from activesam_ros.ros import bagio
 
 from bags import (
@@ -88,7 +89,7 @@ def two_camera_run(two_camera_bag, shared_tiny, tmp_path_factory):
     # Overlay alpha 0: the overlay is then exactly the decoded input, which pins the colour order.
     code, err = run_bag(str(two_camera_bag), str(out), "--image-topic", CAM_A, "--image-topic", CAM_B,
                         "--vocab", "person; car; dog", "--model", "tiny", "--include-input", "--publish-confidence",
-                        "--overlay-alpha", "0")
+                        "--overlay-alpha", "0", "--no-overlay-legend")
     return code, out, err
 
 
@@ -99,7 +100,8 @@ def test_two_cameras_get_the_node_topics_under_their_own_namespace(two_camera_ru
     info = topic_info(out)
     expected = {}
     for prefix in ("/activesam/cam_a/image_raw", "/activesam/cam_b/image_raw"):  # /compressed dropped, as the node
-        expected.update({f"{prefix}/labels": IMAGE, f"{prefix}/overlay": IMAGE, f"{prefix}/confidence": IMAGE,
+        expected.update({f"{prefix}/labels": IMAGE, f"{prefix}/color_labels": IMAGE, f"{prefix}/overlay": IMAGE,
+                         f"{prefix}/confidence": IMAGE,
                          f"{prefix}/label_info": "vision_msgs/msg/LabelInfo",
                          f"{prefix}/active_classes": "vision_msgs/msg/Classification",
                          f"{prefix}/label_source": "sensor_msgs/msg/TimeReference"})
@@ -124,7 +126,7 @@ def test_one_output_per_good_frame_with_the_input_header_and_time(two_camera_run
             CAM_B: [(5_050_000_000, 1, pictures["b0"]), (5_150_000_000, 3, pictures["b1"])]}
     for topic, prefix in ((CAM_A, "/activesam/cam_a/image_raw"), (CAM_B, "/activesam/cam_b/image_raw")):
         frames = good[topic]
-        for name in ("labels", "overlay", "confidence", "active_classes"):
+        for name in ("labels", "color_labels", "overlay", "confidence", "active_classes"):
             got = written[f"{prefix}/{name}"]
             assert [t for t, _ in got] == [t for t, _, _ in frames], name
             assert [stamp_of(m.header) for _, m in got] == [stamp_of(header(i)) for _, i, _ in frames], name
@@ -135,6 +137,9 @@ def test_one_output_per_good_frame_with_the_input_header_and_time(two_camera_run
             assert (overlay.encoding, confidence.encoding) == ("rgb8", "32FC1")
             expected = rgb if topic == CAM_A else cv2.imdecode(jpeg_bytes(rgb), cv2.IMREAD_COLOR)[:, :, ::-1]
             np.testing.assert_array_equal(as_pixels(overlay), expected)  # bgr8 and JPEG come out RGB
+        for (_, labels), (_, colours) in zip(written[f"{prefix}/labels"], written[f"{prefix}/color_labels"]):
+            assert colours.encoding == "rgb8"
+            np.testing.assert_array_equal(as_pixels(colours), class_colors(3)[as_pixels(labels)[..., 0]])
         for _, classification in written[f"{prefix}/active_classes"]:  # 3 classes: all decoded every frame
             assert sorted(h.class_id for h in classification.results) == ["0", "1", "2"]
         [(info_time, info)] = written[f"{prefix}/label_info"]
@@ -230,7 +235,7 @@ def test_reused_active_set_between_previews_on_a_jazzy_mcap_bag(shared_tiny, tmp
                         "--vocab", "person; car; dog; cat; tree; road; sky; building; chair; table; wall; floor",
                         "--max-active", "4", "--refresh-interval", "3", "--refresh-period", "0",
                         "--scene-change-threshold", "0", "--stale-score-drop", "0",
-                        "--distro", "jazzy", "--no-publish-overlay")
+                        "--distro", "jazzy", "--no-publish-overlay", "--no-publish-color-labels")
     assert code == 0, err
     assert ("/camera/image_raw -> /activesam/*: 4 frame(s) segmented (2 refreshed, 2 with a preview), "
             "0 labelled by propagation") in err  # frames 0 and 3

@@ -12,7 +12,7 @@ import pytest
 
 from activesam_ros.engine.vocabulary import Vocabulary
 from activesam_ros.render.labels import label_dtype
-from activesam_ros.render.overlay import class_colors
+from activesam_ros.render.palette import class_colors
 from activesam_ros.ros import messages
 from activesam_ros.ros.imgconv import image_to_rgb
 from activesam_ros.ros.rosbags_types import RosbagsMessages, rosbags_messages, typestore
@@ -118,9 +118,29 @@ def test_overlay_image_tints_labelled_pixels_only():
     out = image_to_rgb(msg)
     background = labels == 3
     np.testing.assert_array_equal(out[background], rgb[background])
-    colours = class_colors(result.vocabulary.names)[labels]
+    colours = class_colors(len(result.vocabulary))[labels]
     expected = (rgb.astype(float) + colours) / 2
     assert np.abs(out[~background] - expected[~background]).max() <= 1
+
+
+def test_color_labels_image_is_rgb8_class_colours_with_unlabeled_black():
+    labels = random_labels(4)
+    result = make_result(VOCAB, labels, background=3)
+    msg = cdr_round_trip(messages.color_labels_image(RosbagsMessages, result, STAMP))
+    assert_header_copied(msg.header)
+    assert (msg.encoding, msg.height, msg.width, msg.step) == ("rgb8", H, W, 3 * W)
+    pixels = image_to_rgb(msg)
+    np.testing.assert_array_equal(pixels[labels != 3], class_colors(4)[labels[labels != 3]])
+    assert (pixels[labels == 3] == 0).all() and (pixels[labels != 3].max(axis=-1) > 0).all()
+
+
+def test_overlay_legend_is_drawn_only_when_asked_for():
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    result = make_result(VOCAB, np.zeros((240, 320), int))
+    plain = image_to_rgb(messages.overlay_image(RosbagsMessages, rgb, result, STAMP, 0.0))
+    with_legend = image_to_rgb(messages.overlay_image(RosbagsMessages, rgb, result, STAMP, 0.0, legend=True))
+    np.testing.assert_array_equal(plain, rgb)
+    assert (with_legend != rgb).any()
 
 
 # --- byte-level: the vision_msgs types as any ROS 2 node lays them out ---------------
@@ -270,7 +290,8 @@ def test_rclpy_messages_get_plain_python_values(rclpy_namespace):
 
     def images(ns):
         return [messages.labels_image(ns, result, header),
-                messages.overlay_image(ns, rgb, result, header, 0.4),
+                messages.color_labels_image(ns, result, header),
+                messages.overlay_image(ns, rgb, result, header, 0.4, legend=True),
                 messages.confidence_image(ns, result, header)]
 
     for built, twin in zip(images(rclpy_namespace), images(RosbagsMessages)):

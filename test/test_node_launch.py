@@ -1,7 +1,7 @@
 """The installed node, started by segment.launch.py with the tiny model, seen
 from another ROS process: outputs with copied headers, a bad frame dropped,
-the vocabulary changed live, a bad parameter refused, /diagnostics, and a
-clean exit.
+the vocabulary changed live, a bad parameter refused, /diagnostics, the
+colour labels, a QoS warning naming the topic in full, and a clean exit.
 
 Needs a sourced ROS 2 with this package built (``colcon build`` then
 ``colcon test``, or ``python -m pytest test/test_node_launch.py`` with
@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from activesam_ros.engine.environment import set_process_defaults
+from activesam_ros.render.palette import class_colors
 
 set_process_defaults()
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
@@ -89,13 +90,17 @@ class TestSegmentLaunch(unittest.TestCase):
         rclpy.init()
         cls.node = rclpy.create_node("activesam_launch_tester", namespace=NAMESPACE)
         cls.got: Dict[str, List] = {name: [] for name in ("labels", "label_info", "active_classes", "overlay",
-                                                          "label_source", "diagnostics")}
+                                                          "label_source", "color_labels", "diagnostics")}
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for name, kind, qos in (("labels", Image, reliable), ("label_info", LabelInfo, latched),
                                 ("active_classes", Classification, reliable), ("overlay", Image, reliable),
-                                ("label_source", TimeReference, reliable)):
+                                ("label_source", TimeReference, reliable),
+                                ("color_labels", Image, qos_profile_sensor_data)):  # as rviz: best effort
             cls.node.create_subscription(kind, f"{NODE}/{name}", cls.got[name].append, qos)
+        # A subscriber the node cannot serve (transient local on a volatile output): the node's
+        # warning must name the topic in full.
+        cls.node.create_subscription(Image, f"{NODE}/overlay", lambda msg: None, latched)
         cls.node.create_subscription(DiagnosticArray, "/diagnostics", cls.got["diagnostics"].append, 10)
         cls.camera = cls.node.create_publisher(Image, CAMERA, qos_profile_sensor_data)
         cls.parameters = cls.node.create_client(SetParameters, f"{NODE}/set_parameters")
@@ -153,6 +158,18 @@ class TestSegmentLaunch(unittest.TestCase):
         self.assertEqual((labels.encoding, labels.height, labels.width, labels.step), ("mono8", 48, 64, 64))
         self.assertTrue(set(labels.data) <= {0, 1, 2}, "a label outside the three classes")
         self.assertEqual(got["overlay"][-1].encoding, "rgb8")
+
+        # 2b. color_labels: every pixel the palette colour of its label (unlabeled black), for rviz;
+        #     a QoS mismatch is reported with the resolved topic name.
+        self.spin_until(lambda: got["color_labels"], WAIT, "color_labels", publish=True)
+        by_header = {_key(m.header): m for m in got["labels"]}
+        colours = next(m for m in reversed(got["color_labels"]) if _key(m.header) in by_header)
+        self.assertEqual((colours.encoding, colours.height, colours.width), ("rgb8", 48, 64))
+        index = np.frombuffer(bytes(by_header[_key(colours.header)].data), np.uint8).reshape(48, 64)
+        pixels = np.frombuffer(bytes(colours.data), np.uint8).reshape(48, 64, 3)
+        np.testing.assert_array_equal(pixels, class_colors(3)[index])
+        self.spin_until(lambda: proc_output.waitFor(f"a subscription to {NODE}/overlay requests QoS incompatible",
+                                                    timeout=0.01), WAIT, "the QoS warning with the full name")
 
         # 3. A live vocabulary change: label_info is republished with the first frame made with it,
         #    and later labels use only its classes.

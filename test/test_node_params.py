@@ -1,5 +1,5 @@
 """The node's parameter table and validation, its /diagnostics levels, the
-YAML file, the launch arguments and the rviz config, checked without ROS
+YAML file and the launch arguments, checked without ROS
 (runs in CI)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import yaml
 
 from activesam_ros.engine.config import ActiveSAMConfig
 from activesam_ros.engine.vocabulary import load_vocabulary_file, shipped_names
+from activesam_ros.ros import names
 from activesam_ros.ros import node_params as P
-from activesam_ros.ros import topics
 from activesam_ros.ros.diagnostics import ERROR, OK, WARN, camera_report, memory_value
 from activesam_ros.stream import parameters as S
 from activesam_ros.stream.stats import StreamStats
@@ -24,7 +24,6 @@ from activesam_ros.stream.temporal import TemporalConfig
 ROOT = Path(__file__).resolve().parents[1]
 YAML_FILE = ROOT / "config" / "activesam.yaml"
 LAUNCH_FILE = ROOT / "launch" / "segment.launch.py"
-RVIZ_FILE = ROOT / "config" / "activesam.rviz"
 
 
 def values(**changes: Any) -> Dict[str, Any]:
@@ -185,9 +184,19 @@ def test_exactly_one_model_source():
 def test_image_topics_and_their_output_namespaces():
     assert "image_topics is empty" in reason(image_topics=[])
     assert "duplicates" in reason(image_topics=["a", "a"])
-    assert topics.output_namespaces(["image"]) == {"image": "~"}
-    assert topics.output_namespaces(["/front/image_raw", "rear/image"]) == {
+    assert names.output_namespaces(["image"]) == {"image": "~"}
+    assert names.output_namespaces(["/front/image_raw", "rear/image"]) == {
         "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}
+
+
+def test_incompatible_qos_warnings_name_the_resolved_topic_and_the_fix():
+    text = P.incompatible_qos_warning("/cam1/activesam/labels", "RELIABILITY", True, "best_effort")
+    assert text.startswith("a subscription to /cam1/activesam/labels requests QoS incompatible")
+    assert "(RELIABILITY)" in text and "subscribe best effort" in text
+    latched = P.incompatible_qos_warning("/activesam/labels", "DURABILITY", True, "reliable")
+    assert "subscribe to the others volatile" in latched and "best effort" not in latched
+    camera = P.incompatible_qos_warning("/camera/image_raw", "RELIABILITY", False, "reliable")
+    assert "publisher on /camera/image_raw" in camera and "input_reliability" in camera
 
 
 # -- files that must match the table ----------------------------------------------------
@@ -237,22 +246,13 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
     launch = _launch_arguments()
     assert set(launch["arguments"]) == {
         "image", "params_file", "checkpoint", "hub_id", "model", "device", "namespace",
-        "vocabulary_file", "rviz", "log_level"}
+        "vocabulary_file", "rviz", "rviz_config", "log_level"}
     for name, (_, description) in launch["arguments"].items():
         assert len(description) > 15, name
     assert set(launch["overrides"]) <= set(P.BY_NAME)
     assert ast.literal_eval(launch["arguments"]["rviz"][0]) == "false"
+    assert ast.literal_eval(launch["arguments"]["rviz_config"][0]) == ""  # empty: written for the launch's topics
     assert ast.literal_eval(launch["arguments"]["image"][0]) == "/camera/image_raw"
-
-
-def test_rviz_config_shows_input_overlay_and_labels():
-    config = yaml.safe_load(RVIZ_FILE.read_text(encoding="utf-8"))
-    displays = config["Visualization Manager"]["Displays"]
-    assert [d["Class"] for d in displays] == ["rviz_default_plugins/Image"] * 3
-    assert [d["Topic"]["Value"] for d in displays] == [
-        "/camera/image_raw", "/activesam/overlay", "/activesam/labels"]
-    assert displays[0]["Topic"]["Reliability Policy"] == "Best Effort"  # camera drivers publish sensor data
-    assert all(d["Enabled"] for d in displays)
 
 
 # -- /diagnostics ------------------------------------------------------------------------

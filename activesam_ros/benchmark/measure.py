@@ -184,14 +184,16 @@ class ModeRecord:
 
 
 def build_messages(rgb: np.ndarray, result: SegmentationResult, threshold: float) -> None:
-    """Every message the node publishes per frame (labels, label info,
-    active classes, overlay), built with rosbags' classes."""
+    """Every message the node publishes per frame (labels, colour labels,
+    label info, active classes, overlay with its default legend), built with
+    rosbags' classes."""
     ns = rosbags_messages()
     header = messages.make_header(ns, 0, 0, "camera")
     messages.labels_image(ns, result, header)
     messages.label_info(ns, result.vocabulary, header, threshold)
     messages.active_classes(ns, result, header)
-    messages.overlay_image(ns, rgb, result, header, default("overlay_alpha"))
+    messages.color_labels_image(ns, result, header)
+    messages.overlay_image(ns, rgb, result, header, default("overlay_alpha"), default("overlay_legend"))
 
 
 def run_frames(

@@ -52,8 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="segment the image topics of a rosbag2 into a new rosbag2",
         description="Segment sensor_msgs/Image and CompressedImage topics of a rosbag2 (sqlite3 or "
         "MCAP) frame by frame, each topic a camera, with the node's temporal policy; write a new "
-        "rosbag2 with the node's outputs: <ns>/labels, <ns>/label_info, <ns>/active_classes, "
-        f"<ns>/overlay, <ns>/confidence, where <ns> is {bagio.NODE_NAMESPACE} for one camera and "
+        "rosbag2 with the node's outputs: <ns>/labels, <ns>/color_labels, <ns>/label_info, <ns>/active_classes, "
+        f"<ns>/label_source, <ns>/overlay, <ns>/confidence, where <ns> is {bagio.NODE_NAMESPACE} for one camera and "
         f"{bagio.NODE_NAMESPACE}/<camera topic> for several.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN",
@@ -72,6 +72,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        f"(default {'on' if default('publish_overlay') else 'off'}, as the node)")
     group.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
                        help=f"weight of the class colours (default {default('overlay_alpha'):g})")
+    group.add_argument("--overlay-legend", action=argparse.BooleanOptionalAction, default=default("overlay_legend"),
+                       help="draw the class names in their colours into the overlay "
+                       f"(default {'on' if default('overlay_legend') else 'off'}, as the node)")
+    group.add_argument("--publish-color-labels", action=argparse.BooleanOptionalAction,
+                       default=default("publish_color_labels"),
+                       help="write <ns>/color_labels, rgb8 class colours with unlabeled black "
+                       f"(default {'on' if default('publish_color_labels') else 'off'}, as the node)")
     group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
                        default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
@@ -331,7 +338,8 @@ def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Cam
 
     ns = rosbags_messages(args.distro)
     for connection, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
-                                                     args.overlay_alpha, threshold, done.source, done.model_context):
+                                                     args.overlay_alpha, threshold, done.source, done.model_context,
+                                                     overlay_legend=args.overlay_legend):
         writer.write(connection, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1

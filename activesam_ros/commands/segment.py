@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="replace outputs of an earlier run in --out (an input is never overwritten)")
     parser.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
                         help=f"weight of the class colours in the overlay, in [0, 1] (default {default('overlay_alpha'):g})")
+    parser.add_argument("--overlay-legend", action=argparse.BooleanOptionalAction, default=default("overlay_legend"),
+                        help="draw the class names in their colours into the overlay "
+                        f"(default {'on' if default('overlay_legend') else 'off'})")
     add_engine_args(parser)
     parser.set_defaults(run=run)
 
@@ -92,7 +95,8 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
         partial.unlink(missing_ok=True)
 
 
-def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict) -> None:
+def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict,
+                  legend: bool = False) -> None:
     import cv2
 
     from ..render.labels import label_dtype
@@ -101,7 +105,7 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
     labels_name, overlay_name, json_name = output_names(stem)
     labels = result.labels
     encoded = labels.astype(label_dtype(len(result.vocabulary)))
-    tinted = np.ascontiguousarray(overlay(rgb, result, alpha)[:, :, ::-1])
+    tinted = np.ascontiguousarray(overlay(rgb, result, alpha, legend)[:, :, ::-1])
 
     def imwrite(pixels: np.ndarray) -> Callable[[Path], None]:
         def write(path: Path) -> None:
@@ -173,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             failures.append(str(path))
             print(f"{PROG}: error: {path}: {exc}; skipped", file=sys.stderr)
             continue
-        write_outputs(out, path.stem, rgb, result, args.overlay_alpha, summary)
+        write_outputs(out, path.stem, rgb, result, args.overlay_alpha, summary, args.overlay_legend)
     if failures:
         print(f"{PROG}: {len(failures)} of {len(paths)} image(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -24,8 +24,9 @@ from rosbags.typesys.store import Typestore  # noqa: F401 - for the bag command'
 from ruamel.yaml import YAML
 
 from .imgconv import compressed_to_rgb, image_to_rgb
+from .names import output_namespaces
 from .node_params import BY_NAME, NODE_NAME
-from .topics import COMPRESSED_IMAGE, IMAGE, camera_name, output_namespaces
+from .topics import COMPRESSED_IMAGE, IMAGE, camera_name
 
 DECODERS: Dict[str, Callable[[Any], Any]] = {IMAGE: image_to_rgb, COMPRESSED_IMAGE: compressed_to_rgb}
 """The input types, and how each becomes RGB pixels (as in the node)."""
@@ -101,7 +102,7 @@ def image_connections(reader: Reader, topics: Sequence[str]) -> Dict[str, List[C
 
 def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE) -> Dict[str, str]:
     """Each input topic's output prefix, named as the node names its publishers
-    (``topics.output_namespaces``) with ``~`` = ``namespace``."""
+    (``names.output_namespaces``) with ``~`` = ``namespace``."""
     cameras = {topic: camera_name(topic, msgtype) for topic, msgtype in msgtypes.items()}
     if len(set(cameras.values())) < len(cameras):
         raise BagError(f"topics {', '.join(cameras)} are one camera "

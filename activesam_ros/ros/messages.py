@@ -14,7 +14,11 @@ Conventions, after vision_msgs' comments:
   the encoding's maximum, 255 or 65535.
 - LabelInfo ``class_map``: ``class_id`` = index, ``class_name`` = the
   class's display name (its first alias, ``Vocabulary.names``), the same
-  name the overlay colours are derived from.
+  name the overlay's legend shows.
+- Colour labels image: rgb8, each pixel its class's colour
+  (``render.palette``: the overlay's colours), unlabeled black. For people
+  and rviz, whose Image display shows mono8 class indices as near-black
+  intensities; machines read the labels image.
 - Classification: ``class_id`` = ``str(index)``. vision_msgs says a
   hypothesis' id is to be looked up in metadata for a name; LabelInfo is
   that metadata, and the id matches the labels image's pixel values.
@@ -38,6 +42,7 @@ from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
 from ..render.labels import label_array
 from ..render.overlay import overlay
+from ..render.palette import color_labels
 from .imgconv import rgb_to_image_fields
 
 MESSAGE_TYPES = {
@@ -124,6 +129,11 @@ def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) ->
     return image(ns, labels, "mono8" if labels.dtype == np.uint8 else "mono16", header)
 
 
+def color_labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
+    """rgb8 sensor_msgs/Image of the class colours, unlabeled black (see the module doc)."""
+    return image(ns, color_labels(result), "rgb8", header)
+
+
 def label_info(ns: MessageClasses, vocabulary: Vocabulary, header: Any, threshold: float) -> Any:
     """vision_msgs/LabelInfo mapping every class index to its display name."""
     return ns.LabelInfo(
@@ -161,6 +171,6 @@ def confidence_image(ns: MessageClasses, result: SegmentationResult, header: Any
 
 
 def overlay_image(ns: MessageClasses, rgb: np.ndarray, result: SegmentationResult,
-                  header: Any, alpha: float) -> Any:
-    """rgb8 sensor_msgs/Image of :func:`overlay`."""
-    return image(ns, overlay(rgb, result, alpha), "rgb8", header)
+                  header: Any, alpha: float, legend: bool = False) -> Any:
+    """rgb8 sensor_msgs/Image of :func:`overlay`, with its legend if asked for."""
+    return image(ns, overlay(rgb, result, alpha, legend), "rgb8", header)

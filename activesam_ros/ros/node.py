@@ -8,9 +8,10 @@ is wiring: subscriptions, publishers, the set-parameters callback,
 /diagnostics and shutdown.
 
 Per camera (``image_topics``; one camera publishes directly under ``~``):
-``~/labels`` (mono8/mono16 class indices), ``~/label_info`` (transient
-local; published at start and again with the first frame made with a new
-vocabulary), ``~/active_classes``, ``~/overlay`` and ``~/confidence``.
+``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
+colours), ``~/label_info`` (transient local; published at start and again
+with the first frame made with a new vocabulary), ``~/active_classes``,
+``~/overlay`` and ``~/confidence``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # 
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ..engine.config import ConfigError  # noqa: E402
@@ -44,10 +45,15 @@ from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
-from . import messages, topics  # noqa: E402
+from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
 from .diagnostics import Report, camera_report, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
+
+try:  # Jazzy's name; Humble has them in qos_event
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # pragma: no cover - depends on the ROS distribution
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 try:  # python diagnostic_updater is optional: without it the node publishes DiagnosticArray itself
     from diagnostic_updater import Updater
@@ -184,7 +190,7 @@ class ActiveSAMNode(Node):
         self._output_qos = qos(values["output_reliability"], values["output_depth"])
         group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
         cameras = {}
-        for topic, prefix in topics.output_namespaces(values["image_topics"]).items():
+        for topic, prefix in names.output_namespaces(values["image_topics"]).items():
             camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
             for output in topics.OUTPUT_TOPICS:
                 if not output.switch:
@@ -195,16 +201,32 @@ class ActiveSAMNode(Node):
             camera.handles["label_info"].publish(info)
             kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
                 else (Image, topic, image_to_rgb)
-            subscription = self.create_subscription(kind, name, self._image_callback(camera, decode), input_qos,
-                                                    callback_group=group)
+            subscription = self.create_subscription(
+                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
+                    lambda: camera.resolved, False, values["input_reliability"])))
             camera.resolved = subscription.topic_name
         self._update_optional_outputs(cameras)
         return cameras
 
     def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
         kind = messages.rclpy_class(output.msgtype)
+        reliability = "reliable" if output.latched else self._values["output_reliability"]
         profile = qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL) if output.latched else self._output_qos
-        return self.create_publisher(kind, f"{camera.prefix}/{output.name}", profile)
+        created: List[Publisher] = []
+        callbacks = PublisherEventCallbacks(incompatible_qos=self._qos_warning(
+            lambda: created[0].topic_name, True, reliability))
+        created.append(self.create_publisher(kind, f"{camera.prefix}/{output.name}", profile,
+                                             event_callbacks=callbacks))
+        return created[0]
+
+    def _qos_warning(self, topic: Callable[[], str], output: bool, reliability: str) -> Callable[[Any], None]:
+        """An incompatible-QoS event handler that names the resolved topic
+        (rclpy's default one prints the name as given, e.g. ``~/labels``)."""
+        def warn(event: Any) -> None:
+            policy = qos_policy_name_from_kind(event.last_policy_kind)
+            self.get_logger().warning(params.incompatible_qos_warning(topic(), policy, output, reliability))
+        return warn
 
     def _update_optional_outputs(self, cameras: Optional[Dict[str, Camera]] = None) -> None:
         """Create or remove the switched outputs (overlay, confidence) as their parameters say."""
@@ -247,6 +269,7 @@ class ActiveSAMNode(Node):
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
+                overlay_legend=self._values["overlay_legend"],
             ):
                 publisher.publish(message)
 

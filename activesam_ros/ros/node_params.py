@@ -41,7 +41,7 @@ IO_PARAMS = (
     ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
     ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
     ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, low=1, high=100),
-    ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of labels, active_classes, overlay and confidence", read_only=True, choices=("reliable", "best_effort")),
+    ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of every output but label_info (reliable, transient local); with best_effort, subscribers must be best effort too", read_only=True, choices=("reliable", "best_effort")),
     ParamSpec("output_depth", INT, 2, "QoS queue depth of the outputs", read_only=True, low=1, high=100),
     ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
 )
@@ -52,7 +52,7 @@ BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 __all__ = [  # the node reads the shared names through this module too
     "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "NODE_NAME", "PARAMS", "SECURITY_PARAMS",
     "STRING", "STRING_ARRAY", "ParamSpec", "Settings", "check_change", "default_values",
-    "live_vocabulary_file_error", "settings", "topic_errors",
+    "incompatible_qos_warning", "live_vocabulary_file_error", "settings", "topic_errors",
 ]
 
 
@@ -105,3 +105,22 @@ def check_change(current: Mapping[str, Any], changes: Mapping[str, Any]) -> Sett
         if problem:
             raise ParameterError(problem)
     return changed_settings(current, changes, BY_NAME, more=_NODE_CHECKS)
+
+
+def incompatible_qos_warning(topic: str, policy: str, output: bool, reliability: str) -> str:
+    """The warning for a peer whose QoS does not match one of the node's
+    topics: the resolved ``topic``, the ``policy`` that differs (rclpy's
+    QoSPolicyKind name) and what to change; ``reliability`` is the node's
+    own on that topic (``output_reliability`` or ``input_reliability``)."""
+    if output:
+        text = f"a subscription to {topic} requests QoS incompatible with the node's ({policy}): it receives nothing"
+        if policy == "RELIABILITY" and reliability == "best_effort":
+            text += ("; the outputs are best effort (output_reliability): subscribe best effort, which receives "
+                     "from reliable and best-effort publishers alike")
+        elif policy == "DURABILITY":
+            text += "; only label_info is transient local, subscribe to the others volatile"
+        return text
+    text = f"a publisher on {topic} offers QoS incompatible with the node's ({policy}): its frames are not received"
+    if policy == "RELIABILITY" and reliability == "reliable":
+        text += "; the input is reliable (input_reliability): best_effort takes every publisher"
+    return text

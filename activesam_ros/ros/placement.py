@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .names import output_namespaces, resolve
 from .node_params import NODE_NAME
-from .topics import OUTPUT_TOPICS, output_namespaces
+from .topics import OUTPUT_TOPICS
 
 DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)")
 """What a node's device parameter accepts (``device`` in the node's table)."""
@@ -57,17 +58,12 @@ def parse_list(text: str, what: str) -> List[str]:
     return items
 
 
-def _absolute(namespace: str, name: str) -> str:
-    """``/namespace/name`` with single slashes ('' or '/' namespace: ``/name``)."""
-    return "/" + "/".join(part for part in (namespace.strip("/"), name.strip("/")) if part)
-
-
 def explicit_cameras(params: Mapping[str, Any], nodes: int, namespace: str = "") -> Dict[int, List[str]]:
     """The cameras a params file gives nodes by name: index -> its image_topics."""
     out: Dict[int, List[str]] = {}
     for index in range(nodes):
         name = node_name(index)
-        for key in (name, "/" + name, _absolute(namespace, name)):
+        for key in (name, "/" + name, resolve(name, namespace, name)):
             section = params.get(key)
             if not isinstance(section, Mapping):
                 continue
@@ -121,9 +117,8 @@ def plan(cameras: Sequence[str], devices: Sequence[str], namespace: str = "",
         if not own:
             continue
         name = node_name(index)
-        private = _absolute(namespace, name)
         remappings = tuple(
-            (f"{private}{prefix[1:]}/{output.name}", f"{shared[camera]}/{output.name}")
+            (resolve(f"{prefix}/{output.name}", namespace, name), f"{shared[camera]}/{output.name}")
             for camera, prefix in output_namespaces(own).items() for output in OUTPUT_TOPICS
         )
         nodes.append(NodePlan(name, device.strip(), tuple(own), remappings))
@@ -132,17 +127,17 @@ def plan(cameras: Sequence[str], devices: Sequence[str], namespace: str = "",
 
 def outputs(cameras: Sequence[str], namespace: str = "") -> Dict[str, str]:
     """Each camera's output prefix (``<prefix>/labels`` etc.), whichever node serves it."""
-    root = _absolute(namespace, NODE_NAME)
-    return {camera: f"{root}{prefix[1:]}" for camera, prefix in output_namespaces(list(cameras)).items()}
+    prefixes = output_namespaces(list(cameras))
+    return {camera: resolve(prefix, namespace, NODE_NAME) for camera, prefix in prefixes.items()}
 
 
 def read_params_file(path: str) -> Dict[str, Any]:
     """A ROS 2 params file as a dict ({} for an empty file)."""
-    from ruamel.yaml import YAML, YAMLError
+    import yaml
 
     try:
-        data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PlacementError(f"cannot read the params file {path}: {' '.join(str(exc).split())}") from exc
     if data is None:
         return {}

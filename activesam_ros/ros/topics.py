@@ -10,7 +10,7 @@ for them (the node publishes them, the bag processor writes them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -35,6 +35,8 @@ class OutputTopic:
 
 OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
     OutputTopic("labels", IMAGE, description="class index per pixel, mono8 (mono16 above 254 classes)"),
+    OutputTopic("color_labels", IMAGE, switch="publish_color_labels",
+                description="rgb8 class colour per pixel (the overlay's palette), unlabeled black: for rviz"),
     OutputTopic("label_info", messages.MESSAGE_TYPES["LabelInfo"], latched=True,
                 description="class index -> name; sent once per vocabulary"),
     OutputTopic("active_classes", messages.MESSAGE_TYPES["Classification"],
@@ -51,14 +53,6 @@ SWITCHED = tuple(t for t in OUTPUT_TOPICS if t.switch)
 def enabled(values: Mapping[str, Any]) -> Tuple[OutputTopic, ...]:
     """The outputs the parameter ``values`` turn on."""
     return tuple(t for t in OUTPUT_TOPICS if not t.switch or values[t.switch])
-
-
-def output_namespaces(topics: Sequence[str]) -> Dict[str, str]:
-    """Each input topic's output prefix: ``~`` for one camera, ``~/<topic>``
-    for several (``/front/image_raw`` -> ``~/front/image_raw/labels``)."""
-    if len(topics) == 1:
-        return {topics[0]: "~"}
-    return {t: "~/" + t.strip().lstrip("~").strip("/") for t in topics}
 
 
 def camera_name(topic: str, msgtype: str) -> str:
@@ -91,19 +85,21 @@ class CameraOutputs:
     def frame_messages(self, ns: messages.MessageClasses, rgb: np.ndarray, result: SegmentationResult,
                        header: Any, overlay_alpha: float, threshold: float, source: str = "model",
                        model_header: Any = None, wanted: Callable[[str, Any], bool] = lambda name, handle: True,
-                       ) -> Iterator[Tuple[Any, Any]]:
+                       overlay_legend: bool = False) -> Iterator[Tuple[Any, Any]]:
         """(handle, message) for every output of one frame that has a handle
         and is ``wanted``; label_info only when the vocabulary or threshold
         changed since it was last sent (the node latches it). ``source`` and
-        ``model_header`` (default: ``header``) say where the labels come from."""
+        ``model_header`` (default: ``header``) say where the labels come from;
+        ``overlay_legend`` draws the legend into the overlay."""
         info = self.label_info(ns, result.vocabulary, header, threshold)
         if info is not None:
             yield self.handles["label_info"], info
         build = {
             "labels": lambda: messages.labels_image(ns, result, header),
+            "color_labels": lambda: messages.color_labels_image(ns, result, header),
             "active_classes": lambda: messages.active_classes(ns, result, header),
             "label_source": lambda: messages.label_source(ns, header, model_header or header, source),
-            "overlay": lambda: messages.overlay_image(ns, rgb, result, header, overlay_alpha),
+            "overlay": lambda: messages.overlay_image(ns, rgb, result, header, overlay_alpha, overlay_legend),
             "confidence": lambda: messages.confidence_image(ns, result, header),
         }
         for name, make in build.items():

@@ -140,6 +140,8 @@ VOCABULARY_PARAMS = (
 OUTPUT_PARAMS = (
     ParamSpec("publish_overlay", BOOL, True, "publish ~/overlay: the input image with class colours blended in (for rviz)"),
     ParamSpec("overlay_alpha", DOUBLE, 0.5, "weight of the class colours in the overlay", **_rng(0.0, 1.0)),
+    ParamSpec("overlay_legend", BOOL, True, "draw a legend into the overlay: class names in their colours, the classes in the frame first"),
+    ParamSpec("publish_color_labels", BOOL, True, "publish ~/color_labels: rgb8 class colour per pixel (the overlay's colours), unlabeled black; for rviz, which shows the mono8 labels as near-black"),
     ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
 )
 
