@@ -21,7 +21,9 @@ from activesam_ros.ros.placement import (
     parse_list,
     plan,
     read_params_file,
+    rviz_cameras,
 )
+from activesam_ros.ros.rviz_config import CameraTopics
 from activesam_ros.ros.topics import OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
     found = _assignments()
     arguments = {item.elts[0].value: (item.elts[1], ast.literal_eval(item.elts[2])) for item in found["ARGUMENTS"].elts}
     assert set(arguments) == {"cameras", "devices", "params_file", "checkpoint", "hub_id", "model", "namespace",
-                              "vocabulary_file", "log_level"}
+                              "vocabulary_file", "rviz", "rviz_config", "log_level"}
     for name, (_, description) in arguments.items():
         assert len(description) > 15, name
     # The defaults parse with the launch file's own rules: one camera on the params file's device.
@@ -151,3 +153,16 @@ def test_devices_are_checked_before_any_node_starts():
     assert [n.device for n in plan(CAMS, ["auto", "CPU", "cuda", "cuda:3"])] == ["auto", "CPU", "cuda"]
     with pytest.raises(PlacementError, match="device 'gpu0' is not auto, cpu, cuda or cuda:N"):
         plan(CAMS, ["cuda:0", "gpu0"])
+
+
+def test_rviz_shows_every_camera_as_its_node_reads_it_with_its_shared_outputs():
+    params = {"/**": {"ros__parameters": {"compressed": False}},
+              "/robot/activesam_1": {"ros__parameters": {"compressed": True}}}
+    nodes = plan(["front/image_raw", "/rear/image_raw", "left/image_raw"], ["cuda:0", "cuda:1"], "robot")
+    assert rviz_cameras(nodes, "robot", params) == [
+        CameraTopics("/robot/front/image_raw", "/robot/activesam/front/image_raw", False),
+        CameraTopics("/robot/left/image_raw", "/robot/activesam/left/image_raw", False),
+        CameraTopics("/rear/image_raw", "/robot/activesam/rear/image_raw", True),  # activesam_1 reads compressed
+    ]
+    [alone] = rviz_cameras(plan(CAMS[:1], ["cpu"]), "", {})
+    assert alone == CameraTopics(CAMS[0], "/activesam", False)

@@ -12,6 +12,8 @@ them: ``/activesam/<camera topic>/labels``, ``.../label_info``, ... for
 several cameras (``/activesam/labels`` ... for one), under the launch
 namespace if any. So the topic names do not depend on which node, or how
 many GPUs, serve a camera: each node's private outputs are remapped there.
+With ``rviz:=true`` rviz shows every camera with those outputs
+(:func:`rviz_cameras`, drawn by ``activesam_ros.ros.rviz_config``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .names import output_namespaces, resolve
-from .node_params import NODE_NAME
+from .node_params import BY_NAME, NODE_NAME
+from .rviz_config import CameraTopics, node_parameters
 from .topics import OUTPUT_TOPICS
 
 DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?)")
@@ -129,6 +132,21 @@ def outputs(cameras: Sequence[str], namespace: str = "") -> Dict[str, str]:
     """Each camera's output prefix (``<prefix>/labels`` etc.), whichever node serves it."""
     prefixes = output_namespaces(list(cameras))
     return {camera: resolve(prefix, namespace, NODE_NAME) for camera, prefix in prefixes.items()}
+
+
+def rviz_cameras(nodes: Sequence[NodePlan], namespace: str = "",
+                 params: Optional[Mapping[str, Any]] = None) -> List[CameraTopics]:
+    """The cameras of every node as rviz shows them (``rviz:=true``): the
+    topic the node reads (``<topic>/compressed`` with the ``compressed``
+    parameter its params file section sets) and the camera's shared outputs."""
+    shared = outputs([camera for node in nodes for camera in node.cameras], namespace)
+    cameras = []
+    for node in nodes:
+        given = node_parameters(params or {}, resolve("~", namespace, node.name)).get("compressed")
+        compressed = given if isinstance(given, bool) else BY_NAME["compressed"].default
+        cameras += [CameraTopics(resolve(camera, namespace, node.name), shared[camera], compressed)
+                    for camera in node.cameras]
+    return cameras
 
 
 def read_params_file(path: str) -> Dict[str, Any]:
