@@ -21,8 +21,17 @@ from rosbags.rosbag2 import Reader, StoragePlugin
 from test_datasets import write_dataset
 
 from activesam_ros.cli import main
+from activesam_ros.commands import distributed
 from activesam_ros.commands.common import UserError
-from activesam_ros.commands.distributed import Placement, balanced, placement, rank_device, strided
+from activesam_ros.commands.distributed import (
+    DistributedJob,
+    PeerFailed,
+    Placement,
+    balanced,
+    placement,
+    rank_device,
+    strided,
+)
 from activesam_ros.ros import bagio
 
 from bags import IMAGE, photo, raw_image, run_bag, write_bag
@@ -84,6 +93,54 @@ def test_balanced_shards_put_the_heaviest_first_on_the_least_loaded_rank():
     assert sorted(sum(shards, [])) == list(range(len(weights)))
     assert balanced(weights, 2) == shards  # deterministic: every rank computes the same split
     assert balanced([5], 3) == [[0], [], []]
+
+
+class MemoryStore:
+    """torch.distributed's key-value store interface (set, get, add, check, compare_set) in a dict."""
+
+    def __init__(self):
+        self.data: Dict[str, bytes] = {}
+
+    def set(self, key: str, value: str) -> None:
+        self.data[key] = value.encode()
+
+    def get(self, key: str) -> bytes:
+        return self.data[key]
+
+    def add(self, key: str, amount: int) -> int:
+        value = int(self.data.get(key, b"0")) + amount
+        self.data[key] = str(value).encode()
+        return value
+
+    def check(self, keys: List[str]) -> bool:
+        return all(key in self.data for key in keys)
+
+    def compare_set(self, key: str, expected: str, desired: str) -> bytes:
+        if self.data.get(key, b"").decode() == expected:
+            self.data[key] = desired.encode()
+        return self.data[key]
+
+
+def waiting_rank(monkeypatch, timeout: float) -> DistributedJob:
+    """Rank 0 of 2 on a store the other rank never writes to."""
+    monkeypatch.setattr(distributed, "POLL_SECONDS", 0.01)
+    job = DistributedJob(Placement(rank=0, world_size=2, local_rank=0, local_world_size=2), "cpu", timeout)
+    job._store = MemoryStore()
+    return job
+
+
+def test_a_rank_that_never_arrives_fails_the_wait_after_the_timeout_naming_it(monkeypatch):
+    job = waiting_rank(monkeypatch, timeout=0.3)
+    with pytest.raises(UserError, match=r"rank\(s\) 1 made no progress for 0.3 s \(--dist-timeout\) while rank 0 "
+                                        r"waited for them \(shard\)"):
+        job.shard(list(range(4)))
+
+
+def test_a_failed_rank_stops_a_waiting_one_with_its_error(monkeypatch):
+    job = waiting_rank(monkeypatch, timeout=60)
+    job._store.compare_set("failed", "", "rank 1 failed: cannot read image x.jpg")
+    with pytest.raises(PeerFailed, match="stopped: rank 1 failed: cannot read image x.jpg"):
+        job.shard(list(range(4)))
 
 
 # -- torchrun with two processes ----------------------------------------------------------------
