@@ -25,7 +25,7 @@ from activesam_ros.render.palette import class_colors
 
 set_process_defaults()
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
-launch_testing = pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
+pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
 
 import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402

@@ -15,13 +15,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..engine.config import ConfigError
 from ..engine.vocabulary import VocabularyError
 from ..ros import bagio
 from ..ros.topics import CameraOutputs
 from ..stream.parameters import default
+from . import distributed
 from .common import (
     Stopped,
     StopRequests,
@@ -55,8 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"<ns>/label_source, <ns>/overlay, <ns>/confidence, where <ns> is {bagio.NODE_NAMESPACE} for one camera and "
         f"{bagio.NODE_NAMESPACE}/<camera topic> for several.",
     )
-    parser.add_argument("input", metavar="IN", help="a rosbag2 directory, or a lone .db3 or .mcap file")
-    parser.add_argument("output", metavar="OUT", help="the new rosbag2 directory (must not exist)")
+    parser.add_argument("inputs", nargs="+", metavar="IN",
+                        help="a rosbag2 directory, or a lone .db3 or .mcap file; several: each is segmented on "
+                        "its own, into OUT/<its name> (under torchrun, the bags are shared among the processes)")
+    parser.add_argument("output", metavar="OUT", help="the new rosbag2 directory (must not exist); with several "
+                        "IN, the folder of their output bags (it may exist, their bags must not)")
     parser.add_argument("--image-topic", dest="image_topics", action="append", required=True, metavar="TOPIC",
                         help="an image topic of the bag (repeat for several cameras)")
     add_vocab_args(parser)
@@ -95,6 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "says where to continue")
     add_engine_args(parser, stream=True)
     add_temporal_args(parser)
+    distributed.add_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -137,6 +142,46 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class BagPlan:
+    """One input bag, checked: where its outputs go and how many frames it has."""
+
+    source: Path
+    out: Path
+    storage: str
+    frames: int
+
+
+def _pairs(args: argparse.Namespace) -> List[Tuple[Path, Path]]:
+    """(input, output) per bag: OUT itself for one input, OUT/<input's name> for several."""
+    sources = [Path(name) for name in args.inputs]
+    if len(sources) == 1:
+        return [(sources[0], Path(args.output))]
+    named: Dict[str, List[Path]] = {}
+    for source in sources:  # a lone bag file is named without its suffix
+        named.setdefault(source.stem if source.suffix in bagio.BAG_FILE_SUFFIXES else source.name, []).append(source)
+    clashes = [f"{', '.join(map(str, given))} (all {name})" for name, given in named.items() if len(given) > 1]
+    if clashes:
+        raise UserError(f"input bags must have different names, their outputs are OUT/<name>: {'; '.join(clashes)}")
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: with several input bags OUT is the folder of their outputs")
+    return [(given[0], folder / name) for name, given in named.items()]
+
+
+def _plan(args: argparse.Namespace, source: Path, out: Path) -> BagPlan:
+    """Check one input bag and its output before the model loads."""
+    bagio.check_new_output(out, source)
+    reader = bagio.open_bag(source)
+    try:
+        connections = bagio.image_connections(reader, args.image_topics)
+        bagio.output_prefixes({topic: conns[0].msgtype for topic, conns in connections.items()}, args.namespace)
+        frames = sum(c.msgcount for conns in connections.values() for c in conns)
+    finally:
+        reader.close()
+    return BagPlan(source, out, args.storage or bagio.storage_of(source), frames)
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check everything the user gave before the model loads, then segment."""
     if not 0.0 <= args.overlay_alpha <= 1.0:
@@ -146,19 +191,20 @@ def _run(args: argparse.Namespace) -> int:
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
-    source, out = Path(args.input), Path(args.output)
-    bagio.check_new_output(out, source)
     if args.model_every < 1:
         raise UserError(f"--model-every must be at least 1, got {args.model_every}")
     if args.start_time is not None and args.start_time < 0:
         raise UserError(f"--start-time must be a bag time in nanoseconds >= 0, got {args.start_time}")
 
-    reader = bagio.open_bag(source)
-    try:
-        connections = bagio.image_connections(reader, args.image_topics)
-        msgtypes = {topic: conns[0].msgtype for topic, conns in connections.items()}
-        prefixes = bagio.output_prefixes(msgtypes, args.namespace)
-        storage = args.storage or bagio.storage_of(source)
+    # Under torchrun each process segments whole bags: a bag's output is then the one a single
+    # process writes, with no label traffic between processes or machines.
+    with distributed.join(args) as job:
+        plans = [_plan(args, source, out) for source, out in _pairs(args)]
+        mine = job.shard(plans, weights=[plan.frames for plan in plans])
+        if not mine:
+            print(f"{PROG}: rank {job.rank} has no bag to segment ({len(plans)} bag(s) for "
+                  f"{job.world_size} processes)", file=sys.stderr)
+            return 0
 
         from ..engine.pipeline import ActiveSAM
         from ..stream.runtime import StreamProcessor
@@ -168,35 +214,44 @@ def _run(args: argparse.Namespace) -> int:
             engine = ActiveSAM(model, vocabulary, config)
         except (ConfigError, VocabularyError) as exc:
             raise UserError(str(exc)) from exc
+        empty = []
         with StopRequests() as stop:
-            segmented = _segment(args, reader, connections, prefixes, StreamProcessor(engine, temporal), out,
-                                 storage, stop)
-    finally:
-        reader.close()
-    if not segmented:
-        print(f"{PROG}: error: no frame could be segmented", file=sys.stderr)
+            for plan in mine:
+                reader = bagio.open_bag(plan.source)
+                try:
+                    connections = bagio.image_connections(reader, args.image_topics)
+                    prefixes = bagio.output_prefixes({t: c[0].msgtype for t, c in connections.items()}, args.namespace)
+                    if len(plans) > 1:
+                        plan.out.parent.mkdir(parents=True, exist_ok=True)
+                    # A new processor per bag: temporal state never crosses from one recording into another.
+                    if not _segment(args, plan.source, reader, connections, prefixes,
+                                    StreamProcessor(engine, temporal), plan.out, plan.storage, stop, job):
+                        empty.append(str(plan.source))
+                finally:
+                    reader.close()
+    if empty:
+        print(f"{PROG}: error: no frame could be segmented{'' if len(plans) == 1 else ' in ' + ', '.join(empty)}",
+              file=sys.stderr)
         return 1
     return 0
 
 
-def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict[str, List["bagio.Connection"]],
-             prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str,
-             stop: StopRequests) -> int:
+def _segment(args: argparse.Namespace, source: Path, reader: "bagio.Reader",
+             connections: Dict[str, List["bagio.Connection"]], prefixes: Dict[str, str], processor: "StreamProcessor",
+             out: Path, storage: str, stop: StopRequests, job: "distributed.Job") -> int:
     """Every frame of the image topics through ``processor``, in bag order,
     outputs into a new bag at ``out``; returns how many were segmented. A
     stop request ends it between two messages, the bag closed and marked
     partial (so do errors)."""
-    from tqdm import tqdm
-
     from ..ros.rosbags_types import typestore
 
     store = typestore(args.distro)
     writer = bagio.create_writer(out, storage, args.distro)
-    for key, value in _provenance(args, processor).items():
+    for key, value in _provenance(source, args, processor).items():
         writer.set_custom_data(key, value)
     cameras: Dict[str, Camera] = {}
     total = sum(c.msgcount for conns in connections.values() for c in conns)
-    progress = tqdm(total=total, desc="bag", unit="frame", file=sys.stderr)
+    progress = job.progress(total=total, desc="bag", unit="frame", file=sys.stderr)
     last = None  # bag time of the last input message handled
     try:
         for topic, conns in connections.items():
@@ -227,9 +282,9 @@ def _segment(args: argparse.Namespace, reader: "bagio.Reader", connections: Dict
     writer.close()
     for camera in cameras.values():
         print(f"{PROG}: {camera.summary()}", file=sys.stderr)
-    orphans = bagio.orphan_messages(Path(args.input))
+    orphans = bagio.orphan_messages(source)
     if orphans:
-        print(f"{PROG}: {orphans} message(s) of {args.input} belong to no topic of its index and were not read",
+        print(f"{PROG}: {orphans} message(s) of {source} belong to no topic of its index and were not read",
               file=sys.stderr)
     print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro})", file=sys.stderr)
     return sum(c.segmented + c.propagated for c in cameras.values())
@@ -263,11 +318,11 @@ def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Type
     _write_outputs(writer, store, camera, timestamp, done, args, processor.engine.config.confidence_threshold)
 
 
-def _provenance(args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
+def _provenance(source: Path, args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
     """What made OUT, for its metadata.yaml's custom_data (a string per key)."""
     engine = processor.engine
     return {
-        "activesam.input": str(args.input),
+        "activesam.input": str(source),
         "activesam.model": model_description(args),
         "activesam.vocabulary": json.dumps(list(engine.vocabulary.lines)),
         "activesam.config": json.dumps(engine.config.as_dict()),

@@ -7,6 +7,7 @@ confusion matrix spans the whole split (mmsegmentation's IoUMetric).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -15,6 +16,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from . import distributed
 from .common import (
     UserError,
     add_engine_args,
@@ -59,6 +61,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--save-predictions", metavar="DIR",
                         help="write each prediction as <image stem>.png in the dataset's own label ids")
     add_engine_args(parser)
+    distributed.add_args(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,11 +73,18 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.datasets import get_benchmark
 
     bench = get_benchmark(args.dataset)
-    samples, vocabulary = _check_inputs(args, bench)
-    engine = _build_engine(args, bench, vocabulary)
-    matrix, stage_seconds, wall = _evaluate(args, bench, samples, engine)
+    with distributed.join(args) as job:  # under torchrun: this rank's device, shard and share of the merge
+        samples, vocabulary = _check_inputs(args, bench)
+        mine = job.shard(samples)  # every rank's inputs checked: one failure stops all before the model loads
+        engine = _build_engine(args, bench, vocabulary)
+        matrix, stage_seconds, wall = _evaluate(args, bench, mine, engine, job)
+        matrix.matrix = job.sum(matrix.matrix)
+        stage_seconds, wall = _merge_times(job.gather([stage_seconds, wall]))
+    if not job.is_main:
+        return 0
     report = _report(args, bench, engine, matrix, stage_seconds, len(samples))
     report["wall_seconds"] = wall
+    report.update(job.describe())
     print(format_report(report))
     if args.json:
         try:
@@ -125,14 +135,24 @@ def _build_engine(args: argparse.Namespace, bench: "Benchmark", vocabulary: "Voc
         raise UserError(str(exc)) from exc
 
 
+def _merge_times(per_rank: List[list]) -> Tuple[Dict[str, float], float]:
+    """(seconds per stage, wall time) of every rank: the seconds summed in
+    rank order, the longest wall time (one rank: its own)."""
+    total: Dict[str, float] = {}
+    for seconds, _ in per_rank:
+        for stage, value in seconds.items():
+            total[stage] = total.get(stage, 0.0) + value
+    return total, max(wall for _, wall in per_rank)
+
+
 def _evaluate(
-    args: argparse.Namespace, bench: "Benchmark", samples: List["Sample"], engine: "ActiveSAM"
+    args: argparse.Namespace, bench: "Benchmark", samples: List["Sample"], engine: "ActiveSAM",
+    job: "distributed.Job",
 ) -> Tuple["ConfusionMatrix", Dict[str, float], float]:
     """Segment every sample; return the confusion matrix, the summed seconds
     per stage and the wall time."""
     import numpy as np
     from PIL import Image
-    from tqdm import tqdm
 
     from ..engine.limits import ImageError
     from ..engine.pipeline import NonFiniteScores
@@ -146,7 +166,7 @@ def _evaluate(
     matrix = ConfusionMatrix(bench.num_classes)
     stage_seconds: Dict[str, float] = {}
     started = time.perf_counter()
-    progress = tqdm(samples, desc=f"eval {bench.name}", unit="img", file=sys.stderr, dynamic_ncols=True)
+    progress = job.progress(samples, desc=f"eval {bench.name}", unit="img", file=sys.stderr, dynamic_ncols=True)
     for sample in progress:
         try:
             rgb = load_image(sample.image)
@@ -177,6 +197,8 @@ def _evaluate(
 
 def _report(args: argparse.Namespace, bench: "Benchmark", engine: "ActiveSAM", matrix: "ConfusionMatrix",
             stage_seconds: Dict[str, float], count: int) -> Dict[str, Any]:
+    import torch
+
     offset = 1 if bench.reduce_zero_label else 0
     corruption = {"type": args.corruption, "severity": args.severity, "seed": args.corruption_seed}
     return {
@@ -191,7 +213,13 @@ def _report(args: argparse.Namespace, bench: "Benchmark", engine: "ActiveSAM", m
         "corruption": corruption if args.corruption else None,
         "config": {**engine.config.as_dict(), "resolution": engine.resolution,
                    "preview_resolution": engine.preview_resolution},
+        "device": str(engine.device),
+        # On a CPU the thread count changes the order of float sums, so the last bits of scores:
+        # matrices match bit for bit between runs with the same threads per process.
+        "threads_per_process": torch.get_num_threads(),
         "mIoU": _percent(matrix.miou()),
+        # int64, row-major, little-endian: equal hashes, equal matrices (one process or many)
+        "confusion_matrix_sha256": hashlib.sha256(matrix.matrix.astype("<i8").tobytes()).hexdigest(),
         "aAcc": _percent(matrix.aacc()),
         "per_class_iou": [
             {"index": i, "label_id": i + offset, "name": name, "iou": _percent(float(value))}

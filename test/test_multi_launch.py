@@ -1,0 +1,134 @@
+"""The installed multi.launch.py with two CPU "devices" and three cameras,
+seen from another ROS process: every camera gets labels of its own frames on
+its shared topic, and each node reports exactly its cameras on /diagnostics.
+
+Needs a sourced ROS 2 with this package built (``colcon build`` then
+``colcon test``, or ``python -m pytest test/test_multi_launch.py`` with
+``install/setup.bash`` sourced); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import tempfile
+import time
+import unittest
+from typing import Callable, Dict, List, Set
+
+import numpy as np
+import pytest
+
+from activesam_ros.engine.environment import set_process_defaults
+
+set_process_defaults()
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
+pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
+
+import launch  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+try:
+    SHARE = get_package_share_directory("activesam_ros")
+except PackageNotFoundError:  # a module-level skip would break launch_testing's collection
+    SHARE = None
+
+NAMESPACE = "activesam_multi_test"
+CAMERAS = ["cam0/image_raw", "cam1/image_raw", "cam2/image_raw"]  # relative: inside NAMESPACE
+# Round-robin over two nodes: cam0 and cam2 on activesam_0, cam1 on activesam_1; the outputs
+# are where one node with the three cameras would put them.
+SERVES = {"activesam_0": {CAMERAS[0], CAMERAS[2]}, "activesam_1": {CAMERAS[1]}}
+STARTUP = 300.0  # seconds: two nodes build the tiny model side by side on a slow CPU
+WAIT = 120.0
+
+
+@pytest.mark.launch_test
+@pytest.mark.skipif(SHARE is None, reason="activesam_ros is not installed in the sourced ROS environment: "
+                                          "colcon build it and source install/setup.bash")
+def generate_test_description():
+    vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+    vocabulary.write("person\ndog\nfloor\n")
+    vocabulary.close()
+    multi = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "multi.launch.py")),
+        launch_arguments={"model": "tiny", "devices": "[cpu, cpu]", "cameras": f"[{', '.join(CAMERAS)}]",
+                          "namespace": NAMESPACE, "vocabulary_file": vocabulary.name}.items(),
+    )
+    return launch.LaunchDescription([multi, launch_testing.actions.ReadyToTest()]), {}
+
+
+def _frame(node, camera: int, index: int) -> Image:
+    """A 64 x 48 image whose frame_id names its camera and its index."""
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :, camera] = np.arange(64, dtype=np.uint8)[None, :] * 4
+    rgb[:, :, 2 - camera] = np.arange(48, dtype=np.uint8)[:, None] * 5
+    msg = Image(height=48, width=64, encoding="rgb8", is_bigendian=0, step=64 * 3)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.frame_id = f"cam{camera}_frame{index}"
+    msg.data = array.array("B", rgb.tobytes())
+    return msg
+
+
+class TestMultiLaunch(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node("activesam_multi_tester", namespace=NAMESPACE)
+        cls.labels: Dict[str, List[Image]] = {camera: [] for camera in CAMERAS}
+        cls.diagnostics: List[DiagnosticArray] = []
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for camera in CAMERAS:
+            cls.node.create_subscription(Image, f"/{NAMESPACE}/activesam/{camera}/labels",
+                                         cls.labels[camera].append, reliable)
+        cls.node.create_subscription(DiagnosticArray, "/diagnostics", cls.diagnostics.append, 10)
+        cls.publishers = [cls.node.create_publisher(Image, f"/{NAMESPACE}/{camera}", qos_profile_sensor_data)
+                          for camera in CAMERAS]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def spin_until(self, done: Callable[[], bool], timeout: float, what: str, period: float = 0.5) -> None:
+        """Spin until ``done()``, publishing a frame on every camera each ``period`` s."""
+        end, next_frame, index = time.monotonic() + timeout, 0.0, 0
+        while not done():
+            self.assertLess(time.monotonic(), end, f"timed out waiting for {what}")
+            if time.monotonic() >= next_frame:
+                for camera, publisher in enumerate(self.publishers):
+                    publisher.publish(_frame(self.node, camera, index))
+                index, next_frame = index + 1, time.monotonic() + period
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+
+    def reported(self) -> Dict[str, Set[str]]:
+        """node name -> the input topics it reported on /diagnostics (relative to NAMESPACE)."""
+        out: Dict[str, Set[str]] = {}
+        for message in self.diagnostics:
+            for status in message.status:
+                name = status.name.split(":")[0].strip()
+                topic = {kv.key: kv.value for kv in status.values}.get("input topic", "")
+                if name.startswith("activesam_") and topic.startswith(f"/{NAMESPACE}/"):
+                    out.setdefault(name, set()).add(topic[len(NAMESPACE) + 2:])
+                    self.assertEqual(status.hardware_id, "cpu", status.name)
+        return out
+
+    def test_every_camera_gets_labels_and_each_node_reports_its_cameras(self):
+        self.spin_until(lambda: all(len(self.labels[c]) >= 2 for c in CAMERAS), STARTUP, "labels of every camera")
+        for camera, received in self.labels.items():
+            index = CAMERAS.index(camera)
+            for msg in received:  # the labels of a camera's own frames, and nobody else's
+                self.assertTrue(msg.header.frame_id.startswith(f"cam{index}_"), (camera, msg.header.frame_id))
+                self.assertEqual((msg.encoding, msg.height, msg.width), ("mono8", 48, 64))
+        self.spin_until(lambda: self.reported() == SERVES, WAIT, "both nodes on /diagnostics with their cameras")
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_nodes_exit_cleanly(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
