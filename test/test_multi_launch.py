@@ -9,35 +9,24 @@ Needs a sourced ROS 2 with this package built (``colcon build`` then
 
 from __future__ import annotations
 
-import array
 import os
 import tempfile
 import time
 import unittest
 from typing import Callable, Dict, List, Set
 
-import numpy as np
 import pytest
+from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy  # skips this module without ROS 2
 
-from activesam_ros.engine.environment import set_process_defaults
+# isort: split
 
-set_process_defaults()
-rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
-pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
-
-import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-try:
-    SHARE = get_package_share_directory("activesam_ros")
-except PackageNotFoundError:  # a module-level skip would break launch_testing's collection
-    SHARE = None
+import launch
+import launch_testing.actions
+import launch_testing.asserts
+from diagnostic_msgs.msg import DiagnosticArray
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
 
 NAMESPACE = "activesam_multi_test"
 CAMERAS = ["cam0/image_raw", "cam1/image_raw", "cam2/image_raw"]  # relative: inside NAMESPACE
@@ -49,8 +38,7 @@ WAIT = 120.0
 
 
 @pytest.mark.launch_test
-@pytest.mark.skipif(SHARE is None, reason="activesam_ros is not installed in the sourced ROS environment: "
-                                          "colcon build it and source install/setup.bash")
+@pytest.mark.skipif(SHARE is None, reason=NOT_INSTALLED)
 def generate_test_description():
     vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
     vocabulary.write("person\ndog\nfloor\n")
@@ -61,18 +49,6 @@ def generate_test_description():
                           "namespace": NAMESPACE, "vocabulary_file": vocabulary.name}.items(),
     )
     return launch.LaunchDescription([multi, launch_testing.actions.ReadyToTest()]), {}
-
-
-def _frame(node, camera: int, index: int) -> Image:
-    """A 64 x 48 image whose frame_id names its camera and its index."""
-    rgb = np.zeros((48, 64, 3), np.uint8)
-    rgb[:, :, camera] = np.arange(64, dtype=np.uint8)[None, :] * 4
-    rgb[:, :, 2 - camera] = np.arange(48, dtype=np.uint8)[:, None] * 5
-    msg = Image(height=48, width=64, encoding="rgb8", is_bigendian=0, step=64 * 3)
-    msg.header.stamp = node.get_clock().now().to_msg()
-    msg.header.frame_id = f"cam{camera}_frame{index}"
-    msg.data = array.array("B", rgb.tobytes())
-    return msg
 
 
 class TestMultiLaunch(unittest.TestCase):
@@ -102,7 +78,7 @@ class TestMultiLaunch(unittest.TestCase):
             self.assertLess(time.monotonic(), end, f"timed out waiting for {what}")
             if time.monotonic() >= next_frame:
                 for camera, publisher in enumerate(self.publishers):
-                    publisher.publish(_frame(self.node, camera, index))
+                    publisher.publish(gradient_frame(self.node, f"cam{camera}_frame{index}", channels=(camera, 2 - camera)))
                 index, next_frame = index + 1, time.monotonic() + period
             rclpy.spin_once(self.node, timeout_sec=0.01)
 

@@ -10,7 +10,6 @@ Needs a sourced ROS 2 with this package built (``colcon build`` then
 
 from __future__ import annotations
 
-import array
 import os
 import tempfile
 import time
@@ -19,30 +18,22 @@ from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
+from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy  # skips this module without ROS 2
 
-from activesam_ros.engine.environment import set_process_defaults
+# isort: split
+
+import launch
+import launch_testing.actions
+import launch_testing.asserts
+from diagnostic_msgs.msg import DiagnosticArray
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, TimeReference
+from vision_msgs.msg import Classification, LabelInfo
+
 from activesam_ros.render.palette import class_colors
-
-set_process_defaults()
-rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy): source a ROS 2 install, build with colcon")
-pytest.importorskip("launch_testing", reason="needs ROS 2's launch_testing (a test_depend)")
-
-import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image, TimeReference  # noqa: E402
-from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
-
-try:
-    SHARE = get_package_share_directory("activesam_ros")
-except PackageNotFoundError:  # a module-level skip would break launch_testing's collection
-    SHARE = None
 
 NAMESPACE = "activesam_launch_test"
 NODE = f"/{NAMESPACE}/activesam"
@@ -52,8 +43,7 @@ WAIT = 90.0
 
 
 @pytest.mark.launch_test
-@pytest.mark.skipif(SHARE is None, reason="activesam_ros is not installed in the sourced ROS environment: "
-                                          "colcon build it and source install/setup.bash")
+@pytest.mark.skipif(SHARE is None, reason=NOT_INSTALLED)
 def generate_test_description():
     vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
     vocabulary.write("# the vocabulary the node starts with\nperson\ndog\nfloor\n")
@@ -64,18 +54,6 @@ def generate_test_description():
                           "vocabulary_file": vocabulary.name}.items(),
     )
     return launch.LaunchDescription([segment, launch_testing.actions.ReadyToTest()]), {}
-
-
-def _frame(node, frame_id: str, encoding: str = "rgb8") -> Image:
-    """A 64 x 48 gradient image with a unique stamp and frame_id."""
-    rgb = np.zeros((48, 64, 3), np.uint8)
-    rgb[:, :, 0] = np.arange(64, dtype=np.uint8)[None, :] * 4
-    rgb[:, :, 1] = np.arange(48, dtype=np.uint8)[:, None] * 5
-    msg = Image(height=48, width=64, encoding=encoding, is_bigendian=0, step=64 * 3)
-    msg.header.stamp = node.get_clock().now().to_msg()
-    msg.header.frame_id = frame_id
-    msg.data = array.array("B", rgb.tobytes())
-    return msg
 
 
 def _key(header) -> tuple:
@@ -122,7 +100,7 @@ class TestSegmentLaunch(unittest.TestCase):
             self.assertLess(time.monotonic(), end, f"timed out waiting for {what}")
             if publish and time.monotonic() >= next_frame:
                 index = len(self.sent) + len(self.bad)
-                msg = _frame(self.node, f"frame_{index}", "32FC3" if bad and index % 4 == 3 else "rgb8")
+                msg = gradient_frame(self.node, f"frame_{index}", "32FC3" if bad and index % 4 == 3 else "rgb8")
                 (self.bad if msg.encoding == "32FC3" else self.sent)[_key(msg.header)] = msg.header.frame_id
                 self.camera.publish(msg)
                 next_frame = time.monotonic() + period
