@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from .common import (
     UserError,
@@ -91,27 +91,40 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
                            config=config, temporal=temporal, plan=QUICK if args.quick else FULL, progress=True)
+    env = report["environment"]
+    title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
+    rows = report["scaling"]["rows"]
+    return _write_report(report, json_path, table(report),
+                         None if plot_path is None else lambda: plot_scaling(rows, title, plot_path))
+
+
+def _write_report(report: dict, json_path: Path, table_text: str, plot: Optional[Callable[[], None]] = None) -> int:
+    """The report as JSON to ``json_path`` and stdout, its plot if asked
+    for, and its table to stderr."""
     text = json.dumps(report, indent=2)
     try:
         json_path.write_text(text + "\n")
-        if plot_path is not None:
-            env = report["environment"]
-            title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
-            plot_scaling(report["scaling"]["rows"], title, plot_path)
+        if plot is not None:
+            plot()
     except OSError as exc:
         raise UserError(f"cannot write the report: {exc}") from exc
     print(text)
-    print(table(report), file=sys.stderr)
+    print(table_text, file=sys.stderr)
     return 0
+
+
+def _check_video_args(args: argparse.Namespace) -> None:
+    """--video and the flags that shape how it is read."""
+    if args.video and not Path(args.video).is_file():
+        raise UserError(f"--video {args.video}: no such file")
+    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
+        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
 
 
 def run_video(args: argparse.Namespace) -> int:
     """``--video``: the temporal policies on a real video (benchmark/video.py)."""
     json_path = _writable(args.json, "--json")
-    if not Path(args.video).is_file():
-        raise UserError(f"--video {args.video}: no such file")
-    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
-        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
+    _check_video_args(args)
     from ..benchmark.video import VideoError, measure_video, video_table
     from ..engine.vocabulary import VocabularyError, load_vocabulary_file
 
@@ -130,14 +143,7 @@ def run_video(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     report = {"schema": "activesam-bench-video/1", "model": model_description(args),
               "random_weights": args.model == "tiny", **report}
-    text = json.dumps(report, indent=2)
-    try:
-        json_path.write_text(text + "\n")
-    except OSError as exc:
-        raise UserError(f"cannot write the report: {exc}") from exc
-    print(text)
-    print(video_table(report), file=sys.stderr)
-    return 0
+    return _write_report(report, json_path, video_table(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20
@@ -165,10 +171,7 @@ def run_work(args: argparse.Namespace) -> int:
     if not args.work_stream and not args.video:
         raise UserError("--work needs --video FILE (the stream mix is measured on it with the given model) "
                         "or --work-stream FILE")
-    if args.video and not Path(args.video).is_file():
-        raise UserError(f"--video {args.video}: no such file")
-    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
-        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
+    _check_video_args(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
 
@@ -196,18 +199,10 @@ def run_work(args: argparse.Namespace) -> int:
         real = check_real(config.replace(resolution=max(RESOLUTIONS)), stages[max(RESOLUTIONS)], seed=args.seed)
     report = work_report(stages, vocabularies, mixes, config, sum(p.numel() for p in model.parameters()),
                          real_check=real)
-    text = json.dumps(report, indent=2)
-    try:
-        json_path.write_text(text + "\n")
-        if plot_path is not None:
-            full = [f for f in report["frames"] if f["resolution"] == max(RESOLUTIONS)]
-            plot_work(full, MODES, f"SAM 3 released architecture at {max(RESOLUTIONS)} px: counted work per "
-                      "frame (not timed)", plot_path)
-    except OSError as exc:
-        raise UserError(f"cannot write the report: {exc}") from exc
-    print(text)
-    print(work_tables(report), file=sys.stderr)
-    return 0
+    full = [f for f in report["frames"] if f["resolution"] == max(RESOLUTIONS)]
+    title = f"SAM 3 released architecture at {max(RESOLUTIONS)} px: counted work per frame (not timed)"
+    return _write_report(report, json_path, work_tables(report),
+                         None if plot_path is None else lambda: plot_work(full, MODES, title, plot_path))
 
 
 def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say) -> dict:
