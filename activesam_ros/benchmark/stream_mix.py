@@ -45,14 +45,10 @@ def measure_stream_mix(engine: ActiveSAM, frames: Sequence[np.ndarray], fps: flo
             refreshes += 1
             screened += "screen" in out.result.timings
     propagation = StreamProcessor(engine, replace(temporal, propagate=True))
-    model_frames, since_model = 0, None
+    model_frames = 0
     for index, rgb in enumerate(frames):
-        skip = since_model is not None and since_model + 1 < model_every
-        out = propagation.label(Frame(rgb, stamp=index / fps, frame_id=str(index), camera="mix"), skip_model=skip)
-        if out.source == MODEL:
-            model_frames, since_model = model_frames + 1, 0
-        else:
-            since_model += 1
+        out = propagation.label(Frame(rgb, stamp=index / fps, frame_id=str(index), camera="mix"), model_every)
+        model_frames += out.source == MODEL
     return StreamMix(
         refresh_fraction=refreshes / len(frames),
         reuse_decoded_queries=statistics.fmean(decoded) if decoded else 0.0,

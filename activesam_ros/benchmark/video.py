@@ -116,20 +116,17 @@ def run_policy(engine: ActiveSAM, policy: Policy, frames: Sequence[np.ndarray], 
     engine.reconfigure(policy.config)
     processor = StreamProcessor(engine, policy.temporal)
     run = Run([], [], [], [])
-    since_model = None
     for index, rgb in enumerate(frames):
         frame = Frame(rgb, stamp=index / fps, frame_id=str(index), camera="video")
         started = time.process_time()
-        out = processor.label(frame, skip_model=since_model is not None and since_model + 1 < policy.model_every)
+        out = processor.label(frame, policy.model_every)
         seconds = time.process_time() - started
         if out.source == MODEL:
             run.model_seconds += seconds
             run.decoded_classes.append(len(out.result.active_classes))
             run.reasons.append(out.plan.reason)
-            since_model = 0
         else:
             run.propagation_seconds += seconds
-            since_model += 1
         run.labels.append(out.result.labels)
         run.sources.append(out.source)
     return run

@@ -115,7 +115,6 @@ class Camera(CameraOutputs):
     previews: int = 0
     skipped: int = 0
     first_problem: str = ""
-    since_model: Optional[int] = None  # frames since this camera's last model frame
 
     def summary(self) -> str:
         line = (f"{self.topic} -> {self.prefix}/*: {self.segmented} frame(s) segmented ({self.refreshes} "
@@ -144,11 +143,13 @@ def run(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class BagPlan:
-    """One input bag, checked: where its outputs go and how many frames it has."""
+    """One input bag, checked: where its outputs go, each camera's output
+    prefix and how many frames it has."""
 
     source: Path
     out: Path
     storage: str
+    prefixes: Dict[str, str]
     frames: int
 
 
@@ -175,11 +176,12 @@ def _plan(args: argparse.Namespace, source: Path, out: Path) -> BagPlan:
     reader = bagio.open_bag(source)
     try:
         connections = bagio.image_connections(reader, args.image_topics)
-        bagio.output_prefixes({topic: conns[0].msgtype for topic, conns in connections.items()}, args.namespace)
+        prefixes = bagio.output_prefixes({topic: conns[0].msgtype for topic, conns in connections.items()},
+                                         args.namespace)
         frames = sum(c.msgcount for conns in connections.values() for c in conns)
     finally:
         reader.close()
-    return BagPlan(source, out, args.storage or bagio.storage_of(source), frames)
+    return BagPlan(source, out, args.storage or bagio.storage_of(source), prefixes, frames)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -220,11 +222,10 @@ def _run(args: argparse.Namespace) -> int:
                 reader = bagio.open_bag(plan.source)
                 try:
                     connections = bagio.image_connections(reader, args.image_topics)
-                    prefixes = bagio.output_prefixes({t: c[0].msgtype for t, c in connections.items()}, args.namespace)
                     if len(plans) > 1:
                         plan.out.parent.mkdir(parents=True, exist_ok=True)
                     # A new processor per bag: temporal state never crosses from one recording into another.
-                    if not _segment(args, plan.source, reader, connections, prefixes,
+                    if not _segment(args, plan.source, reader, connections, plan.prefixes,
                                     StreamProcessor(engine, temporal), plan.out, plan.storage, stop, job):
                         empty.append(str(plan.source))
                 finally:
@@ -307,11 +308,10 @@ def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Type
         _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
         return
     header = msg.header
-    skip_model = camera.since_model is not None and camera.since_model + 1 < args.model_every
     try:
         rgb = bagio.DECODERS[camera.msgtype](msg)
         stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
-        done = processor.label(Frame(rgb, stamp, header.frame_id, camera.topic, context=header), skip_model)
+        done = processor.label(Frame(rgb, stamp, header.frame_id, camera.topic, context=header), args.model_every)
     except (UnsupportedImage, ImageError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
         return
@@ -345,10 +345,8 @@ def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Cam
         camera.segmented += 1
         camera.refreshes += int(done.plan.refresh)
         camera.previews += int(done.result.preview_ran)
-        camera.since_model = 0
     else:
         camera.propagated += 1
-        camera.since_model += 1
 
 
 def _skip(camera: Camera, timestamp: int, reason: str, progress: "tqdm") -> None:

@@ -90,6 +90,7 @@ class _Camera:
         self.tracker = ActiveSetTracker(temporal, query_class)
         self.propagator = LabelPropagator(temporal)
         self.refresh_grey: Optional[np.ndarray] = None
+        self.since_model = 0  # frames labelled since its last model frame (``StreamProcessor.label``)
 
     def scene_residual(self, grey: np.ndarray) -> float:
         """How far a frame is from the last refresh frame, in grey levels
@@ -281,13 +282,23 @@ class StreamProcessor:
             self.stats.count(frame.camera, "dropped")
         return out
 
-    def label(self, frame: Frame, skip_model: bool) -> FrameResult:
-        """One frame of a recording, in order: carried forward when
-        ``skip_model`` and propagation can be trusted, else segmented."""
+    def label(self, frame: Frame, model_every: int = 1) -> FrameResult:
+        """One frame of a recording, in order: the model on every
+        ``model_every``-th frame of its camera, the frames between carried
+        forward where propagation can be trusted (segmented where not), as
+        the runtime does when the model is slower than the camera."""
         received_at = self.stats.clock()
         self.stats.received(frame.camera, received_at)
-        out = self._carry(frame, received_at) if skip_model else None
-        return out if out is not None else self.process(frame, received_at)
+        with self._state_lock:
+            camera = self._cameras.get(frame.camera)
+        if camera is not None and camera.since_model + 1 < model_every:
+            out = self._carry(frame, received_at)
+            if out is not None:
+                camera.since_model += 1
+                return out
+        out = self.process(frame, received_at)
+        self._camera(frame.camera).since_model = 0
+        return out
 
     def _carry(self, frame: Frame, received_at: float,
                deliver: Optional[Callable[[FrameResult], None]] = None) -> Optional[FrameResult]:
