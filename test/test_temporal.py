@@ -11,7 +11,7 @@ import pytest
 from activesam_ros.engine.config import ConfigError
 from activesam_ros.engine.result import SegmentationResult
 from activesam_ros.engine.vocabulary import Vocabulary
-from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig, class_pixels
+from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig
 
 # 30 classes, class 2 with two aliases: 31 queries.
 VOCAB = Vocabulary.from_classes(["c0", "c1", "c2, second name"] + [f"c{i}" for i in range(3, 30)])
@@ -218,7 +218,7 @@ def test_nothing_left_present_refreshes():
 
 
 def test_class_pixels_counts_each_class():
-    pixels = class_pixels(make([0, 4], {4: 7}))
+    pixels = make([0, 4], {4: 7}).class_pixels
     assert pixels[4] == 7 and pixels[0] == SIDE * SIDE - 7 and pixels.sum() == SIDE * SIDE
 
 

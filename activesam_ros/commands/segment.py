@@ -115,14 +115,14 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
 
     _write_atomically(out / labels_name, imwrite(encoded))
     _write_atomically(out / overlay_name, imwrite(tinted))
-    presence = result.class_presence
+    presence, pixels = result.class_presence, result.class_pixels
     summary = dict(summary)
     summary.update(
         image_size=[int(rgb.shape[1]), int(rgb.shape[0])],
         preview_ran=result.preview_ran,
         active_classes=[
             {"index": c, "name": result.vocabulary.names[c], "presence": round(float(presence[c]), 6),
-             "pixels": int((labels == c).sum())}
+             "pixels": int(pixels[c])}
             for c in result.active_classes
         ],
         timings_s={k: round(v, 6) for k, v in result.timings.items()},

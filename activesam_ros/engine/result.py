@@ -37,6 +37,12 @@ class SegmentationResult:
         return sorted({query_class[q] for q in self.active_queries})
 
     @property
+    def class_pixels(self) -> np.ndarray:
+        """(C,) pixels each class wins in the label image (a calibrated background included)."""
+        classes = len(self.vocabulary)
+        return np.bincount(self.labels.ravel(), minlength=classes)[:classes]
+
+    @property
     def class_presence(self) -> np.ndarray:
         """(C,) per class: the max full-resolution presence over its queries."""
         out = np.zeros(len(self.vocabulary), dtype=np.float32)

@@ -36,7 +36,7 @@ def legend_entries(result: SegmentationResult) -> List[Tuple[int, bool]]:
     """(class index, holds pixels in this frame) in legend order (module doc);
     the background class of a calibrated result has no colour and no row."""
     classes = len(result.vocabulary)
-    counts = np.bincount(result.labels.ravel(), minlength=classes)[:classes]
+    counts = result.class_pixels
     skip = {result.background_index} if result.background_index is not None else set()
     present = [int(c) for c in np.argsort(-counts, kind="stable") if counts[c] > 0 and c not in skip]
     decoded = [c for c in result.active_classes if counts[c] == 0 and c not in skip]

@@ -123,11 +123,6 @@ class FramePlan:
     reason: str
 
 
-def class_pixels(result: SegmentationResult) -> np.ndarray:
-    """(C,) pixels each class wins in the label image (calibrated background included)."""
-    return np.bincount(result.labels.ravel(), minlength=len(result.vocabulary))[: len(result.vocabulary)]
-
-
 class ActiveSetTracker:
     """One camera's temporal state for one vocabulary and engine config.
 
@@ -183,7 +178,7 @@ class ActiveSetTracker:
     def update(self, plan: FramePlan, result: SegmentationResult, stamp: float = 0.0) -> None:
         """Take in what the engine made of the frame ``plan`` was for."""
         floor = max(1, int(np.ceil(self.temporal.present_fraction * result.labels.size)))
-        present = class_pixels(result) >= floor
+        present = result.class_pixels >= floor
         decoded = np.zeros(self.num_classes, dtype=bool)
         decoded[result.active_classes] = True
         if plan.refresh:  # the method's own choice: what it did not decode is gone
