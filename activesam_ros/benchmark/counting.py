@@ -51,7 +51,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 from ..engine import cpu_shims
-from ..engine.model import _import_sam3, bpe_vocabulary_path
+from ..engine.model import build_released_sam3, fill_text_weights
 
 aten = torch.ops.aten
 
@@ -208,27 +208,21 @@ def shapes_only(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def released_sam3(values: bool = False, seed: int = 0) -> torch.nn.Module:
-    """SAM 3's released image model, built by sam3 without a checkpoint.
+    """SAM 3's released image model, built by sam3 without a checkpoint
+    (``engine.model.build_released_sam3``).
 
     ``values=False``: weights are shapes only, except the geometry
     encoder's input layer norm (random; see the module doc). ``values=True``: every weight
     random (the text encoder's two tensors sam3 leaves uninitialised are
-    filled as ``build_tiny_sam3`` fills them).
+    filled as ``build_tiny_sam3`` fills them: ``fill_text_weights``).
     """
-    builder = _import_sam3()
-    build: Dict[str, Any] = dict(bpe_path=bpe_vocabulary_path(), device="cpu", checkpoint_path=None,
-                                 load_from_HF=False)
-    fork = torch.random.fork_rng(devices=[])
-    with fork, cpu_shims.cpu_construction():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if values:
-            model = builder.build_sam3_image_model(**build)
-            encoder = model.backbone.language_backbone.encoder
-            torch.nn.init.normal_(encoder.positional_embedding, std=0.01)
-            if isinstance(getattr(encoder, "text_projection", None), torch.nn.Parameter):
-                torch.nn.init.normal_(encoder.text_projection, std=encoder.width ** -0.5)
+            model = build_released_sam3()
+            fill_text_weights(model.backbone.language_backbone.encoder)
         else:
             with _ParametersOnMeta():
-                model = builder.build_sam3_image_model(**build)
+                model = build_released_sam3()
             _random_(model.geometry_encoder.img_pre_norm, seed)
     return model.eval()

@@ -205,18 +205,32 @@ def load_sam3(
     spec = resolve_device(device)
     path = _download_from_hub(hub_id) if hub_id is not None else Path(checkpoint).expanduser()
     weights = _read_checkpoint(path)
+    # Built without the checkpoint: sam3 would load it leniently
+    # (strict=False, mismatches only printed); it is loaded strictly here.
+    model = build_released_sam3()
+    load_weights(model, weights, repr(str(path)))
+    return model.to(spec.device).eval()
+
+
+def build_released_sam3() -> torch.nn.Module:
+    """SAM 3's released image architecture as sam3's builder makes it, on
+    the CPU, with no weights loaded (sam3's initialisation)."""
     builder = _import_sam3()
     with cpu_shims.cpu_construction():
-        # Built without the checkpoint: sam3 would load it leniently
-        # (strict=False, mismatches only printed); it is loaded strictly here.
-        model = builder.build_sam3_image_model(
+        return builder.build_sam3_image_model(
             bpe_path=bpe_vocabulary_path(),
             device="cpu",
             checkpoint_path=None,
             load_from_HF=False,
         )
-    load_weights(model, weights, repr(str(path)))
-    return model.to(spec.device).eval()
+
+
+def fill_text_weights(encoder: torch.nn.Module) -> None:
+    """Random values for the two text-encoder tensors sam3 leaves as
+    ``torch.empty`` (only a checkpoint fills them): a model without one."""
+    torch.nn.init.normal_(encoder.positional_embedding, std=0.01)
+    if getattr(encoder, "text_projection", None) is not None:
+        torch.nn.init.normal_(encoder.text_projection, std=encoder.width ** -0.5)
 
 
 def load_model(
@@ -287,10 +301,7 @@ def build_tiny_sam3(seed: int = 0, image_size: int = 336, d_model: int = 64) -> 
             d_model=d_model, tokenizer=SimpleTokenizer(bpe_path=bpe_vocabulary_path()),
             width=64, heads=4, layers=2, context_length=32,
         )
-        # sam3 leaves these two as torch.empty, filled only by a checkpoint.
-        torch.nn.init.normal_(text.encoder.positional_embedding, std=0.01)
-        if getattr(text.encoder, "text_projection", None) is not None:
-            torch.nn.init.normal_(text.encoder.text_projection, std=64**-0.5)
+        fill_text_weights(text.encoder)
         backbone = SAM3VLBackbone(visual=neck, text=text, scalp=1)
 
         def attention(batch_first: bool, dropout: float = 0.0) -> MHA:
