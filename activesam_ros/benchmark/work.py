@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from ..engine.config import ActiveSAMConfig
+from ..engine.config import ActiveSAMConfig, number_error
 from ..engine.grounding import EncodedImage, Grounder, TextBatch
 from ..engine.pipeline import InputSizes, input_sizes
 from ..engine.scoring import select_active
@@ -282,12 +282,12 @@ class StreamMix:
         if unknown:
             raise ValueError(f"unknown stream mix field(s): {', '.join(unknown)}")
         mix = cls(**dict(data))
-        for name in ("refresh_fraction", "model_fraction", "refresh_screened_fraction"):
-            value = getattr(mix, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        if not isinstance(mix.reuse_decoded_queries, (int, float)) or mix.reuse_decoded_queries < 0:
-            raise ValueError(f"reuse_decoded_queries must be a number >= 0, got {mix.reuse_decoded_queries!r}")
+        problems = [number_error(name, getattr(mix, name), 0, 1)
+                    for name in ("refresh_fraction", "model_fraction", "refresh_screened_fraction")]
+        problems.append(number_error("reuse_decoded_queries", mix.reuse_decoded_queries, 0, None))
+        problems = [problem for problem in problems if problem]
+        if problems:
+            raise ValueError("; ".join(problems))
         return mix
 
 
@@ -299,10 +299,10 @@ def _method(stages: Stages, n: int, config: ActiveSAMConfig, fast: bool, screene
     active = active_count(n, config)
     work = stages.encode[s.full] + f["fast_full" if fast else "exact_full"].prompts(active, bucket)
     if n > config.max_active:
-        if not fast:
-            return work + stages.encode[s.preview] + f["preview"].prompts(n, bucket)
-        keep = max(1, math.ceil(config.fast_screen_keep * n))
         unscreened = stages.encode[s.preview] + f["preview"].prompts(n, bucket)
+        if not fast:
+            return work + unscreened
+        keep = max(1, math.ceil(config.fast_screen_keep * n))
         screen = stages.encode[s.screen] + f["screen_fast"].prompts(n, bucket) \
             + stages.encode[s.preview] + f["preview"].prompts(keep, bucket)
         work = work + unscreened * (1 - screened) + screen * screened
@@ -317,9 +317,9 @@ def frame_work(stages: Stages, n: int, classes: int, config: ActiveSAMConfig, mi
     screened = 1.0 if config.fast_screen_keep < 1 else 0.0
     fusion_exact = _fusion(active, classes, "exact", stages, config, kept, image_size)
     fusion_fast = _fusion(active, classes, "fast", stages, config, kept, image_size)
+    fusion_all = _fusion(n, classes, "exact", stages, config, kept, image_size)
     modes: Dict[str, Dict[str, Any]] = {
-        "decode_all": _mode(stages.encode[s.full] + f["exact_full"].prompts(n, bucket),
-                            _fusion(n, classes, "exact", stages, config, kept, image_size), n),
+        "decode_all": _mode(stages.encode[s.full] + f["exact_full"].prompts(n, bucket), fusion_all, n),
         "exact": _mode(_method(stages, n, config, fast=False, screened=0.0), fusion_exact, active),
         "fast": _mode(_method(stages, n, config, fast=True, screened=screened), fusion_fast, active),
     }
@@ -338,8 +338,7 @@ def frame_work(stages: Stages, n: int, classes: int, config: ActiveSAMConfig, mi
         reference = reference + stages.encode[s.preview] + f["preview_sam3"].prompts(n, bucket)
     modes["exact_sam3_forward"] = _mode(reference, fusion_exact, active)
     all_sam3 = stages.encode[s.full] + f["sam3_full"].prompts(n, bucket)
-    modes["decode_all_sam3_forward"] = _mode(all_sam3, _fusion(n, classes, "exact", stages, config, kept, image_size),
-                                             n)
+    modes["decode_all_sam3_forward"] = _mode(all_sam3, fusion_all, n)
     return {"queries": n, "classes": classes, "active": active, "modes": modes}
 
 
