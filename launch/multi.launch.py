@@ -21,7 +21,6 @@ rules live in ``activesam_ros.ros.placement`` (tested without ROS).
 """
 
 import shutil
-import tempfile
 from typing import List
 
 from launch import LaunchContext, LaunchDescription
@@ -100,12 +99,11 @@ def _rviz(context: LaunchContext, arg: dict, cameras: List) -> List:
     actions: List = []
     config = arg["rviz_config"].strip()
     if not config:
-        from activesam_ros.ros.rviz_config import write_rviz_config
+        from activesam_ros.ros.rviz_config import temporary_rviz_config
 
-        folder = tempfile.mkdtemp(prefix="activesam_rviz_")
-        config = str(write_rviz_config(cameras, folder))
-        shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels}}" for c in cameras)
-        actions += [LogInfo(msg=f"rviz2 shows {shown} ({config})"),
+        path, folder, shown = temporary_rviz_config(cameras)
+        config = str(path)
+        actions += [LogInfo(msg=shown),
                     RegisterEventHandler(OnShutdown(on_shutdown=lambda event, ctx: shutil.rmtree(folder, True)))]
     return actions + [Node(package="rviz2", executable="rviz2", name="rviz2", namespace=arg["namespace"],
                            arguments=["-d", config], output="screen")]

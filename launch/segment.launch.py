@@ -15,7 +15,6 @@ removed when the launch ends; ``rviz_config:=`` uses a file of yours instead.
 """
 
 import shutil
-import tempfile
 from typing import List
 
 from launch import LaunchContext, LaunchDescription
@@ -84,13 +83,11 @@ def _actions(context: LaunchContext) -> List:
 def _write_rviz_config(params_file: str, namespace: str, remappings: List) -> tuple:
     """rviz's config for the node's topics in a new temporary folder, and the
     actions that say what it shows and remove the folder at shutdown."""
-    from activesam_ros.ros.rviz_config import launch_cameras, write_rviz_config
+    from activesam_ros.ros.rviz_config import launch_cameras, temporary_rviz_config
 
     cameras, problem = launch_cameras(params_file, namespace, remappings)
-    folder = tempfile.mkdtemp(prefix="activesam_rviz_")
-    path = write_rviz_config(cameras, folder)
-    shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels}}" for c in cameras)
-    actions = [LogInfo(msg=f"rviz2 shows {shown} ({path})"),
+    path, folder, shown = temporary_rviz_config(cameras)
+    actions = [LogInfo(msg=shown),
                RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: shutil.rmtree(folder, True)))]
     if problem:
         actions.insert(0, LogInfo(msg=problem))

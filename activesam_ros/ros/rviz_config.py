@@ -4,7 +4,7 @@
 node's topics: they move with ``namespace:=``, the ``image:=`` remap and
 several cameras (``image_topics`` in the params file). So the launch file
 resolves the names as rcl will (:func:`launch_cameras`), writes a config for
-exactly those topics into a temporary folder (:func:`write_rviz_config`),
+exactly those topics into a temporary folder (:func:`temporary_rviz_config`),
 starts rviz2 on it and removes the folder when the launch ends. The shipped
 ``config/activesam.rviz`` is this module's output for the defaults
 (``python -m activesam_ros.ros.rviz_config > config/activesam.rviz``; a test
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -265,6 +266,16 @@ def write_rviz_config(cameras: Sequence[CameraTopics], folder: Path) -> Path:
     with open(path, "x", encoding="utf-8") as out:  # never replaces a file
         out.write(dump(rviz_config(cameras)))
     return path
+
+
+def temporary_rviz_config(cameras: Sequence[CameraTopics]) -> Tuple[Path, Path, str]:
+    """The config for ``cameras`` written into a new temporary folder: its
+    path, the folder (for the launch file to remove at shutdown) and a line
+    saying what rviz2 shows."""
+    folder = Path(tempfile.mkdtemp(prefix="activesam_rviz_"))
+    path = write_rviz_config(cameras, folder)
+    shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels}}" for c in cameras)
+    return path, folder, f"rviz2 shows {shown} ({path})"
 
 
 def default_cameras() -> List[CameraTopics]:
