@@ -208,7 +208,6 @@ class ActiveSAM:
             if prepared is not None:
                 self._prepared = prepared
 
-
     # -- vocabulary ---------------------------------------------------------
 
     @property

@@ -110,6 +110,8 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
 }
+
+
 def _spec(name: str, default: Any, description: str, extra: Mapping[str, Any]) -> ParamSpec:
     kind = {bool: BOOL, int: INT, float: DOUBLE, str: STRING}[type(default)]
     return ParamSpec(name, kind, default, description, **extra)
