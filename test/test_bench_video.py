@@ -77,3 +77,45 @@ def test_bench_video_refuses_a_missing_file(tmp_path, capsys):
     assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "v.json"), "--video",
                  str(tmp_path / "none.avi")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_short_clip_is_bounced_without_a_cut():
+    from activesam_ros.benchmark.device_rates import bounced
+
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(4)]
+    assert [int(f[0, 0, 0]) for f in bounced(frames, 11)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert [int(f[0, 0, 0]) for f in bounced(frames, 3)] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_bench_device_rates_report_is_consistent(video_file, tmp_path, capsys, monkeypatch, tiny_model):
+    monkeypatch.setattr("activesam_ros.commands.bench.load_model_from_args", lambda args: tiny_model)
+    out = tmp_path / "rates.json"
+    code = main(["bench", "--model", "tiny", "--json", str(out), "--video", str(video_file), "--video-frames", "20",
+                 "--video-bounce", "--video-side", "96", "--video-vocab", "voc21", "--device-rate", "2",
+                 "--device-rate", "5", "--reference-every", "4"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["schema"] == "activesam-bench-device-rates/1" and report["random_weights"]
+    assert report["frames"] == 20 and report["frames_read"] == 8 and report["bounced"]
+    vocab = report["vocabularies"]["voc21"]
+    assert 0 <= vocab["exact_consecutive_agreement_worst"] <= vocab["exact_consecutive_agreement_mean"] <= 1
+    slow, fast = vocab["rates"]
+    assert (slow["rate"], fast["rate"]) == (2, 5) and slow["model_frames"] < fast["model_frames"]
+    for row in (slow, fast):
+        labelled = row["model_frames"] + row["propagated_frames"]
+        assert row["labelled_share"] == pytest.approx(labelled / 20)
+        assert 0 < row["agreement_frames"] <= 5 and 0 <= row["agreement_worst"] <= row["agreement_mean"] <= 1
+        assert sum(row["refresh_reasons"].values()) == row["model_frames"]
+        assert row["reuse_share"] == pytest.approx(row["refresh_reasons"].get("reuse", 0) / row["model_frames"])
+        assert row["label_age_max"] >= row["label_age_mean"] >= 1 / row["rate"] - 1e-9  # a period at least
+    assert "| voc21 (21) | 2 |" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [(["--device-rate", "0"], "--device-rate"),
+                                            (["--device-rate", "nan"], "--device-rate"),
+                                            (["--device-rate", "1", "--reference-every", "0"], "--reference-every")])
+def test_bench_device_rates_refuses_bad_flags(video_file, tmp_path, capsys, flags, message):
+    assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "r.json"), "--video", str(video_file),
+                 *flags]) == 2
+    assert message in capsys.readouterr().err

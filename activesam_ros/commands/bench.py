@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -50,7 +51,8 @@ def add_parser(sub: Any) -> None:
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
-    video.add_argument("--video-frames", type=int, default=40, metavar="N", help="frames read (default 40)")
+    video.add_argument("--video-frames", type=int, metavar="N",
+                       help="frames read (default 40; with --device-rate 400)")
     video.add_argument("--video-side", type=int, default=384, metavar="PX",
                        help="longer side the frames are scaled to (default 384)")
     video.add_argument("--video-vocab", action="append", metavar="NAME",
@@ -58,6 +60,17 @@ def add_parser(sub: Any) -> None:
                        "(default: ade20k and indoor)")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
+    video.add_argument("--device-rate", type=float, action="append", metavar="HZ",
+                       help="instead of the policies above: the stream (fast mode, the temporal flags) replayed as a "
+                       "device that runs the model at HZ model frames per second, its cost simulated on the frames' "
+                       "stamps (deterministic on any machine); reports reuse share, labelled share, label age and "
+                       "agreement with per-frame exact; repeatable")
+    video.add_argument("--video-bounce", action="store_true",
+                       help="with --device-rate: play a video shorter than --video-frames forward and backward "
+                       "until it is that long")
+    video.add_argument("--reference-every", type=int, default=8, metavar="N",
+                       help="with --device-rate: per-frame exact runs on every N-th frame and the one after it "
+                       "(agreement, and exact's own consecutive agreement; default 8)")
     add_temporal_args(parser)
     parser.set_defaults(run=run)
 
@@ -117,14 +130,22 @@ def _check_video_args(args: argparse.Namespace) -> None:
     """--video and the flags that shape how it is read."""
     if args.video and not Path(args.video).is_file():
         raise UserError(f"--video {args.video}: no such file")
-    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28:
-        raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
+    if args.video_frames is None:
+        args.video_frames = 400 if args.device_rate else 40
+    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
+        raise UserError("--video-frames must be at least 2, --model-every and --reference-every at least 1, "
+                        "--video-side at least 28")
+    rates = args.device_rate or []
+    if not all(math.isfinite(rate) and rate > 0 for rate in rates):
+        raise UserError(f"--device-rate must be a number of model frames per second > 0, got {rates}")
 
 
 def run_video(args: argparse.Namespace) -> int:
-    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
+    """``--video``: the temporal policies on a real video (benchmark/video.py),
+    or the stream at simulated device rates (benchmark/device_rates.py)."""
     json_path = _writable(args.json, "--json")
     _check_video_args(args)
+    from ..benchmark.device_rates import measure_rates, rates_table
     from ..benchmark.video import VideoError, measure_video, video_table
     from ..engine.vocabulary import VocabularyError, load_vocabulary_file
 
@@ -135,15 +156,23 @@ def run_video(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     temporal = temporal_from_args(args)
     model = load_model_from_args(args)
+
+    def progress(done: str) -> None:
+        print(f"activesam bench: {done}", file=sys.stderr)
+
     try:
-        report = measure_video(model, Path(args.video), vocabularies, config, temporal, args.model_every,
-                               args.video_frames, args.video_side,
-                               progress=lambda done: print(f"activesam bench: {done}", file=sys.stderr))
+        if args.device_rate:
+            report = measure_rates(model, Path(args.video), vocabularies, config, temporal, args.device_rate,
+                                   args.video_frames, args.video_side, args.video_bounce, args.reference_every,
+                                   progress=progress)
+        else:
+            report = measure_video(model, Path(args.video), vocabularies, config, temporal, args.model_every,
+                                   args.video_frames, args.video_side, progress=progress)
     except VideoError as exc:
         raise UserError(str(exc)) from exc
-    report = {"schema": "activesam-bench-video/1", "model": model_description(args),
-              "random_weights": args.model == "tiny", **report}
-    return _write_report(report, json_path, video_table(report))
+    schema = "activesam-bench-device-rates/1" if args.device_rate else "activesam-bench-video/1"
+    report = {"schema": schema, "model": model_description(args), "random_weights": args.model == "tiny", **report}
+    return _write_report(report, json_path, (rates_table if args.device_rate else video_table)(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20
