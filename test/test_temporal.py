@@ -11,7 +11,7 @@ import pytest
 from activesam_ros.engine.config import ConfigError
 from activesam_ros.engine.result import SegmentationResult
 from activesam_ros.engine.vocabulary import Vocabulary
-from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, TemporalConfig
+from activesam_ros.stream.temporal import ActiveSetTracker, FramePlan, ModelPeriod, TemporalConfig
 
 # 30 classes, class 2 with two aliases: 31 queries.
 VOCAB = Vocabulary.from_classes(["c0", "c1", "c2, second name"] + [f"c{i}" for i in range(3, 30)])
@@ -156,11 +156,65 @@ def test_a_reuse_frame_never_decodes_a_class_the_last_refresh_did_not():
 
 
 def test_a_refresh_period_in_seconds():
-    t = tracker(refresh_interval=1000, refresh_period=0.5)
+    t = tracker(refresh_interval=1000, refresh_period=0.5, refresh_min_interval=1)
     stamps = [0.0, 0.1, 0.2, 0.45, 0.55, 0.6, 1.0, 1.1]
     refreshed = [step(t, {1: 5}, stamp=s).refresh for s in stamps]
     assert refreshed == [True, False, False, False, True, False, False, True]
     assert t.plan(5.0).reason == "period"
+
+
+def run_at(rate: float, frames: int, **temporal) -> list:
+    """The plans of ``frames`` model frames ``1 / rate`` stamp seconds apart
+    (the stream defaults but for ``temporal``; nothing stale, no scene change)."""
+    t = ActiveSetTracker(TemporalConfig(**temporal), VOCAB.query_class)
+    return [step(t, {1: 5}, stamp=i / rate) for i in range(frames)]
+
+
+@pytest.mark.parametrize("rate, refreshes", [(30.0, 8), (10.0, 8), (3.0, 3), (1.0, 3), (0.5, 3), (0.3, 3)])
+def test_the_refresh_period_counts_model_frames_when_the_model_is_slow(rate, refreshes):
+    """1 s of stamps is 8 frames or more at 10 Hz (the interval refreshes),
+    3 frames at 3 Hz, less than refresh_min_interval below: a slow model
+    refreshes every third frame, not on every one, and reuses between."""
+    plans = run_at(rate, 24)
+    assert [i for i, p in enumerate(plans) if p.refresh] == list(range(0, 24, refreshes))
+    assert {p.reason for p in plans[1:] if p.refresh} == {"interval" if refreshes == 8 else "period"}
+    every = run_at(rate, 24, refresh_min_interval=1)  # the period alone
+    assert sum(p.refresh for p in every) == (24 if rate <= 1 else sum(p.refresh for p in plans))
+
+
+def test_refresh_min_interval_is_checked():
+    assert any(p.startswith("refresh_min_interval") for p in TemporalConfig(refresh_min_interval=0).errors())
+    assert TemporalConfig(refresh_min_interval=1).validate().refresh_min_interval == 1
+
+
+def test_the_model_period_is_the_median_interval_of_the_recent_model_frames():
+    period = ModelPeriod()
+    assert period.seconds == 0.0
+    period.add(10.0)
+    assert period.seconds == 0.0  # one frame: no interval yet
+    for stamp in (12.0, 14.0, 30.0, 32.0):  # a 16 s pause of the camera among 2 s periods
+        period.add(stamp)
+    assert period.seconds == 2.0
+    for stamp in (float("nan"), float("inf"), 31.0, 31.0):  # not finite: ignored; backwards: no interval
+        period.add(stamp)
+    assert period.seconds == 2.0
+    for stamp in np.arange(33.0, 40.0):  # the device sped up: the window follows
+        period.add(float(stamp))
+    assert period.seconds == 1.0
+
+
+def test_labels_may_be_carried_for_a_number_of_model_periods_when_that_is_longer():
+    c = TemporalConfig(propagation_max_age=2.0, propagation_max_age_periods=3.0)
+    assert c.propagation_age_limit(0.0) == 2.0      # not known yet
+    assert c.propagation_age_limit(0.1) == 2.0      # 10 Hz: the seconds bound
+    assert c.propagation_age_limit(2.0) == 6.0      # 0.5 Hz: 3 periods
+    assert TemporalConfig(propagation_max_age_periods=0.0).propagation_age_limit(5.0) == 2.0
+    t = ActiveSetTracker(c, VOCAB.query_class)
+    for stamp in (0.0, 3.0, 6.0):
+        step(t, {1: 5}, stamp=stamp)
+    assert t.propagation_age_limit == 9.0
+    assert any(p.startswith("propagation_max_age_periods")
+               for p in TemporalConfig(propagation_max_age_periods=-1.0).errors())
 
 
 def test_a_scene_change_refreshes_that_very_frame():
@@ -191,6 +245,27 @@ def test_weakened_labels_refresh_the_next_frame():
     off = tracker(refresh_interval=100, stale_score_drop=0.0)
     step(off, {1: 5}, score=0.5)
     assert not any(step(off, {1: 5}, score=0.1).refresh for _ in range(3))
+
+
+@pytest.mark.parametrize("rate", [30.0, 10.0, 3.0, 1.0, 0.5, 0.3])
+def test_a_class_that_enters_is_decoded_within_the_documented_bound(rate):
+    """The module doc's bound with the defaults: within k model frames, k
+    periods of stamps after it entered, k = min(refresh_interval,
+    max(refresh_min_interval, refresh_period / model period rounded up))."""
+    c = TemporalConfig(stale_score_drop=0.0, scene_change_threshold=0.0)
+    k = min(c.refresh_interval, max(c.refresh_min_interval, int(np.ceil(c.refresh_period * rate - 1e-9))))
+    worst = (0, 0.0)
+    for enters in range(1, 3 * c.refresh_interval):
+        t = ActiveSetTracker(c, VOCAB.query_class)
+        for i in range(60):
+            winners = {1: 5, **({25: 5} if i >= enters else {})}
+            plan = step(t, winners, refresh_decodes={0, 1, 25}, stamp=i / rate)
+            if i >= enters and plan.refresh:
+                # it entered after the model frame before (stamp (enters - 1) / rate)
+                worst = max(worst, (i - enters + 1, (i - enters + 1) / rate))
+                break
+    assert worst[0] <= k and worst[1] <= k / rate + 1e-9
+    assert worst[0] == k  # the bound is reached: it says something
 
 
 def test_a_class_that_enters_is_decoded_by_the_next_refresh():

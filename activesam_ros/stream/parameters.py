@@ -102,12 +102,14 @@ the library's: a camera stream wants speed."""
 _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "refresh_interval": ("a refresh (the method's full work: preview, or every class of a small vocabulary) every this many model frames per camera; frames between decode only the classes present recently. 1 = every frame, the paper's behaviour", _rng(1, 1000)),
     "refresh_period": ("also refresh when this many seconds of frame stamps passed since the last refresh; 0 = off", _rng(0.0, 3600.0)),
+    "refresh_min_interval": ("a refresh_period refresh waits for at least this many model frames since the last refresh, so that a slow model (about one model frame per second or fewer) still reuses; 1 = the period alone", _rng(1, 1000)),
     "active_ttl": ("model frames a class stays decoded after it last won pixels in the labels (against flicker)", _rng(0, 1000)),
     "present_fraction": ("share of a frame's pixels a class must win to count as present; 0 = a single pixel", _rng(0.0, 1.0)),
     "scene_change_threshold": ("mean grey-level difference (0-255) left after aligning a frame to the last refresh frame (or the model frame labels are carried from) by optical flow, above which it is a new scene: the next frame refreshes, labels are not carried; 0 = never", _rng(0.0, 255.0)),
     "stale_score_drop": ("relative drop of the mean winning score below the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 1.0)),
     "propagate": ("give frames the model skips the last model labels, carried forward by optical flow, so every camera frame gets a label image", {}),
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
+    "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its last model frames), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
 }
 

@@ -75,15 +75,20 @@ class LabelPropagator:
         self._grey: Optional[np.ndarray] = None
         self._stamp = 0.0
         self._context: Any = None
+        self._max_age = self.config.propagation_max_age
 
     def anchor(self, rgb: np.ndarray, result: SegmentationResult, stamp: float, context: Any = None,
-               grey: Optional[np.ndarray] = None) -> None:
+               grey: Optional[np.ndarray] = None, max_age: Optional[float] = None) -> None:
         """A model frame: the labels later frames are carried forward from
         (``context``: the caller's, e.g. its header, returned with them;
-        ``grey``: its ``small_grey``, if the caller has it)."""
+        ``grey``: its ``small_grey``, if the caller has it), for at most
+        ``max_age`` seconds (default ``propagation_max_age``; the runtime
+        passes ``ActiveSetTracker.propagation_age_limit``)."""
         grey = small_grey(rgb) if grey is None else grey
+        max_age = self.config.propagation_max_age if max_age is None else max_age
         with self._lock:
             self._result, self._grey, self._stamp, self._context = result, grey, stamp, context
+            self._max_age = max_age
 
     def flow(self, grey: np.ndarray, anchor: np.ndarray) -> Flow:
         """The flow from ``grey`` back to ``anchor`` (two ``small_grey``
@@ -98,10 +103,11 @@ class LabelPropagator:
         residual = float(np.mean(np.abs(warped.astype(np.float32) - grey)))
         return Flow(field, motion, residual)
 
-    def refusal(self, flow: Flow, age: float) -> str:
-        """Why labels carried along ``flow`` over ``age`` seconds are not to be trusted; "" if they are."""
+    def refusal(self, flow: Flow, age: float, max_age: Optional[float] = None) -> str:
+        """Why labels carried along ``flow`` over ``age`` seconds are not to
+        be trusted (older than ``max_age``, default ``propagation_max_age``); "" if they are."""
         c = self.config
-        if age > c.propagation_max_age:
+        if age > (c.propagation_max_age if max_age is None else max_age):
             return f"model frame {age:.2f} s old"
         if flow.motion > c.propagation_max_motion:
             return f"motion {flow.motion:.2f} of the width"
@@ -114,12 +120,13 @@ class LabelPropagator:
         started = time.perf_counter()
         with self._lock:
             result, anchor, anchor_stamp, context = self._result, self._grey, self._stamp, self._context
+            max_age = self._max_age
         if result is None:
             return Propagated(None, anchor_stamp, None, "no model frame yet")
         if rgb.shape[:2] != result.labels.shape:
             return Propagated(None, anchor_stamp, context, "the image size changed")
         flow = self.flow(small_grey(rgb), anchor)
-        why = self.refusal(flow, stamp - anchor_stamp)
+        why = self.refusal(flow, stamp - anchor_stamp, max_age)
         if why:
             return Propagated(None, anchor_stamp, context, why)
         labels, scores = warp(result, flow.field)

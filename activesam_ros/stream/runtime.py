@@ -254,7 +254,8 @@ class StreamProcessor:
         if plan.refresh and grey is not None:
             camera.refresh_grey = grey
         if self._temporal.propagate:
-            camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey)
+            camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey,
+                                     camera.tracker.propagation_age_limit)
         latency = self.stats.clock() - received_at
         self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
                              len(result.active_classes))

@@ -47,8 +47,10 @@ labels.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -59,6 +61,9 @@ _NEVER = np.iinfo(np.int64).min // 2
 
 REFRESH_REASONS = ("first", "interval", "period", "scene_change", "stale", "empty")
 """Why a frame refreshes; a reuse frame's reason is ``reuse``."""
+
+PERIOD_WINDOW = 5
+"""A camera's model period is the median of its last this many intervals between model frames."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class TemporalConfig:
 
     refresh_interval: int = 8
     refresh_period: float = 1.0          # seconds of frame stamps; 0 = off
+    # ... but never sooner than this many model frames after the last
+    # refresh: a slow model (one frame per second or less) keeps reusing.
+    refresh_min_interval: int = 3
     active_ttl: int = 2
     present_fraction: float = 0.0        # share of a frame's pixels a class must win; 0 = one pixel
     # Mean grey-level difference (0..255) left after aligning a frame to a
@@ -82,7 +90,11 @@ class TemporalConfig:
     # Frames the model skips get its last labels carried by optical flow
     # (stream.propagation), unless one of these bounds says not to trust it.
     propagate: bool = True
-    propagation_max_age: float = 2.0        # seconds from the model frame's stamp
+    propagation_max_age: float = 2.0        # seconds from the model frame's stamp ...
+    # ... or this many of the camera's model periods (stamp seconds between
+    # its model frames), whichever is longer: a slow model's labels are
+    # older by nature, two periods just before the next model frame is done.
+    propagation_max_age_periods: float = 3.0
     propagation_max_motion: float = 0.15    # median flow, as a fraction of the image width
 
     def errors(self) -> List[str]:
@@ -90,12 +102,14 @@ class TemporalConfig:
         out = [
             integer_error("refresh_interval", self.refresh_interval, 1),
             number_error("refresh_period", self.refresh_period, 0, 3600),
+            integer_error("refresh_min_interval", self.refresh_min_interval, 1, 1000),
             integer_error("active_ttl", self.active_ttl, 0),
             number_error("present_fraction", self.present_fraction, 0, 1),
             number_error("scene_change_threshold", self.scene_change_threshold, 0, 255),
             number_error("stale_score_drop", self.stale_score_drop, 0, 1),
             "" if isinstance(self.propagate, bool) else f"propagate must be true or false, got {self.propagate!r}",
             number_error("propagation_max_age", self.propagation_max_age, 0, 60, low_open=True),
+            number_error("propagation_max_age_periods", self.propagation_max_age_periods, 0, 100),
             number_error("propagation_max_motion", self.propagation_max_motion, 0, 1, low_open=True),
         ]
         return [problem for problem in out if problem]
@@ -107,6 +121,12 @@ class TemporalConfig:
     def reuses(self) -> bool:
         """False when every frame refreshes (the paper's per-frame behaviour)."""
         return self.refresh_interval > 1
+
+    def propagation_age_limit(self, model_period: float) -> float:
+        """Seconds a model frame's labels may be carried forward on a camera
+        whose model frames come ``model_period`` stamp seconds apart (0: not
+        known yet)."""
+        return max(self.propagation_max_age, self.propagation_max_age_periods * model_period)
 
 
 @dataclass(frozen=True)
@@ -121,6 +141,30 @@ class FramePlan:
     refresh: bool
     active_queries: Optional[Tuple[int, ...]]
     reason: str
+
+
+class ModelPeriod:
+    """How far apart (stamp seconds) a camera's model frames come: the
+    median of the last :data:`PERIOD_WINDOW` intervals, so that one pause of
+    the camera or one slow frame does not move it; 0 until two are seen.
+    It is the device's time per model frame times the cameras it serves."""
+
+    def __init__(self) -> None:
+        self._intervals: Deque[float] = deque(maxlen=PERIOD_WINDOW)
+        self._last: Optional[float] = None
+
+    def add(self, stamp: float) -> None:
+        """A model frame of the camera, stamped ``stamp``; a stamp that is
+        not finite is ignored, one at or before the last adds no interval."""
+        if not math.isfinite(stamp):
+            return
+        if self._last is not None and stamp > self._last:
+            self._intervals.append(stamp - self._last)
+        self._last = stamp
+
+    @property
+    def seconds(self) -> float:
+        return float(np.median(self._intervals)) if self._intervals else 0.0
 
 
 class ActiveSetTracker:
@@ -143,6 +187,7 @@ class ActiveSetTracker:
         self.stale = ""                               # why the next frame refreshes early
         self.last_present = np.full(self.num_classes, _NEVER, dtype=np.int64)
         self.refresh_queries = np.zeros(len(self.query_class), dtype=bool)  # what the last refresh decoded
+        self.period = ModelPeriod()
 
     def plan(self, stamp: float = 0.0, scene_residual: float = 0.0) -> FramePlan:
         """The next frame's plan; ``scene_residual``: how much it differs from
@@ -167,7 +212,8 @@ class ActiveSetTracker:
         if self.frame - self.last_refresh >= self.temporal.refresh_interval:
             return "interval"
         period = self.temporal.refresh_period
-        if period > 0 and stamp - self.refresh_stamp >= period:
+        if (period > 0 and stamp - self.refresh_stamp >= period
+                and self.frame - self.last_refresh >= self.temporal.refresh_min_interval):
             return "period"
         return ""
 
@@ -193,7 +239,13 @@ class ActiveSetTracker:
             self.stale = ""
         else:
             self.stale = self._staleness(score)
+        self.period.add(stamp)
         self.frame += 1
+
+    @property
+    def propagation_age_limit(self) -> float:
+        """Seconds the labels of the camera's last model frame may be carried forward."""
+        return self.temporal.propagation_age_limit(self.period.seconds)
 
     def _staleness(self, score: float) -> str:
         drop = self.temporal.stale_score_drop
