@@ -10,9 +10,11 @@ where it came from (nearest label, bilinear score).
 
 It is refused, and the frame goes without (it waits for the model, or is
 dropped for a newer one), when it cannot be trusted (``TemporalConfig``):
-the model frame is older than ``propagation_max_age`` seconds, the median
-motion exceeds ``propagation_max_motion`` of the image width, or the model
-frame warped onto the new one still differs from it by more than
+the model frame is older than ``propagation_max_age`` seconds (or
+``propagation_max_age_periods`` of the camera's model period, when that is
+longer: a slow model's labels are older by nature), the median motion
+exceeds ``propagation_max_motion`` of the image width, or the model frame
+warped onto the new one still differs from it by more than
 ``scene_change_threshold`` grey levels on average: a new scene (a cut, an
 occlusion, a lighting jump), the same measure that makes the temporal
 policy refresh.

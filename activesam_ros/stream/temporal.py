@@ -25,8 +25,10 @@ refresh decoded: it cannot grow, and because a class is dropped only after
 ``active_ttl`` frames without a single pixel, it cannot collapse either.
 
 **Refreshes** happen on a camera's first frame, every ``refresh_interval``
-frames, every ``refresh_period`` seconds of the frames' stamps, and when the
-set is stale:
+frames, every ``refresh_period`` seconds of the frames' stamps but never
+sooner than ``refresh_min_interval`` frames after the last refresh (a model
+slower than a frame per ``refresh_period`` would otherwise refresh on every
+frame and never reuse), and when the set is stale:
 - a scene change, on the frame itself: the frame, aligned to the last
   refresh frame by optical flow (``propagation``), still differs from it by
   more than ``scene_change_threshold`` grey levels on average: a cut, a new
@@ -39,9 +41,12 @@ set is stale:
   frames' scores are full-resolution decodes, so they compare.
 
 So a class that enters the view is decoded at the latest on the next
-refresh: within ``refresh_interval`` frames and ``refresh_period`` seconds,
-whichever comes first (at 30 Hz with the defaults, 8 frames = 0.27 s), and
-at once when its entry changes the scene, a frame later when it weakens the
+refresh: within k model frames, that is k model periods of stamps, where
+k = min(``refresh_interval``, max(``refresh_min_interval``,
+``refresh_period`` / model period, rounded up)). With the defaults: 8
+frames (0.27 s) at 30 model frames/s, 8 (0.8 s) at 10, 3 (1 s) at 3, and 3
+at any slower rate (3 s at 1, 6 s at 0.5, 10 s at 0.3 model frames/s); at
+once when its entry changes the scene, a frame later when it weakens the
 labels.
 """
 
