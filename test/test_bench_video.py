@@ -87,6 +87,18 @@ def test_a_short_clip_is_bounced_without_a_cut():
     assert [int(f[0, 0, 0]) for f in bounced(frames, 3)] == [0, 1, 2]
 
 
+def test_exact_agreement_with_itself_over_time():
+    """Frame i's labels differ from frame j's on |i - j| of 10 pixels: exact
+    agrees with itself 90 % a frame later, 80 % two, 60 % four; labels that
+    old score at most that."""
+    from activesam_ros.benchmark.device_rates import Reference
+
+    labels = {i: (np.arange(10) < i).astype(np.int32) for i in range(6)}
+    lags, values = Reference(2, labels).over_time
+    assert lags == [0, 1, 2, 4] and np.allclose(values, [1.0, 0.9, 0.8, 0.6])
+    assert Reference(2, labels).consecutive() == pytest.approx([0.9, 0.9, 0.9])
+
+
 @pytest.mark.slow
 def test_bench_device_rates_report_is_consistent(video_file, tmp_path, capsys, monkeypatch, tiny_model):
     monkeypatch.setattr("activesam_ros.commands.bench.load_model_from_args", lambda args: tiny_model)
@@ -109,6 +121,9 @@ def test_bench_device_rates_report_is_consistent(video_file, tmp_path, capsys, m
         assert sum(row["refresh_reasons"].values()) == row["model_frames"]
         assert row["reuse_share"] == pytest.approx(row["refresh_reasons"].get("reuse", 0) / row["model_frames"])
         assert row["label_age_max"] >= row["label_age_mean"] >= 1 / row["rate"] - 1e-9  # a period at least
+        assert 0 <= row["exact_agreement_over_label_age"] <= 1
+    assert vocab["exact_agreement_over_time"]["0.00"] == 1.0
+    assert vocab["exact_agreement_over_time"]["0.10"] == vocab["exact_consecutive_agreement_mean"]
     assert "| voc21 (21) | 2 |" in capsys.readouterr().err
 
 
