@@ -109,7 +109,7 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "stale_score_drop": ("relative drop of the mean winning score below the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 1.0)),
     "propagate": ("give frames the model skips the last model labels, carried forward by optical flow, so every camera frame gets a label image", {}),
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
-    "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its last model frames), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
+    "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its recent model frames, of refresh or of reuse frames, whichever is longer), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
 }
 

@@ -68,7 +68,7 @@ REFRESH_REASONS = ("first", "interval", "period", "scene_change", "stale", "empt
 """Why a frame refreshes; a reuse frame's reason is ``reuse``."""
 
 PERIOD_WINDOW = 5
-"""A camera's model period is the median of its last this many intervals between model frames."""
+"""A camera's model period: medians of its last this many intervals after refresh and after reuse frames."""
 
 
 @dataclass(frozen=True)
@@ -149,27 +149,33 @@ class FramePlan:
 
 
 class ModelPeriod:
-    """How far apart (stamp seconds) a camera's model frames come: the
-    median of the last :data:`PERIOD_WINDOW` intervals, so that one pause of
-    the camera or one slow frame does not move it; 0 until two are seen.
-    It is the device's time per model frame times the cameras it serves."""
+    """How far apart (stamp seconds) a camera's model frames come, when the
+    model takes longest: the interval after a model frame is how long the
+    model took on it (the model then takes the camera's newest frame), and a
+    refresh takes longer than a reuse frame, so the intervals after each
+    kind are kept apart and the longer of their medians over the last
+    :data:`PERIOD_WINDOW` is the period (a median, so that one pause of the
+    camera or one jump of its stamps does not move it); 0 until two model
+    frames are seen. With several cameras on one device it is the device's
+    time per frame times the cameras it serves."""
 
     def __init__(self) -> None:
-        self._intervals: Deque[float] = deque(maxlen=PERIOD_WINDOW)
-        self._last: Optional[float] = None
+        self._after: Tuple[Deque[float], Deque[float]] = (deque(maxlen=PERIOD_WINDOW), deque(maxlen=PERIOD_WINDOW))
+        self._last: Optional[Tuple[float, bool]] = None
 
-    def add(self, stamp: float) -> None:
-        """A model frame of the camera, stamped ``stamp``; a stamp that is
-        not finite is ignored, one at or before the last adds no interval."""
+    def add(self, stamp: float, refreshed: bool) -> None:
+        """A model frame of the camera, stamped ``stamp``, a refresh or not.
+        A stamp that is not finite is ignored; one at or before the last
+        adds no interval."""
         if not math.isfinite(stamp):
             return
-        if self._last is not None and stamp > self._last:
-            self._intervals.append(stamp - self._last)
-        self._last = stamp
+        if self._last is not None and stamp > self._last[0]:
+            self._after[self._last[1]].append(stamp - self._last[0])
+        self._last = (stamp, bool(refreshed))
 
     @property
     def seconds(self) -> float:
-        return float(np.median(self._intervals)) if self._intervals else 0.0
+        return max((float(np.median(kind)) for kind in self._after if kind), default=0.0)
 
 
 class ActiveSetTracker:
@@ -244,7 +250,7 @@ class ActiveSetTracker:
             self.stale = ""
         else:
             self.stale = self._staleness(score)
-        self.period.add(stamp)
+        self.period.add(stamp, plan.refresh)
         self.frame += 1
 
     @property
