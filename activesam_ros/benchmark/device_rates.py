@@ -43,7 +43,7 @@ from ..engine.vocabulary import Vocabulary
 from ..stream.device_rate import replay
 from ..stream.runtime import MODEL, Frame, StreamProcessor
 from ..stream.temporal import TemporalConfig
-from .video import agreement, read_video
+from .video import agreement, markdown_table, read_video
 
 REUSE = "reuse"
 
@@ -188,22 +188,21 @@ def _percent(value: Optional[float]) -> str:
 
 def rates_table(report: Dict[str, Any]) -> str:
     """The device-rate section as a Markdown table."""
-    lines = [f"{report['file']}: {report['frames']} frames ({report['seconds']:.1f} s"
-             f"{', bounced' if report.get('bounced') else ''}) at {report['size'][0]}x{report['size'][1]}, "
-             f"{report['fps']:g} fps; model: {report.get('model', '?')}; agreement with per-frame exact on every "
-             f"{report['reference_every']}th frame",
-             "| vocabulary | model frames/s | model frames | reuse | labelled | label age mean / max | "
-             "agreement mean | worst | exact's own agreement over the labels' ages | "
-             "exact's own consecutive agreement |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for name, vocab in report["vocabularies"].items():
         own = (f"{_percent(vocab['exact_consecutive_agreement_mean'])} "
                f"(worst {_percent(vocab['exact_consecutive_agreement_worst'])})")
         for row in vocab["rates"]:
-            lines.append(f"| {name} ({vocab['classes']}) | {row['rate']:g} | {row['model_frames']} "
-                         f"| {_percent(row['reuse_share'])} | {_percent(row['labelled_share'])} "
-                         f"| {row['label_age_mean']:.2f} / {row['label_age_max']:.2f} s "
-                         f"| {_percent(row['agreement_mean'])} | {_percent(row['agreement_worst'])} "
-                         f"| {_percent(row['exact_agreement_over_label_age'])} | {own} |")
-    return "\n".join(lines)
-
+            rows.append([f"{name} ({vocab['classes']})", f"{row['rate']:g}", str(row["model_frames"]),
+                         _percent(row["reuse_share"]), _percent(row["labelled_share"]),
+                         f"{row['label_age_mean']:.2f} / {row['label_age_max']:.2f} s",
+                         _percent(row["agreement_mean"]), _percent(row["agreement_worst"]),
+                         _percent(row["exact_agreement_over_label_age"]), own])
+    return markdown_table(
+        f"{report['file']}: {report['frames']} frames ({report['seconds']:.1f} s"
+        f"{', bounced' if report.get('bounced') else ''}) at {report['size'][0]}x{report['size'][1]}, "
+        f"{report['fps']:g} fps; model: {report.get('model', '?')}; agreement with per-frame exact on every "
+        f"{report['reference_every']}th frame",
+        ["vocabulary", "model frames/s", "model frames", "reuse", "labelled", "label age mean / max",
+         "agreement mean", "worst", "exact's own agreement over the labels' ages",
+         "exact's own consecutive agreement"], rows)

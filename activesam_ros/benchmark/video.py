@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -198,19 +198,25 @@ def _measure(model: Any, video: List[np.ndarray], fps: float, path: Path, vocabu
     return out
 
 
+def markdown_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A title line, then a Markdown table of ``header`` and ``rows``."""
+    lines = [title, "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def video_table(report: Dict[str, Any]) -> str:
     """The video section as a Markdown table (docs/streams.md's)."""
-    lines = [f"{report['file']}: {report['frames']} frames at {report['size'][0]}x{report['size'][1]}, "
-             f"{report['fps']:g} fps; model: {report.get('model', '?')}",
-             "| vocabulary | policy | model frames/s | labels/s | x exact | agreement mean | worst | "
-             "classes decoded | exact's own consecutive agreement |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for name, vocab in report["vocabularies"].items():
         own = (f"{100 * vocab['model_consecutive_agreement_mean']:.1f} % "
                f"(worst {100 * vocab['model_consecutive_agreement_worst']:.1f} %)")
         for policy, row in vocab["policies"].items():
-            lines.append(f"| {name} ({vocab['classes']}) | {policy} | {row['model_fps']:.2f} "
-                         f"| {row['published_fps']:.2f} | {row['speedup_vs_exact']:.2f} "
-                         f"| {100 * row['agreement_mean']:.1f} % | {100 * row['agreement_worst']:.1f} % "
-                         f"| {row['decoded_classes_mean']:.1f} | {own} |")
-    return "\n".join(lines)
+            rows.append([f"{name} ({vocab['classes']})", policy, f"{row['model_fps']:.2f}",
+                         f"{row['published_fps']:.2f}", f"{row['speedup_vs_exact']:.2f}",
+                         f"{100 * row['agreement_mean']:.1f} %", f"{100 * row['agreement_worst']:.1f} %",
+                         f"{row['decoded_classes_mean']:.1f}", own])
+    return markdown_table(f"{report['file']}: {report['frames']} frames at {report['size'][0]}x{report['size'][1]}, "
+                          f"{report['fps']:g} fps; model: {report.get('model', '?')}",
+                          ["vocabulary", "policy", "model frames/s", "labels/s", "x exact", "agreement mean", "worst",
+                           "classes decoded", "exact's own consecutive agreement"], rows)
