@@ -64,6 +64,8 @@ class StopRequests:
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) -> None:
+    from ..stream.parameters import SHARED_BY_NAME
+
     group = parser.add_argument_group("model")
     which = group.add_mutually_exclusive_group(required=not default_tiny)
     which.add_argument("--checkpoint", metavar="PATH", help="the released SAM 3 checkpoint (sam3.pt)")
@@ -71,6 +73,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
     which.add_argument("--model", choices=["tiny"], help="a tiny random-weight SAM 3 (tests and demos; outputs mean nothing)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16")
+    compile_spec = SHARED_BY_NAME["compile"]
+    group.add_argument(compile_spec.flag, choices=compile_spec.choices, default=compile_spec.default,
+                       help=f"{compile_spec.description} (default {compile_spec.default})")
     group.add_argument("--seed", type=int, default=0, help="seed of the tiny model (default 0)")
 
 
@@ -91,7 +96,7 @@ def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> No
     library = ActiveSAMConfig()
     group = parser.add_argument_group("ActiveSAM (the node's parameters of the same names)")
     for spec in ENGINE_PARAMS:
-        if spec.read_only:  # device and dtype are model options
+        if spec.read_only:  # device, dtype and compile are model options (add_model_args)
             continue
         if spec.name == "mode":
             mode = spec.default if stream else library.mode

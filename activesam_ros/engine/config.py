@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from .vocabulary import Vocabulary, VocabularyError
 
 MODES = ("exact", "fast")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-"""``compile``: off, or the torch.compile mode of the grounding forward
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+"""``compile``: none, or the torch.compile mode of the grounding forward
 (``reduce-overhead`` also replays it as CUDA graphs)."""
 
 
@@ -96,9 +96,9 @@ class ActiveSAMConfig:
     # the top ``fast_screen_keep`` of the queries on to the real preview.
     fast_preview_resolution: Optional[int] = None
     fast_screen_keep: float = 0.4
-    # torch.compile of the grounding forward (CUDA): off until measured on a
-    # GPU. Fixed when the engine is created, like device and dtype.
-    compile: str = "off"
+    # torch.compile mode of the grounding forward (for CUDA): "none" until
+    # measured on a GPU. Fixed when the engine is created, like device and dtype.
+    compile: str = "none"
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def errors(self) -> List[str]:

@@ -209,7 +209,7 @@ class Grounder:
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
-                 reference_heads: bool = False, compile: str = "off", compile_backend: str = "inductor"):
+                 reference_heads: bool = False, compile: str = "none", compile_backend: str = "inductor"):
         if compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.model = model
@@ -225,7 +225,7 @@ class Grounder:
         self._side: Optional[Any] = None  # the second CUDA stream, made on first use
         self.compile = compile
         self._forward: Callable[..., Tuple[torch.Tensor, ...]] = self._shared_forward
-        if compile != "off":
+        if compile != "none":
             from torch import _dynamo
 
             if _dynamo.config.disable:
@@ -408,7 +408,7 @@ class Grounder:
         with self.running():
             if share and shared_encoding.supported(view):
                 part = self._image_part(view, image)
-                padded = _pad_prompts(text, _ladder(k)) if self.compile != "off" else text
+                padded = _pad_prompts(text, _ladder(k)) if self.compile != "none" else text
                 if self.compile == "reduce-overhead":
                     torch.compiler.cudagraph_mark_step_begin()
                 outputs = self._forward(view, part, padded.features, padded.mask)
