@@ -177,7 +177,9 @@ class StageCounter:
 
         def exact():
             decoded = self.grounder.decode(fresh(), text)
-            index, _ = top_instances(decoded.objects, cfg.confidence_threshold, self.kept)
+            # The object queries any prompt keeps (a shape-only count assumes ``kept``), as ``Grounder.score``.
+            kept = len(torch.nonzero((decoded.objects > cfg.confidence_threshold).any(0)))
+            index, _ = top_instances(decoded.objects, cfg.confidence_threshold, kept)
             return self.grounder.instance_logits(decoded, index)
 
         calls = {

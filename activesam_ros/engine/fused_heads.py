@@ -171,7 +171,7 @@ class FusedHeads:
         height, width = backbone_fpn[0].shape[-2:]
         masks = torch.empty(k, t, height, width, dtype=rows.dtype, device=memory.device)
         semantic = torch.empty(k, 1, height, width, dtype=rows.dtype, device=memory.device)
-        sem_weight = self.sem_weight.to(rows.dtype)
+        sem_weight = self.sem_weight.to(rows.dtype)[:, None]  # a matrix: torch's flop counter skips matrix-vector products
         for part, pixels in self._chunks(grid, images, height, width):
             flat = self._flat(pixels)
             masks[part] = torch.baddbmm(bias[part, :, None], rows[part], flat.transpose(1, 2)).view(-1, t, height, width)

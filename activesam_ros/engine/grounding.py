@@ -253,8 +253,9 @@ class Grounder:
             return self._fused
 
     def _autocast(self):
-        enabled = self.device.type == "cuda" and self.dtype != torch.float32
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
+        if self.device.type != "cuda" or self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.dtype)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
