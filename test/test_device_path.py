@@ -16,6 +16,7 @@ import torch
 
 from activesam_ros.benchmark.host_syncs import AtenCalls, HostSyncs, per_prompt
 from activesam_ros.engine import ActiveSAM, ActiveSAMConfig, pipeline, shared_encoding
+from activesam_ros.engine.config import ConfigError
 from activesam_ros.engine.fused_heads import FusedHeads
 from activesam_ros.engine.grounding import resolution_view
 from activesam_ros.engine.model import DeviceSpec
@@ -275,3 +276,70 @@ def test_prefetched_frames_must_match_their_segment_call(tiny_model):
     ahead = engine.prefetch(picture(6))
     with pytest.raises(ValueError, match="prefetched"):
         engine.segment(picture(6), prefetched=ahead)  # an equal image, not the same one
+
+
+# -- compilation and the process settings ------------------------------------------------
+
+@pytest.mark.slow
+def test_the_grounding_forward_compiles_as_one_graph_with_padded_buckets(tiny_model, photos, monkeypatch):
+    """TorchDynamo traces the shared forward whole (no graph break: what
+    CUDA graphs need) and gives the eager results; prompts are padded to a
+    power of two, so 3 and 4 prompts share one graph. Backend ``eager``:
+    the trace without a C compiler."""
+    from torch._dynamo.utils import counters
+
+    from activesam_ros.engine.grounding import Grounder, TextBatch
+
+    monkeypatch.delenv("TORCHDYNAMO_DISABLE", raising=False)
+    torch._dynamo.reset()
+    counters.clear()
+    plain = Grounder(tiny_model, torch.device("cpu"), torch.float32)
+    compiled = Grounder(tiny_model, torch.device("cpu"), torch.float32, compile="default", compile_backend="eager")
+    text = plain.encode_text(NAMES[:4])
+    image = plain.encode_image(photos["chelsea.png"], 112)
+    for k in (3, 4):
+        batch = TextBatch(text["language_features"][:, :k], text["language_mask"][:k])
+        ours, theirs = compiled.decode(image, batch), plain.decode(image, batch)
+        assert len(ours) == k
+        for name in ("presence", "objects", "memory", "hs"):
+            torch.testing.assert_close(getattr(ours, name), getattr(theirs, name), atol=1e-5, rtol=1e-4)
+    assert "graph_break" not in counters
+    assert counters["stats"]["unique_graphs"] == 1  # 3 prompts padded to 4
+    torch._dynamo.reset()
+
+
+def test_compile_is_refused_where_torchdynamo_is_off(tiny_model, monkeypatch):
+    monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
+    with pytest.raises(ConfigError, match="needs TorchDynamo"):
+        ActiveSAM(tiny_model, ["cat"], SMALL.replace(compile="default"))
+    engine = ActiveSAM(tiny_model, ["cat"], SMALL)
+    with pytest.raises(ConfigError, match="compile are fixed"):
+        engine.check_config(engine.config.replace(compile="reduce-overhead"))
+
+
+def test_torchdynamo_is_disabled_only_on_machines_without_a_gpu(tmp_path, monkeypatch):
+    from activesam_ros.engine import environment
+
+    driver = tmp_path / "nvidiactl"
+    for files, visible, disabled in [((str(tmp_path / "absent"),), None, True), ((str(driver),), None, False),
+                                     ((str(driver),), "", True)]:
+        driver.write_text("")
+        monkeypatch.setattr(environment, "GPU_DEVICE_FILES", files)
+        monkeypatch.delenv("TORCHDYNAMO_DISABLE", raising=False)
+        if visible is None:
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        else:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        environment.set_process_defaults()
+        assert (environment.os.environ.get("TORCHDYNAMO_DISABLE") == "1") == disabled, files
+
+
+def test_torchvisions_pure_pytorch_roi_align_runs_eagerly():
+    """Without torchvision's compiled ops its fallback would compile itself
+    on first use; the engine's shims run it as written."""
+    import sys
+
+    module = sys.modules["torchvision.ops.roi_align"]
+    if module._has_ops():
+        pytest.skip("torchvision's compiled roi_align is installed: no fallback to run")
+    assert not hasattr(module._roi_align, "__wrapped__")

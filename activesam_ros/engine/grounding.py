@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -28,6 +29,7 @@ import torch
 
 from . import cpu_shims, fused_heads, shared_encoding
 from .config import COMPILE_MODES, ConfigError
+from .environment import DYNAMO_VARIABLE
 from .scoring import object_probabilities, top_instances
 
 cpu_shims.prepare_sam3_import()
@@ -228,9 +230,9 @@ class Grounder:
         if compile != "none":
             from torch import _dynamo
 
-            if _dynamo.config.disable:
-                raise ConfigError(f"compile={compile!r} needs TorchDynamo, which TORCHDYNAMO_DISABLE=1 turns off "
-                                  "(the front ends set it on machines without a GPU)")
+            if os.environ.get(DYNAMO_VARIABLE) == "1" or _dynamo.config.disable:
+                raise ConfigError(f"compile={compile!r} needs TorchDynamo, which {DYNAMO_VARIABLE}=1 turns off "
+                                  "(the command line and the node set it on machines without a GPU)")
             _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, RECOMPILE_LIMIT)
             self._forward = torch.compile(self._shared_forward, mode=compile, dynamic=False,
                                           backend=compile_backend)
@@ -412,7 +414,7 @@ class Grounder:
                 padded = _pad_prompts(text, _ladder(k)) if self.compile != "none" else text
                 if self.compile == "reduce-overhead":
                     torch.compiler.cudagraph_mark_step_begin()
-                outputs = self._forward(view, part, padded.features, padded.mask)
+                outputs = self._forward(view, part, padded.features.contiguous(), padded.mask.contiguous())
                 if self.compile == "reduce-overhead":  # a replay overwrites its outputs
                     outputs = tuple(t.clone() for t in outputs)
                 prompt, prompt_mask, memory, hs, presence_logits, pred_logits = outputs
