@@ -29,9 +29,10 @@ def add_parser(sub: Any) -> None:
         "real photographs and a synthetic video, and time per frame and peak memory against the "
         "vocabulary size. Prints the JSON report on stdout and a table on stderr.",
     )
-    add_model_args(parser)
+    add_model_args(parser, default_tiny=True)  # a model is required, except by --gpu (see run)
     parser.add_argument("--quick", action="store_true",
-                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
+                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny); "
+                        "with --gpu: one vocabulary, buckets 1 and 8, three small frames")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
     work = parser.add_argument_group(
@@ -47,6 +48,14 @@ def add_parser(sub: Any) -> None:
     work.add_argument("--work-real-check", action="store_true",
                       help="also run the full-size image encode and one grounding forward for real with random "
                       "weights and compare the counts (about 3.4 GB and minutes on a CPU)")
+    gpu = parser.add_argument_group(
+        "the first run on a GPU (instead of the sections above)",
+        "--gpu measures, at the model's full size in its compute dtype (bfloat16 on CUDA): the image encode, one "
+        "bucket of 1, 8 and 32 prompts through exact and fast mode, a camera frame of per-frame exact and fast, "
+        "stream reuse and propagation with ADE20K-150 and VOC-21, peak device memory, host syncs and kernel "
+        "launches per frame, and bfloat16 against float32 labels; JSON on stdout, the markdown tables on stderr. "
+        "Without a model flag it builds SAM 3's released architecture with random weights (nothing downloaded).")
+    gpu.add_argument("--gpu", action="store_true", help="run the GPU measurements (a few minutes on one GPU)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -70,6 +79,10 @@ def _writable(path: str, flag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.gpu:
+        return run_gpu(args)
+    if not (args.checkpoint or args.hub_id or args.model):
+        raise UserError("give a model: --checkpoint PATH, --hub-id ID or --model tiny")
     if args.work:
         return run_work(args)
     if args.video:
@@ -144,6 +157,37 @@ def run_video(args: argparse.Namespace) -> int:
     report = {"schema": "activesam-bench-video/1", "model": model_description(args),
               "random_weights": args.model == "tiny", **report}
     return _write_report(report, json_path, video_table(report))
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    """``--gpu``: the first GPU run's measurements (benchmark/gpu.py)."""
+    json_path = _writable(args.json, "--json")
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+
+    from ..benchmark.gpu import GPU, GPU_QUICK, gpu_tables, run_gpu_bench
+    from ..benchmark.inputs import InputError, photo_path
+
+    try:
+        photo_path("chelsea.png")  # the video's backgrounds: fail before building a model
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    if args.checkpoint or args.hub_id or args.model:
+        model, description = load_model_from_args(args), model_description(args)
+    else:
+        from ..benchmark.counting import released_sam3
+        from ..engine.model import ModelLoadError, resolve_device
+
+        try:
+            device = resolve_device(args.device, args.dtype).device
+        except ModelLoadError as exc:
+            raise UserError(str(exc)) from exc
+        print("activesam bench --gpu: building SAM 3's released architecture with random weights", file=sys.stderr)
+        model = released_sam3(values=True, seed=args.seed).to(device)
+        description = f"SAM 3 released architecture (random weights, seed {args.seed}): outputs are meaningless"
+    report = run_gpu_bench(model, description, random_weights=not (args.checkpoint or args.hub_id),
+                           config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
+    return _write_report(report, json_path, gpu_tables(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20

@@ -357,10 +357,11 @@ class ActiveSAM:
         """
         cfg, prepared, g = frame.config, frame.prepared, self.grounder
         index = g.indices(active)
+        buckets = []
         with watch("decode"):
-            buckets = [_Bucket(slice(start, min(len(active), start + cfg.bucket_size)),
-                               g.decode(encoded, prepared.text(index[start : start + cfg.bucket_size], memory=True)))
-                       for start in range(0, len(active), cfg.bucket_size)]
+            for start in range(0, len(active), cfg.bucket_size):
+                slots = slice(start, min(len(active), start + cfg.bucket_size))
+                buckets.append(self._decode_bucket(encoded, prepared, index[slots], slots))
             decisions = torch.stack([torch.cat([b.decoded.presence for b in buckets]),
                                      torch.cat([b.decoded.kept(cfg.confidence_threshold) for b in buckets]).float()])
         presence, kept = g.fetch(decisions)[0]
@@ -388,6 +389,12 @@ class ActiveSAM:
             with watch("fusion"):
                 class_scores = resize_logits(class_scores[None], encoded.height, encoded.width)[0]
         return _Scores(class_scores, classes, presence)
+
+    def _decode_bucket(self, encoded: EncodedImage, prepared: PreparedVocabulary, index: torch.Tensor,
+                       slots: slice) -> _Bucket:
+        """Phase one for one bucket: the decoder of the queries at ``index``
+        (their ``slots`` in the active list), nothing read back."""
+        return _Bucket(slots, self.grounder.decode(encoded, prepared.text(index, memory=True)))
 
     def _heads(self, decoded: Decoded, kept: int, cfg: ActiveSAMConfig, encoded: EncodedImage,
                watch: _Stopwatch) -> torch.Tensor:
