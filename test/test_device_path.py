@@ -91,7 +91,8 @@ def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatc
     whole frame runs on them, and the host reads nothing but what
     ``Grounder.fetch`` brings back: the labels as uint8 and their scores,
     made on the device."""
-    monkeypatch.setattr(pipeline, "resolve_device", lambda device, dtype: DeviceSpec(torch.device("meta"), torch.float32))
+    meta = DeviceSpec(torch.device("meta"), torch.float32)
+    monkeypatch.setattr(pipeline, "resolve_device", lambda device, dtype: meta)
     engine = ActiveSAM(meta_model, NAMES[:12], SMALL.replace(mode=mode, max_active=max_active, bucket_size=5))
     fetched = []
 

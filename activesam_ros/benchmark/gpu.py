@@ -146,7 +146,7 @@ def _run_policy(engine: ActiveSAM, policy, video: SyntheticVideo, plan: GpuPlan,
     for index in range(len(video)):
         frame = Frame(video[index], stamp=index / plan.fps, camera="bench")
         out: List[Any] = []
-        seconds.append(_timed(lambda f=frame: out.append(processor.label(f, policy.model_every)), engine.device))
+        seconds.append(_timed(lambda f=frame, o=out: o.append(processor.label(f, policy.model_every)), engine.device))
         model += out[0].source == MODEL
         labels.append(out[0].result.labels)
     return {"ms_per_frame": 1000 * statistics.fmean(seconds), "model_fraction": model / len(video),

@@ -108,7 +108,7 @@ FORWARDS = {
     "screen_fast": "presence-only decode at the screen size, shared (fast mode)",
     "decoder_full": "fusion encoder + decoder at full size, no heads, as sam3 runs it",
     "decoder_shared": "the same with the prompt-independent work once per forward (the engine's)",
-    "exact_full": "exact mode's decode at full size: shared encoder work, decoder and the engine's heads for the kept instances",
+    "exact_full": "exact mode's decode at full size: shared encoder work, decoder, the engine's heads of the kept instances",
     "sam3_full": "sam3's own forward at full size with its heads (the reference implementation, the paper's)",
     "fast_full": "fast mode's decode at full size: shared encoder work, decoder, fused heads",
 }

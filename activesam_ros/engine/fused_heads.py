@@ -171,10 +171,11 @@ class FusedHeads:
         height, width = backbone_fpn[0].shape[-2:]
         masks = torch.empty(k, t, height, width, dtype=rows.dtype, device=memory.device)
         semantic = torch.empty(k, 1, height, width, dtype=rows.dtype, device=memory.device)
-        sem_weight = self.sem_weight.to(rows.dtype)[:, None]  # a matrix: torch's flop counter skips matrix-vector products
+        sem_weight = self.sem_weight.to(rows.dtype)[:, None]  # a matrix: flop counters skip matrix-vector products
         for part, pixels in self._chunks(grid, images, height, width):
             flat = self._flat(pixels)
-            masks[part] = torch.baddbmm(bias[part, :, None], rows[part], flat.transpose(1, 2)).view(-1, t, height, width)
+            logits = torch.baddbmm(bias[part, :, None], rows[part], flat.transpose(1, 2))
+            masks[part] = logits.view(-1, t, height, width)
             semantic[part, 0] = (flat @ sem_weight + self.sem_bias.to(flat.dtype)).view(-1, height, width)
         return masks, semantic
 

@@ -44,8 +44,16 @@ from .limits import ImageError, check_image  # noqa: F401 - ImageError is part o
 from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
 from .result import SegmentationResult
-from .scoring import (active_mask, add_class_maxima, class_rows, fuse_at_image, label_dtype, labels_from_scores,
-                      resize_logits, top_instances)
+from .scoring import (
+    active_mask,
+    add_class_maxima,
+    class_rows,
+    fuse_at_image,
+    label_dtype,
+    labels_from_scores,
+    resize_logits,
+    top_instances,
+)
 from .vocabulary import Vocabulary, canonicalize
 
 
@@ -210,7 +218,8 @@ class ActiveSAM:
         spec = resolve_device(config.device, config.dtype)
         self.dtype = spec.dtype
         model_device = next(model.parameters()).device
-        if model_device != spec.device and not (model_device.type == spec.device.type == "cuda" and spec.device.index is None):
+        any_cuda = model_device.type == spec.device.type == "cuda" and spec.device.index is None
+        if model_device != spec.device and not any_cuda:
             model = model.to(spec.device)
         # The model's own device: "cuda" names one device, and every tensor of a frame is made there.
         self.device = next(model.parameters()).device
@@ -226,7 +235,8 @@ class ActiveSAM:
         """Raise ConfigError if ``config`` cannot replace the current one;
         changes nothing (callers validate off the worker thread)."""
         config = config.validate()
-        if (config.device, config.dtype, config.compile) != (self.config.device, self.config.dtype, self.config.compile):
+        fixed = ("device", "dtype", "compile")
+        if [getattr(config, name) for name in fixed] != [getattr(self.config, name) for name in fixed]:
             raise ConfigError("device, dtype and compile are fixed when the engine is created")
         self._check_mode(config)
         input_sizes(config, self.grounder)
@@ -464,7 +474,8 @@ class ActiveSAM:
         """
         rgb = check_image(image)
         if prefetched is not None:
-            if prefetched.rgb is not image or (prefetched.active_queries, prefetched.screen) != (active_queries, screen):
+            asked = (prefetched.active_queries, prefetched.screen)
+            if prefetched.rgb is not image or asked != (active_queries, screen):
                 raise ValueError("prefetched holds another image or other arguments than this call's")
             frame, images = prefetched.frame, prefetched.images
             self.grounder.wait(prefetched.ready)

@@ -73,7 +73,8 @@ def image_part(view, backbone_out: Dict) -> ImagePart:
     first = encoder.layers[0]
     normed = first.norm1(tokens)
     query = normed + token_pos if first.pos_enc_at_attn else normed
-    tokens = tokens + first.dropout1(first.self_attn(query, query, value=normed, attn_mask=None, key_padding_mask=None)[0])
+    attended = first.self_attn(query, query, value=normed, attn_mask=None, key_padding_mask=None)[0]
+    tokens = tokens + first.dropout1(attended)
     device = tokens.device
     return ImagePart(
         geometry=geo, geometry_mask=geo_mask, tokens=tokens, token_pos=token_pos,
