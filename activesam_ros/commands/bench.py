@@ -47,6 +47,18 @@ def add_parser(sub: Any) -> None:
     work.add_argument("--work-real-check", action="store_true",
                       help="also run the full-size image encode and one grounding forward for real with random "
                       "weights and compare the counts (about 3.4 GB and minutes on a CPU)")
+    memory = parser.add_argument_group(
+        "peak memory (instead of the sections above)",
+        "--memory measures the peak memory of the image encode and of grounding forwards of K prompts at "
+        "several input sizes, in worker processes (Linux), fits the memory model and prints the peak per "
+        "frame of every mode and bucket size (docs/memory.md). Needs a random-weight model: --model released "
+        "(the real size; about 15 minutes of 2 CPU cores per dtype) or --model tiny.")
+    memory.add_argument("--memory", action="store_true", help="measure peak memory per stage and per frame")
+    memory.add_argument("--memory-dtypes", default="float32,bfloat16", metavar="LIST",
+                        help="compute dtypes measured, comma-separated (default float32,bfloat16; "
+                        "bfloat16 runs under CPU autocast)")
+    memory.add_argument("--memory-threads", type=int, default=2, metavar="N",
+                        help="CPU threads of each worker (default 2)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -70,6 +82,8 @@ def _writable(path: str, flag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.memory:
+        return run_memory(args)
     if args.work:
         return run_work(args)
     if args.video:
@@ -89,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
-    report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
+    report = run_benchmark(model, model_description(args), random_weights=bool(args.model),
                            config=config, temporal=temporal, plan=QUICK if args.quick else FULL, progress=True)
     env = report["environment"]
     title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
@@ -226,3 +240,26 @@ def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say
                                          source=f"{model_description(args)} on {Path(args.video).name}, "
                                                 f"{len(frames)} frames at {args.video_side} px")
     return mixes
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    """``--memory``: peak memory per stage, the fit, and per frame (benchmark/memory_report.py)."""
+    json_path = _writable(args.json, "--json")
+    if args.model not in ("tiny", "released"):
+        raise UserError("--memory measures a random-weight model: give --model released (or tiny)")
+    dtypes = [d.strip() for d in args.memory_dtypes.split(",") if d.strip()]
+    if not dtypes or set(dtypes) - {"float32", "bfloat16"}:
+        raise UserError(f"--memory-dtypes must list float32 and/or bfloat16, got {args.memory_dtypes!r}")
+    if args.memory_threads < 1:
+        raise UserError("--memory-threads must be at least 1")
+    from ..benchmark.memory import measure, released_plan, tiny_plan
+    from ..benchmark.memory_report import memory_report, memory_tables
+
+    plan = released_plan() if args.model == "released" else tiny_plan()
+    try:
+        rows = measure(args.model, dtypes, plan, threads=args.memory_threads,
+                       progress=lambda line: print(f"activesam bench --memory: {line}", file=sys.stderr))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+    report = memory_report(rows, model_description(args), config_from_args(args))
+    return _write_report(report, json_path, memory_tables(report))
