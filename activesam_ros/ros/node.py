@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -39,7 +40,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ..engine.config import ConfigError  # noqa: E402
-from ..engine.model import ModelLoadError, load_model  # noqa: E402
+from ..engine.model import ModelLoadError, load_model_with_report  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
@@ -47,7 +48,7 @@ from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .diagnostics import Report, camera_report, memory_value  # noqa: E402
+from .diagnostics import Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
 try:  # Jazzy's name; Humble has them in qos_event
@@ -111,6 +112,8 @@ class ActiveSAMNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__(params.NODE_NAME, **kwargs)
+        self._started = time.monotonic()
+        self._first_label: Optional[float] = None  # seconds from start to the first labels published
         self._declare_parameters()
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
         self._values: Dict[str, Any] = {
@@ -121,7 +124,11 @@ class ActiveSAMNode(Node):
         self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
         if source.tiny:
             self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
-        model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
+        model, self._load = load_model_with_report(source.checkpoint, source.hub_id, tiny=source.tiny,
+                                                   device=self._values["device"])
+        if self._load.skipped:
+            self.get_logger().info(self._load.skipped)
+        self.get_logger().info(self._load.line())
         engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
         self._device = str(engine.device)
         self._ns = messages.rclpy_messages()
@@ -272,6 +279,10 @@ class ActiveSAMNode(Node):
                 overlay_legend=self._values["overlay_legend"],
             ):
                 publisher.publish(message)
+        if self._first_label is None:
+            self._first_label = time.monotonic() - self._started
+            self.get_logger().info(f"first labels {self._first_label:.1f} s after start "
+                                   f"(model ready in {self._load.total_seconds:.1f} s)")
 
     def _on_error(self, frame: Optional[Frame], error: BaseException) -> None:
         if self._closing:
@@ -290,6 +301,7 @@ class ActiveSAMNode(Node):
                                camera.reported_undecodable, self.runtime.running)
         camera.reported, camera.reported_undecodable = stats, camera.undecodable
         report.values.append(memory_value(self._device))
+        report.values.extend(load_values(self._load, self._first_label))
         return report
 
     def _setup_diagnostics(self) -> None:
