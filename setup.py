@@ -26,6 +26,7 @@ setup(
         "torchvision",
         "sam3==0.1.4",
         "psutil",  # imported by sam3, not declared by it
+        "safetensors",  # transformers-layout checkpoints (model.safetensors)
         "open_clip_torch",  # ships the BPE vocabulary file sam3's wheel lacks
         "nltk",
         "opencv-python-headless",
@@ -38,7 +39,8 @@ setup(
         # scikit-image's wheel ships the photographs the tests and bench use. pytest < 9:
         # launch_testing's pytest plugin (Humble, Jazzy) still uses the hook argument
         # `path`, which pytest 9 rejects, stopping every ROS test before collection.
-        "test": ["pytest>=7,<9", "scikit-image", "pyyaml"],
+        # transformers: the tests check that its SAM 3 layout maps onto sam3's (meta device only).
+        "test": ["pytest>=7,<9", "scikit-image", "pyyaml", "transformers>=5.23,<6"],
         "bench": ["scikit-image"],
     },
     zip_safe=True,
