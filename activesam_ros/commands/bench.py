@@ -68,6 +68,10 @@ def add_parser(sub: Any) -> None:
     video.add_argument("--video-vocab", action="append", metavar="NAME",
                        help="a vocabulary (shipped name or file) to measure with; repeatable "
                        "(default: ade20k and indoor)")
+    video.add_argument("--precision", action="store_true",
+                       help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
+                       "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
+                       "bfloat16 where all of them together agree on less than 99 %%")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     add_temporal_args(parser)
@@ -135,17 +139,47 @@ def _check_video_args(args: argparse.Namespace) -> None:
         raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
 
 
-def run_video(args: argparse.Namespace) -> int:
-    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
-    json_path = _writable(args.json, "--json")
-    _check_video_args(args)
-    from ..benchmark.video import VideoError, measure_video, video_table
+def _video_vocabularies(args: argparse.Namespace) -> dict:
     from ..engine.vocabulary import VocabularyError, load_vocabulary_file
 
     try:
-        vocabularies = {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
+        return {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
     except VocabularyError as exc:
         raise UserError(str(exc)) from exc
+
+
+def run_precision(args: argparse.Namespace) -> int:
+    """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
+    json_path = _writable(args.json, "--json")
+    _check_video_args(args)
+    from ..benchmark.precision import measure_precision, precision_table
+    from ..benchmark.video import VideoError, read_video
+
+    vocabularies = _video_vocabularies(args)
+    config = config_from_args(args)
+    try:
+        frames, _ = read_video(Path(args.video), args.video_frames, args.video_side)
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    rows = measure_precision(model, frames, vocabularies, config,
+                             progress=lambda line: print(f"activesam bench --precision: {line}", file=sys.stderr))
+    report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
+              "random_weights": bool(args.model), "video": Path(args.video).name,
+              "frame_size": list(frames[0].shape[:2]) if frames else None,
+              "resolution": config.resolution, "rows": rows}
+    return _write_report(report, json_path, precision_table(rows))
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
+    if args.precision:
+        return run_precision(args)
+    json_path = _writable(args.json, "--json")
+    _check_video_args(args)
+    from ..benchmark.video import VideoError, measure_video, video_table
+
+    vocabularies = _video_vocabularies(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
     model = load_model_from_args(args)
