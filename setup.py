@@ -1,14 +1,18 @@
 """activesam_ros: an ament_python ROS 2 package and a pip-installable library."""
 
+import xml.etree.ElementTree as ET
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "activesam_ros"
+# The version has one home, package.xml (what bloom and rosdistro read); pip reads it from there.
+VERSION = ET.parse(Path(__file__).resolve().parent / "package.xml").getroot().findtext("version")
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version=VERSION,
     description="ActiveSAM open-vocabulary semantic segmentation on SAM 3, as a ROS 2 node and a CLI",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 import pytest
 import yaml
+from docs_support import table
 from test_ros_package import _depends, _imported_modules
 
 from activesam_ros.ros.placement import (
@@ -50,14 +51,12 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
     assert parse_list(ast.literal_eval(arguments["cameras"][0]), "cameras") == ["/camera/image_raw"]
     assert parse_list(ast.literal_eval(arguments["devices"][0]), "devices") == ["auto"]
     assert set(ast.literal_eval(found["OVERRIDES"])) <= set(arguments)
-    # The README's table of the launch's arguments has a row for each, with its default.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in readme.splitlines()
-            if line.startswith("| `") and line.count("|") >= 4}
+    # The node page's table of the launch's arguments has a row for each, with its non-empty default.
+    documented = table("docs/node.md", "### `multi.launch.py`")
+    assert set(documented) == set(arguments)
     for name, (default, _) in arguments.items():
-        assert f"`{name}`" in rows, name
         if isinstance(default, ast.Constant) and default.value:
-            assert f"`{default.value}`" == rows[f"`{name}`"], name
+            assert documented[name][0] == f"`{default.value}`", name
 
 
 def test_every_import_of_the_launch_file_is_an_exec_depend_or_the_package():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import configparser
+import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -45,9 +47,19 @@ def test_manifest_is_an_ament_python_package_named_like_setup():
     assert root.findtext("name") == PACKAGE
     assert root.find("export/build_type").text == "ament_python"
     assert "ament_python" in _depends("buildtool_depend")
-    keywords = {k.arg: k.value for k in _setup_call().keywords}
-    assert ast.literal_eval(keywords["version"]) == root.findtext("version")
     assert (ROOT / "resource" / PACKAGE).is_file()  # the ament index marker setup.py installs
+
+
+def test_the_version_has_one_home_package_xml():
+    version = _manifest().findtext("version")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    keywords = {k.arg: k.value for k in _setup_call().keywords}
+    assert isinstance(keywords["version"], ast.Name), "setup.py must read the version, not repeat it"
+    run = subprocess.run([sys.executable, "setup.py", "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert run.stdout.strip().splitlines()[-1] == version, run.stderr
+    out = subprocess.run([sys.executable, "-m", "activesam_ros.cli", "--version"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == f"activesam {version}", out.stderr
 
 
 def test_every_ros_import_of_the_node_and_launch_file_is_an_exec_depend():

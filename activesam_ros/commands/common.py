@@ -72,7 +72,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
                        help="a random-weight SAM 3, outputs mean nothing: tiny (tests and demos) or released "
                        "(the released architecture, 3.4 GB: memory and work at the real size)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16")
+    group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16")
     group.add_argument("--seed", type=int, default=0, help="seed of the tiny model (default 0)")
 
 
