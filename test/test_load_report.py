@@ -3,7 +3,12 @@ reported by the CLI and on the node's /diagnostics."""
 
 import pytest
 
-from activesam_ros.engine.model import LoadReport, ModelLoadError, build_model_with_random_weights, load_model_with_report
+from activesam_ros.engine.model import (
+    LoadReport,
+    ModelLoadError,
+    build_model_with_random_weights,
+    load_model_with_report,
+)
 from activesam_ros.ros.diagnostics import load_values
 
 

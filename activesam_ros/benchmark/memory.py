@@ -144,8 +144,6 @@ def _frame() -> "Any":
 
 def run_points(grounder, points: Sequence[Point], emit: Callable[[Dict[str, Any]], None]) -> None:
     """Measure ``points`` (grouped by resolution, encode first) with ``grounder``."""
-    import torch
-
     from ..engine.grounding import TextBatch
     from ..engine.scoring import exact_query_scores
 
@@ -167,8 +165,7 @@ def run_points(grounder, points: Sequence[Point], emit: Callable[[Dict[str, Any]
         "fast": lambda image, t: grounder.score(image, t, 0.3, 0.0),
         "presence": lambda image, t: grounder.ground(image, t, heads=False, share=True),
     }
-    for resolution in dict.fromkeys(p.resolution for p in points):
-        at = [p for p in points if p.resolution == resolution]
+    def at_resolution(resolution: int, at: Sequence[Point]) -> None:
         for k in {1} | {p.prompts for p in at if p.prompts}:
             text(k)
         base = resident_bytes()
@@ -191,8 +188,9 @@ def run_points(grounder, points: Sequence[Point], emit: Callable[[Dict[str, Any]
             elif p.stage != "encode":
                 _, peak, seconds = measure_peak(lambda: stages[p.stage](image, text(p.prompts)))
                 emit({**asdict(p), "peak_bytes": peak, "seconds": seconds})
-        del image
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+    for resolution in dict.fromkeys(p.resolution for p in points):
+        at_resolution(resolution, [p for p in points if p.resolution == resolution])
 
 
 def worker(model_name: str, dtype_name: str, points: Sequence[Point], seed: int = 0) -> None:
