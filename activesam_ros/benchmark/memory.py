@@ -244,13 +244,13 @@ def measure(model_name: str, dtypes: Iterable[str], points: Sequence[Point], thr
 
 
 def _solve(rows: Sequence[Dict[str, Any]], columns: Callable[[Dict[str, Any]], List[float]]) -> List[float]:
-    """Least squares, relative to each measurement (numpy)."""
+    """Least squares in bytes: the largest peaks, those that decide whether a
+    bucket fits, weigh the most (numpy)."""
     import numpy as np
 
     a = np.array([columns(r) for r in rows], dtype=float)
     b = np.array([r["peak_bytes"] for r in rows], dtype=float)
-    weight = 1.0 / np.maximum(b, 1.0)
-    coef, *_ = np.linalg.lstsq(a * weight[:, None], b * weight, rcond=None)
+    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
     return [float(c) for c in coef]
 
 
