@@ -235,9 +235,10 @@ def measure(model_name: str, dtypes: Iterable[str], points: Sequence[Point], thr
             for line in proc.stdout:
                 row = json.loads(line)
                 rows.append(row)
-                if progress is not None:
+                if progress is not None:  # the whole row: a long run's log keeps every measurement
                     progress(f"{dtype} {row['stage']} {row.get('resolution', '')} px K={row.get('prompts', 0)}: "
-                             f"{row.get('peak_bytes', row.get('resident_bytes', 0)) / 2**20:.0f} MiB")
+                             f"{row.get('peak_bytes', row.get('resident_bytes', 0)) / 2**20:.0f} MiB "
+                             f"{json.dumps(row)}")
         if proc.returncode:
             raise RuntimeError(f"the {dtype} memory worker failed (exit {proc.returncode})")
     return rows
