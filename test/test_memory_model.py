@@ -50,11 +50,14 @@ def test_the_largest_bucket_fits_with_its_margin():
 
 
 def test_the_released_fit_is_a_memory_model():
-    from activesam_ros.engine.memory_model import RELEASED
+    from activesam_ros.engine.memory_model import RELEASED, released
 
-    for dtype, entry in RELEASED.items():
-        model = from_fit(dtype, entry)
+    for dtype in RELEASED:
+        model = released(dtype)
         assert model.forward_bytes("exact", 1008, 16) > model.forward_bytes("exact", 1008, 8) > 0
+        assert 2.5e9 < model.frame_bytes("exact", FrameShape(1008, 672, 336, 150, 31, 32, 480 * 640)) < 2e10
+    with pytest.raises(KeyError, match="no memory measurement for float16"):
+        released("float16")
 
 
 @pytest.mark.slow

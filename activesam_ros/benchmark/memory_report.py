@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any, Dict, List, Mapping, Sequence
 
 from ..engine.config import ActiveSAMConfig
-from ..engine.memory_model import PATCH, FrameShape, from_fit
+from ..engine.memory_model import PATCH, STAGES, FrameShape, from_fit
 from ..engine.pipeline import input_sizes
 from .memory import FRAME_SIZE, fit
 from .work import active_count
@@ -30,6 +30,8 @@ def frame_rows(fitted: Mapping[str, Any], config: ActiveSAMConfig, resolution: i
     height, width = FRAME_SIZE
     rows = []
     for dtype, entry in fitted.items():
+        if not {"encode", *STAGES} <= set(entry["stages"]):
+            continue  # a dtype whose plan did not cover every stage
         model = from_fit(dtype, entry)
         for name, vocabulary in table_vocabularies().items():
             n = len(vocabulary.queries)

@@ -140,3 +140,31 @@ def from_fit(dtype: str, fitted: Mapping[str, object]) -> MemoryModel:
         stages=stages,
         instances_per_query_pixel=float(fitted["instances_per_query_pixel"]),  # type: ignore[arg-type]
     )
+
+
+RELEASED: Dict[str, Dict[str, object]] = {
+    "float32": {
+        "stages": {
+            "encode": {"fixed": 1.90194e+07, "per_token": 44124.9, "per_token_squared": 1.90104,
+                      "per_prompt": 0, "per_prompt_token": 0},
+            "exact": {"fixed": -1.29977e+06, "per_token": 31725.9, "per_token_squared": 0,
+                      "per_prompt": 1.82035e+06, "per_prompt_token": 37292.5},
+            "fast": {"fixed": -477539, "per_token": 31488.2, "per_token_squared": 0,
+                      "per_prompt": 1.97459e+06, "per_prompt_token": 38335.6},
+            "presence": {"fixed": -3.32809e+06, "per_token": 6490.28, "per_token_squared": 0,
+                      "per_prompt": 5.85075e+06, "per_prompt_token": 18415.5},
+        },
+        "features_per_token": 43008,
+        "instances_per_query_pixel": 8.055,
+        "model_tensor_bytes": 3371476184,
+    },
+}
+"""``bench --memory --model released``'s fit (docs/memory.md), per compute
+dtype measured: held-out prompt counts within 1.8 %."""
+
+
+def released(dtype: str = "float32") -> MemoryModel:
+    """The released model's memory model in ``dtype`` (one of ``RELEASED``)."""
+    if dtype not in RELEASED:
+        raise KeyError(f"no memory measurement for {dtype}: measured {', '.join(RELEASED)}")
+    return from_fit(dtype, RELEASED[dtype])
