@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from activesam_ros.benchmark import memory as M
-from activesam_ros.engine.memory_model import FrameShape, MemoryModel, StageFit, from_fit, tokens
+from activesam_ros.engine.memory_model import FrameShape, MemoryModel, StageFit, tokens
 
 
 def test_the_fit_recovers_a_linear_cost_and_is_checked_on_points_it_did_not_see():
