@@ -35,6 +35,8 @@ setup(
         "opencv-python-headless",
         "pillow",
         "rosbags>=0.10",
+        "ruamel.yaml",  # bagio reads metadata.yaml as rosbags does
+        "huggingface_hub",  # --hub-id downloads
         "tqdm",
         "pyyaml",  # rviz_config: the launch file writes rviz's config
     ],
@@ -42,14 +44,15 @@ setup(
         # scikit-image's wheel ships the photographs the tests and bench use. pytest < 9:
         # launch_testing's pytest plugin (Humble, Jazzy) still uses the hook argument
         # `path`, which pytest 9 rejects, stopping every ROS test before collection.
-        "test": ["pytest>=7,<9", "scikit-image", "pyyaml"],
+        # catkin_pkg: the tests validate package.xml with the parser rosdep and bloom use.
+        "test": ["pytest>=7,<9", "scikit-image", "pyyaml", "catkin_pkg"],
         "bench": ["scikit-image"],
     },
     zip_safe=True,
     entry_points={
         "console_scripts": [
             "activesam = activesam_ros.cli:main",
-            "activesam_node = activesam_ros.ros.node:main",
+            "activesam_node = activesam_ros.ros.node_main:main",
         ],
     },
 )
