@@ -7,6 +7,7 @@ traceback would not say what to do.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
@@ -27,7 +28,13 @@ def main(args: Optional[List[str]] = None) -> int:
             raise
         print(NO_ROS.format(missing=exc.name), file=sys.stderr)
         return 1
-    return node.main(args)
+    code = node.main(args)
+    # Everything of the node is closed now. The interpreter's own teardown would
+    # then collect torch's and sam3's objects one by one, seconds on a small CPU:
+    # past the 5 s a launch waits between SIGINT and SIGTERM.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
