@@ -1,6 +1,8 @@
 """One label convention (render/labels.py) for `segment`'s PNG, `bag`'s labels
 topic and the labels the node publishes, on one photograph: class indices,
-and 255 for the class `background` when calibration is on."""
+and 255 for the class `background` when calibration is on. Here the node's
+side is its message builder; test_lifecycle_launch.py checks the running
+node on the same photograph against the same engine."""
 
 from __future__ import annotations
 
