@@ -53,7 +53,7 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> DeviceSpec:
             raise ModelLoadError(
                 f"device {device!r} was requested but this torch has no CUDA "
                 f"(torch {torch.__version__}); install a CUDA build of torch "
-                "(docs/install.md, "GPU") or pass --device cpu"
+                "(docs/install.md, 'GPU') or pass --device cpu"
             )
         index = dev.index or 0
         if index >= torch.cuda.device_count():
