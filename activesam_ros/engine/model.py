@@ -59,7 +59,7 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> DeviceSpec:
             raise ModelLoadError(
                 f"device {device!r} was requested but this torch has no CUDA "
                 f"(torch {torch.__version__}); install a CUDA build of torch "
-                "(README: 'GPU install') or pass --device cpu"
+                "(docs/install.md, 'GPU') or pass --device cpu"
             )
         index = dev.index or 0
         if index >= torch.cuda.device_count():
@@ -107,7 +107,7 @@ def _import_sam3():
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelLoadError(
             f"the sam3 package could not be imported ({exc}); install it with "
-            "the pinned torch/torchvision (README: 'Install')"
+            "the pinned torch/torchvision (docs/install.md)"
         ) from exc
     return builder
 
