@@ -61,11 +61,6 @@ def test_the_tables_are_the_ones_the_gpu_page_shows(report):
     assert "activesam bench --gpu" in page
 
 
-def test_bench_needs_a_model_except_for_the_gpu_run(tmp_path, capsys):
-    assert main(["bench", "--json", str(tmp_path / "out.json")]) == 2
-    assert "give a model" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_the_gpu_command_runs_on_the_cpu(tmp_path, capsys):
     out = tmp_path / "gpu.json"

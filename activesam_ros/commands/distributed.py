@@ -59,7 +59,7 @@ the failing rank first and names it as the root cause of the job's failure."""
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("under torchrun (README: Scaling out)")
+    group = parser.add_argument_group("under torchrun (docs/scaling.md)")
     group.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                        help="under torchrun, fail when the processes wait this many seconds for each other "
                        f"with no progress of any (joining, merging, the end; default {DEFAULT_TIMEOUT:g})")

@@ -122,9 +122,12 @@ def fuse_at_image(masks: torch.Tensor, weights: torch.Tensor, semantic: torch.Te
 def exact_query_scores(g: "Grounding", confidence: float, height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-query score maps at the image size, as the method states them,
     from a grounding with every object query's mask (``fuse_at_image``).
+    Reads how many instances the prompts keep at most (one value; a frame
+    of ``ActiveSAM`` gets it with the others it fetches).
     Returns (scores [K, H, W], presence [K])."""
     presence, objects = object_scores(g)
-    index, weights = top_instances(objects, confidence, objects.shape[1])
+    kept = int((objects > confidence).sum(1).max()) if objects.numel() else 0
+    index, weights = top_instances(objects, confidence, kept)
     masks = g.pred_masks.gather(1, index[:, :, None, None].expand(-1, -1, *g.pred_masks.shape[-2:]))
     return fuse_at_image(masks, weights, g.semantic_seg, presence, height, width), presence
 
