@@ -7,10 +7,11 @@ shared by buckets of prompts, instance/semantic fusion with presence gating,
 and margin-aware background calibration.
 
 ``mode="exact"`` follows the method step by step at the image's size; like
-fast mode, each of its forwards computes the prompt-independent parts once
+fast mode, it computes the prompt-independent parts once per image
 (``shared_encoding``: the first encoder layer's self-attention over the image
-tokens, 34 GFLOP a prompt at 1008 px) and the heads' logits the cheaper way
-(``fused_heads``), both equal to sam3's forward to float rounding.
+tokens, 34 GFLOP a prompt at 1008 px) and the heads' logits the cheaper way,
+for the instances that can pass the confidence threshold (``fused_heads``),
+both equal to sam3's forward to float rounding.
 ``mode="fast"`` takes the same decisions with less work. Its preview first
 screens every query at ``fast_preview_resolution`` (a third of the full
 resolution, a quarter of the preview's tokens) and runs the real preview only
@@ -23,6 +24,12 @@ segmentation heads (their score cannot exceed their presence); the others'
 heads compute only the kept instances' masks and fuse them at mask
 resolution (``fused_heads``), and only the class scores the labels need are
 resized. Its agreement with exact mode is measured, not assumed.
+
+A frame stays on the model's device from its upload to its label image:
+the decoder of every bucket runs first, then one fetch of the presences and
+instance counts decides which heads run; class maxima, argmax and
+calibration run on the device, and the host waits at most three times per
+frame, whatever the vocabulary (docs/gpu.md).
 """
 
 from __future__ import annotations
