@@ -17,8 +17,8 @@ screens every query at ``fast_preview_resolution`` (a third of the full
 resolution, a quarter of the preview's tokens) and runs the real preview only
 on the top ``fast_screen_keep`` (40 %, twice the 20 % kept): the quantile
 threshold and the active set are then those of the full preview whenever the
-screen ranks the truly present queries within its top 40 %. Each forward
-computes its prompt-independent parts once (``shared_encoding``); queries
+screen ranks the truly present queries within its top 40 %. It shares the
+image's prompt-independent parts the same way (``shared_encoding``); queries
 whose full-resolution presence is below ``fast_presence_floor`` skip the
 segmentation heads (their score cannot exceed their presence); the others'
 heads compute only the kept instances' masks and fuse them at mask
