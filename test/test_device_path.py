@@ -18,7 +18,7 @@ from activesam_ros.benchmark.host_syncs import AtenCalls, HostSyncs, per_prompt
 from activesam_ros.engine import ActiveSAM, ActiveSAMConfig, pipeline, shared_encoding
 from activesam_ros.engine.config import ConfigError
 from activesam_ros.engine.fused_heads import FusedHeads
-from activesam_ros.engine.grounding import resolution_view
+from activesam_ros.engine.grounding import native_resolution, resolution_view
 from activesam_ros.engine.model import DeviceSpec
 
 ENGINE = Path(__file__).resolve().parents[1] / "activesam_ros" / "engine"
@@ -70,12 +70,23 @@ def picture(seed: int = 0, height: int = 60, width: int = 80) -> np.ndarray:
 
 # -- the meta device -------------------------------------------------------------------
 
+def run_on_the_cpu(model: torch.nn.Module) -> None:
+    """One image encode by the model itself at its own size (not through
+    the engine's views), as a model used before the engine gets it: sam3's
+    position encodings keep the tables they computed, on the CPU."""
+    size = native_resolution(model)
+    with torch.inference_mode():
+        model.backbone.forward_image(torch.zeros(1, 3, size, size))
+
 @pytest.fixture(scope="module")
 def meta_model(tiny_model):
-    """The tiny model with shapes only. torchvision's roi_align (in sam3's
-    geometry encoder) has no meta path on this install, so the encoder of
-    the empty geometry prompt returns its output's shape: its one token."""
-    model = copy.deepcopy(tiny_model).to("meta")
+    """The tiny model with shapes only, after it ran on the CPU at the size
+    the tests use (``run_on_the_cpu``). torchvision's roi_align (in sam3's geometry encoder) has no
+    meta path on this install, so the encoder of the empty geometry prompt
+    returns its output's shape: its one token."""
+    model = copy.deepcopy(tiny_model)
+    run_on_the_cpu(model)
+    model = model.to("meta")
     width = model.transformer.d_model
 
     def geometry(geo_prompt, img_feats, img_sizes, img_pos_embeds):
@@ -93,7 +104,8 @@ def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatc
     made on the device."""
     meta = DeviceSpec(torch.device("meta"), torch.float32)
     monkeypatch.setattr(pipeline, "resolve_device", lambda device, dtype: meta)
-    engine = ActiveSAM(meta_model, NAMES[:12], SMALL.replace(mode=mode, max_active=max_active, bucket_size=5))
+    config = SMALL.replace(mode=mode, max_active=max_active, bucket_size=5, resolution=None)  # the model's size
+    engine = ActiveSAM(meta_model, NAMES[:12], config)
     fetched = []
 
     def fetch(*tensors):
@@ -112,18 +124,38 @@ def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatc
 
 
 def test_resolution_views_build_the_decoder_cache_on_the_engine_device(tiny_model):
-    """sam3 builds the box-bias coordinates on ``cuda`` (device 0) and
-    ``.to()`` does not move them: every view, the native size's too, owns
-    them on the device it is made for; the model keeps its own."""
-    decoder = tiny_model.transformer.decoder
+    """sam3 builds the box-bias coordinates on ``cuda`` (device 0), keeps
+    the position encodings it computed where it computed them, and
+    ``.to()`` moves neither: every view, the native size's too, owns them on
+    the device it is made for; the model keeps its own."""
+    from sam3.model.position_encoding import PositionEmbeddingSine
+
+    model = copy.deepcopy(tiny_model)
+    run_on_the_cpu(model)
+    decoder = model.transformer.decoder
     before = decoder.compilable_cord_cache
+    encodings = [m for m in model.modules() if isinstance(m, PositionEmbeddingSine)]
+    cached = [dict(m.cache) for m in encodings]
+    assert any(cached)
     for resolution in (224, 112):
-        view = resolution_view(tiny_model, resolution, torch.device("meta"))
+        view = resolution_view(model, resolution, torch.device("meta"))
         assert all(c.device.type == "meta" for c in view.transformer.decoder.compilable_cord_cache)
+        for module in view.modules():
+            if isinstance(module, PositionEmbeddingSine):
+                assert all(t.device.type == "meta" for t in module.cache.values())
     assert decoder.compilable_cord_cache is before
+    assert [m.cache for m in encodings] == cached
     engine = ActiveSAM(tiny_model, ["cat"], SMALL)
     native = engine.grounder._view(engine.grounder.native)
     assert native is not tiny_model and native.transformer.decoder is not decoder
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_a_frame_where_no_instance_passes_the_threshold(tiny_model, mode):
+    """Zero instances kept: the heads compute the semantic maps alone."""
+    engine = ActiveSAM(tiny_model, NAMES[:3], SMALL.replace(mode=mode, confidence_threshold=0.999))
+    result = engine.segment(picture(7))
+    assert result.labels.shape == (60, 80) and np.isfinite(result.scores).all()
 
 
 # -- host synchronisations and aten calls -------------------------------------------------

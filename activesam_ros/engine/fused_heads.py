@@ -175,7 +175,7 @@ class FusedHeads:
         for part, pixels in self._chunks(grid, images, height, width):
             flat = self._flat(pixels)
             logits = torch.baddbmm(bias[part, :, None], rows[part], flat.transpose(1, 2))
-            masks[part] = logits.view(-1, t, height, width)
+            masks[part] = logits.view(len(flat), t, height, width)
             semantic[part, 0] = (flat @ sem_weight + self.sem_bias.to(flat.dtype)).view(-1, height, width)
         return masks, semantic
 

@@ -5,10 +5,12 @@ device.
 Nothing here patches sam3. Every resolution is served by a *view* of the
 model: a shallow copy of every module that shares all parameters but owns
 the few resolution- and device-dependent tables (the RoPE frequencies of the
-global-attention blocks, the decoder's box-bias coordinate cache, built on
-the engine's device: sam3 builds it on ``cuda`` and ``.to()`` does not move
-it), so the preview never mutates state a full-resolution call reads, calls
-at either resolution can run from different threads, and ``cuda:N`` works.
+global-attention blocks, the decoder's box-bias coordinate cache and the
+position encodings' cache, all on the engine's device: sam3 builds the
+first cache on ``cuda``, fills the second on whatever device ran first, and
+``.to()`` moves neither), so the preview never mutates state a
+full-resolution call reads, calls at either resolution can run from
+different threads, and ``cuda:N`` works.
 
 A frame meets the host twice: ``upload`` (once per frame, from pinned
 memory, non-blocking) and ``fetch`` (every result the host needs, copied
@@ -35,6 +37,7 @@ from .scoring import object_probabilities, top_instances
 cpu_shims.prepare_sam3_import()
 
 from sam3.model.data_misc import FindStage  # noqa: E402
+from sam3.model.position_encoding import PositionEmbeddingSine  # noqa: E402
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 RECOMPILE_LIMIT = 64
@@ -92,6 +95,9 @@ def resolution_view(model: torch.nn.Module, resolution: int, device: Optional[to
             attn = block.attn
             if attn.use_rope and int(attn.input_size[0]) == native_side:
                 attn.freqs_cis = _rope_table(attn, side)
+    for module in view.modules():
+        if isinstance(module, PositionEmbeddingSine):  # its encodings per feature-map size, made on first use
+            module.cache = {size: table.to(device) for size, table in module.cache.items()}
     decoder = view.transformer.decoder
     if getattr(decoder, "boxRPB", "none") != "none":
         # Fill the compile-friendly cache for this grid on this device: the
