@@ -71,15 +71,8 @@ class MixedPrecisionGrounder(Grounder):
         image.backbone_out = _float32(image.backbone_out)
         return image
 
-    def ground(self, *args, **kwargs):
-        with self._running("decode"):
-            return super().ground(*args, **kwargs)
-
-    def score(self, *args, **kwargs):
-        with self._running("decode"):
-            return super().score(*args, **kwargs)
-
-    def decode(self, *args, **kwargs):  # a frame's decoder and heads (ActiveSAM.segment)
+    # The grounding forwards: the decoder (ground and score call it too) and the two heads.
+    def decode(self, *args, **kwargs):
         with self._running("decode"):
             return super().decode(*args, **kwargs)
 
