@@ -30,11 +30,14 @@ setup(
         "torchvision",
         "sam3==0.1.4",
         "psutil",  # imported by sam3, not declared by it
+        "safetensors",  # transformers-layout checkpoints (model.safetensors)
         "open_clip_torch",  # ships the BPE vocabulary file sam3's wheel lacks
         "nltk",
         "opencv-python-headless",
         "pillow",
         "rosbags>=0.10",
+        "ruamel.yaml",  # bagio reads metadata.yaml as rosbags does
+        "huggingface_hub",  # --hub-id downloads
         "tqdm",
         "pyyaml",  # rviz_config: the launch file writes rviz's config
     ],
@@ -42,14 +45,16 @@ setup(
         # scikit-image's wheel ships the photographs the tests and bench use. pytest < 9:
         # launch_testing's pytest plugin (Humble, Jazzy) still uses the hook argument
         # `path`, which pytest 9 rejects, stopping every ROS test before collection.
-        "test": ["pytest>=7,<9", "scikit-image", "pyyaml"],
+        # catkin_pkg: the tests validate package.xml with the parser rosdep and bloom use.
+        # transformers: the tests check that its SAM 3 layout maps onto sam3's (meta device only).
+        "test": ["pytest>=7,<9", "scikit-image", "pyyaml", "catkin_pkg", "transformers>=5.23,<6"],
         "bench": ["scikit-image"],
     },
     zip_safe=True,
     entry_points={
         "console_scripts": [
             "activesam = activesam_ros.cli:main",
-            "activesam_node = activesam_ros.ros.node:main",
+            "activesam_node = activesam_ros.ros.node_main:main",
         ],
     },
 )

@@ -124,7 +124,7 @@ def test_importing_the_light_rooms_loads_neither_torch_nor_ros():
 
 def test_the_public_names_still_resolve():
     """``from activesam_ros.engine import ActiveSAM`` and
-    ``activesam_ros.model.build_tiny_sam3``, as the README shows them."""
+    ``activesam_ros.model.build_tiny_sam3``, as docs/python-api.md lists them."""
     from activesam_ros import model
     from activesam_ros.engine import ActiveSAM, ActiveSAMConfig, build_tiny_sam3
     from activesam_ros.engine.model import build_tiny_sam3 as original

@@ -61,6 +61,18 @@ def test_report_has_every_section_mode_and_stage(report):
 
 
 @pytest.mark.slow
+def test_the_table_reads_as_english(report):
+    text = table(report)
+    assert "photographs: 1 photograph, each 1 time, longer side at most 96 px" in text
+    assert "per-frame modes on every frame" in text
+    quick = dict(report, video=dict(report["video"], reference_every=6),
+                 environment=dict(report["environment"], torch_threads=1))
+    text = table(quick)
+    assert "per-frame modes on 1 frame in 6" in text and " 1 thread," in text
+    assert ". frame" not in text and "1 threads" not in text and "<=" not in text.split("targets:")[0]
+
+
+@pytest.mark.slow
 def test_ratios_are_the_quotients_of_the_numbers_beside_them(report):
     for _, m in _mode_summaries(report):
         assert math.isclose(m["fps"], 1 / m["time_per_frame_s"])
@@ -134,16 +146,17 @@ def test_bench_refuses_an_unwritable_report_before_loading_a_model(tmp_path, cap
     assert "its folder does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode, forward", [("exact", "ground"), ("fast", "score")])
-def test_every_grounding_forward_is_timed(tiny_model, photos, mode, forward):
-    """The model time behind the overhead ratio covers each mode's decoder."""
+@pytest.mark.parametrize("mode, heads, other", [("exact", "instance_logits", "fused_scores"),
+                                                ("fast", "fused_scores", "instance_logits")])
+def test_every_grounding_forward_is_timed(tiny_model, photos, mode, heads, other):
+    """The model time behind the overhead ratio covers each mode's decoder and heads."""
     from activesam_ros.benchmark.measure import timed_engine
 
     engine, timer = timed_engine(tiny_model, ["person", "cat", "sky"], CONFIG.replace(mode=mode))
     engine.segment(photos["chelsea.png"])
-    other = {"ground": "score", "score": "ground"}[forward]
-    assert timer.seconds[forward] > 0 and timer.seconds[other] == 0
-    assert timer.image_forward_seconds == timer.seconds["encode_image"] + timer.seconds[forward]
+    assert timer.seconds["decode"] > 0 and timer.seconds[heads] > 0 and timer.seconds[other] == 0
+    assert timer.image_forward_seconds == pytest.approx(
+        timer.seconds["encode_image"] + timer.seconds["decode"] + timer.seconds[heads])
 
 
 def test_warming_builds_what_first_calls_would_otherwise_pay_for(tiny_model):

@@ -129,7 +129,8 @@ def test_bench_device_rates_report_is_consistent(video_file, tmp_path, capsys, m
 
 @pytest.mark.parametrize("flags, message", [(["--device-rate", "0"], "--device-rate"),
                                             (["--device-rate", "nan"], "--device-rate"),
-                                            (["--device-rate", "1", "--reference-every", "0"], "--reference-every")])
+                                            (["--device-rate", "1", "--reference-every", "0"], "--reference-every"),
+                                            (["--device-rate", "1", "--precision"], "give one of them")])
 def test_bench_device_rates_refuses_bad_flags(video_file, tmp_path, capsys, flags, message):
     assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "r.json"), "--video", str(video_file),
                  *flags]) == 2

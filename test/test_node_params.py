@@ -247,11 +247,12 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
     launch = _launch_arguments()
     assert set(launch["arguments"]) == {
         "image", "params_file", "checkpoint", "hub_id", "model", "device", "namespace",
-        "vocabulary_file", "rviz", "rviz_config", "log_level"}
+        "vocabulary_file", "autostart", "rviz", "rviz_config", "log_level"}
     for name, (_, description) in launch["arguments"].items():
         assert len(description) > 15, name
     assert set(launch["overrides"]) <= set(P.BY_NAME)
     assert ast.literal_eval(launch["arguments"]["rviz"][0]) == "false"
+    assert ast.literal_eval(launch["arguments"]["autostart"][0]) == "true"  # by hand, it comes up segmenting
     assert ast.literal_eval(launch["arguments"]["rviz_config"][0]) == ""  # empty: written for the launch's topics
     assert ast.literal_eval(launch["arguments"]["image"][0]) == "/camera/image_raw"
     # The node page's table of the launch's arguments has a row for each, with its non-empty default.

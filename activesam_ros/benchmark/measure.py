@@ -11,8 +11,6 @@ the peak memory, and the label agreement with the exact mode on that frame.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import re
 import time
@@ -28,6 +26,7 @@ import torch
 from ..engine.config import ActiveSAMConfig
 from ..engine.grounding import Grounder
 from ..engine.pipeline import ActiveSAM
+from ..engine.release import trim_heap
 from ..engine.result import SegmentationResult
 from ..ros import messages
 from ..ros.rosbags_types import rosbags_messages
@@ -39,11 +38,14 @@ REFERENCE = "exact"  # the mode every other mode's labels are compared with
 
 class TimedGrounder:
     """Delegates to a :class:`Grounder` and adds up the seconds spent in
-    each of its model forwards (``encode_image``, ``ground``, fast mode's
-    ``score`` whose fused heads include the fusion at mask size,
-    ``encode_text``), so the benchmark can tell the model's time from the
-    pipeline's. On CUDA each forward is synchronised at both ends, or its
-    time would land in whatever reads its output first."""
+    each of its model forwards (``encode_image``; ``ground``, the preview's
+    decoder; ``decode``, a frame's decoder; its heads: exact mode's
+    ``instance_logits``, fast mode's ``fused_scores`` with the fusion at
+    mask size; ``score``; ``encode_text``), so the benchmark can tell the
+    model's time from the pipeline's. On CUDA each forward is synchronised
+    at both ends, or its time would land in whatever reads its output first."""
+
+    FRAME_FORWARDS = ("encode_image", "ground", "score", "decode", "instance_logits", "fused_scores")
 
     def __init__(self, inner: Grounder):
         self._inner = inner
@@ -51,6 +53,9 @@ class TimedGrounder:
         self.seconds: Dict[str, float] = defaultdict(float)
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.FRAME_FORWARDS or name == "encode_text":
+            forward = getattr(self._inner, name)
+            return lambda *args, **kwargs: self._timed(name, forward, *args, **kwargs)
         return getattr(self._inner, name)
 
     def _timed(self, kind: str, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -64,22 +69,10 @@ class TimedGrounder:
                 torch.cuda.synchronize(self._inner.device)
             self.seconds[kind] += time.perf_counter() - start
 
-    def encode_image(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("encode_image", self._inner.encode_image, *args, **kwargs)
-
-    def ground(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("ground", self._inner.ground, *args, **kwargs)
-
-    def score(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("score", self._inner.score, *args, **kwargs)
-
-    def encode_text(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("encode_text", self._inner.encode_text, *args, **kwargs)
-
     @property
     def image_forward_seconds(self) -> float:
-        """Seconds in the per-frame forwards (image encodes and grounding)."""
-        return self.seconds["encode_image"] + self.seconds["ground"] + self.seconds["score"]
+        """Seconds in the per-frame forwards (image encodes, decoders and heads)."""
+        return sum(self.seconds[kind] for kind in self.FRAME_FORWARDS)
 
 
 def timed_engine(model: torch.nn.Module, vocabulary: Sequence[str],
@@ -104,8 +97,6 @@ class MemoryProbe:
     def __init__(self, device: torch.device):
         self.device = device
         self._process = psutil.Process()
-        libc = ctypes.util.find_library("c")
-        self._malloc_trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
         if device.type == "cuda":
             self.method = "cuda max_memory_allocated"
         elif self._resettable():
@@ -125,8 +116,7 @@ class MemoryProbe:
         gc.collect()
         if self.device.type == "cuda":
             return int(torch.cuda.memory_allocated(self.device))
-        if self._malloc_trim is not None:
-            self._malloc_trim(0)
+        trim_heap()
         return int(self._process.memory_info().rss)
 
     def reset(self) -> None:
@@ -136,8 +126,7 @@ class MemoryProbe:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.method.startswith("VmHWM"):
-            if self._malloc_trim is not None:
-                self._malloc_trim(0)
+            trim_heap()
             self._CLEAR.write_text("5")
 
     def peak(self) -> int:

@@ -32,7 +32,8 @@ def add_parser(sub: Any) -> None:
     )
     add_model_args(parser)
     parser.add_argument("--quick", action="store_true",
-                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
+                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny); "
+                        "with --gpu: one vocabulary, buckets 1 and 8, three small frames")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
     work = parser.add_argument_group(
@@ -48,6 +49,26 @@ def add_parser(sub: Any) -> None:
     work.add_argument("--work-real-check", action="store_true",
                       help="also run the full-size image encode and one grounding forward for real with random "
                       "weights and compare the counts (about 3.4 GB and minutes on a CPU)")
+    memory = parser.add_argument_group(
+        "peak memory (instead of the sections above)",
+        "--memory measures the peak memory of the image encode and of grounding forwards of K prompts at "
+        "several input sizes, in worker processes (Linux), fits the memory model and prints the peak per "
+        "frame of every mode and bucket size (docs/memory.md). Needs a random-weight model: --model released "
+        "(the real size; about 15 minutes of 2 CPU cores per dtype) or --model tiny.")
+    memory.add_argument("--memory", action="store_true", help="measure peak memory per stage and per frame")
+    memory.add_argument("--memory-dtypes", default="float32,bfloat16", metavar="LIST",
+                        help="compute dtypes measured, comma-separated (default float32,bfloat16; "
+                        "bfloat16 runs under CPU autocast)")
+    memory.add_argument("--memory-threads", type=int, default=2, metavar="N",
+                        help="CPU threads of each worker (default 2)")
+    gpu = parser.add_argument_group(
+        "the first run on a GPU (instead of the sections above)",
+        "--gpu measures, at the model's full size in its compute dtype (bfloat16 on CUDA): the image encode, one "
+        "bucket of 1, 8 and 32 prompts through exact and fast mode, a camera frame of per-frame exact and fast, "
+        "stream reuse and propagation with ADE20K-150 and VOC-21, peak device memory, host syncs and kernel "
+        "launches per frame, and bfloat16 against float32 labels; JSON on stdout, the markdown tables on stderr "
+        "(docs/gpu.md). --model released: SAM 3's released architecture with random weights (nothing downloaded).")
+    gpu.add_argument("--gpu", action="store_true", help="run the GPU measurements (a few minutes on one GPU)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -58,6 +79,10 @@ def add_parser(sub: Any) -> None:
     video.add_argument("--video-vocab", action="append", metavar="NAME",
                        help="a vocabulary (shipped name or file) to measure with; repeatable "
                        "(default: ade20k and indoor)")
+    video.add_argument("--precision", action="store_true",
+                       help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
+                       "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
+                       "bfloat16 where all of them together agree on less than 99 %%")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     video.add_argument("--device-rate", type=float, action="append", metavar="HZ",
@@ -83,6 +108,10 @@ def _writable(path: str, flag: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.gpu:
+        return run_gpu(args)
+    if args.memory:
+        return run_memory(args)
     if args.work:
         return run_work(args)
     if args.video:
@@ -102,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
-    report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
+    report = run_benchmark(model, model_description(args), random_weights=bool(args.model),
                            config=config, temporal=temporal, plan=QUICK if args.quick else FULL, progress=True)
     env = report["environment"]
     title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
@@ -135,24 +164,56 @@ def _check_video_args(args: argparse.Namespace) -> None:
     if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
         raise UserError("--video-frames must be at least 2, --model-every and --reference-every at least 1, "
                         "--video-side at least 28")
+    if args.precision and args.device_rate:
+        raise UserError("--precision and --device-rate measure different things: give one of them")
     rates = args.device_rate or []
     if not all(math.isfinite(rate) and rate > 0 for rate in rates):
         raise UserError(f"--device-rate must be a number of model frames per second > 0, got {rates}")
 
 
+def _video_vocabularies(args: argparse.Namespace) -> dict:
+    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
+
+    try:
+        return {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
+    except VocabularyError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def run_precision(args: argparse.Namespace) -> int:
+    """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
+    json_path = _writable(args.json, "--json")
+    _check_video_args(args)
+    from ..benchmark.precision import measure_precision, precision_table
+    from ..benchmark.video import VideoError, read_video
+
+    vocabularies = _video_vocabularies(args)
+    config = config_from_args(args)
+    try:
+        frames, _ = read_video(Path(args.video), args.video_frames, args.video_side)
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    rows = measure_precision(model, frames, vocabularies, config,
+                             progress=lambda line: print(f"activesam bench --precision: {line}", file=sys.stderr))
+    report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
+              "random_weights": bool(args.model), "video": Path(args.video).name,
+              "frame_size": list(frames[0].shape[:2]) if frames else None,
+              "resolution": config.resolution, "rows": rows}
+    return _write_report(report, json_path, precision_table(rows))
+
+
 def run_video(args: argparse.Namespace) -> int:
     """``--video``: the temporal policies on a real video (benchmark/video.py),
     or the stream at simulated device rates (benchmark/device_rates.py)."""
+    if args.precision:
+        return run_precision(args)
     json_path = _writable(args.json, "--json")
     _check_video_args(args)
     from ..benchmark.device_rates import measure_rates, rates_table
     from ..benchmark.video import VideoError, measure_video, video_table
-    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
 
-    try:
-        vocabularies = {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
-    except VocabularyError as exc:
-        raise UserError(str(exc)) from exc
+    vocabularies = _video_vocabularies(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
     model = load_model_from_args(args)
@@ -173,6 +234,25 @@ def run_video(args: argparse.Namespace) -> int:
     schema = "activesam-bench-device-rates/1" if args.device_rate else "activesam-bench-video/1"
     report = {"schema": schema, "model": model_description(args), "random_weights": args.model == "tiny", **report}
     return _write_report(report, json_path, (rates_table if args.device_rate else video_table)(report))
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    """``--gpu``: the first GPU run's measurements (benchmark/gpu.py)."""
+    json_path = _writable(args.json, "--json")
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+
+    from ..benchmark.gpu import GPU, GPU_QUICK, gpu_tables, run_gpu_bench
+    from ..benchmark.inputs import InputError, photo_path
+
+    try:
+        photo_path("chelsea.png")  # the video's backgrounds: fail before loading a model
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    report = run_gpu_bench(model, model_description(args), random_weights=not (args.checkpoint or args.hub_id),
+                           config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
+    return _write_report(report, json_path, gpu_tables(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20
@@ -255,3 +335,26 @@ def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say
                                          source=f"{model_description(args)} on {Path(args.video).name}, "
                                                 f"{len(frames)} frames at {args.video_side} px")
     return mixes
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    """``--memory``: peak memory per stage, the fit, and per frame (benchmark/memory_report.py)."""
+    json_path = _writable(args.json, "--json")
+    if args.model not in ("tiny", "released"):
+        raise UserError("--memory measures a random-weight model: give --model released (or tiny)")
+    dtypes = [d.strip() for d in args.memory_dtypes.split(",") if d.strip()]
+    if not dtypes or set(dtypes) - {"float32", "bfloat16"}:
+        raise UserError(f"--memory-dtypes must list float32 and/or bfloat16, got {args.memory_dtypes!r}")
+    if args.memory_threads < 1:
+        raise UserError("--memory-threads must be at least 1")
+    from ..benchmark.memory import measure, released_plan, tiny_plan
+    from ..benchmark.memory_report import memory_report, memory_tables
+
+    plan = released_plan() if args.model == "released" else tiny_plan()
+    try:
+        rows = measure(args.model, dtypes, plan, threads=args.memory_threads,
+                       progress=lambda line: print(f"activesam bench --memory: {line}", file=sys.stderr))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+    report = memory_report(rows, model_description(args), config_from_args(args))
+    return _write_report(report, json_path, memory_tables(report))

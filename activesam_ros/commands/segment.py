@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "segment",
         help="segment image files",
         description="Segment image files with a vocabulary; writes <stem>_labels.png "
-        "(uint8, uint16 above 254 classes), <stem>_overlay.png and <stem>.json per image.",
+        "(class index per pixel, unlabeled 255; uint16 and 65535 above 254 classes), "
+        "<stem>_overlay.png and <stem>.json per image.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format OpenCV reads)")
     add_vocab_args(parser)
@@ -99,12 +100,11 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
                   legend: bool = False) -> None:
     import cv2
 
-    from ..render.labels import label_dtype
+    from ..render.labels import label_array, unlabeled_value
     from ..render.overlay import overlay
 
     labels_name, overlay_name, json_name = output_names(stem)
-    labels = result.labels
-    encoded = labels.astype(label_dtype(len(result.vocabulary)))
+    encoded = label_array(result)
     tinted = np.ascontiguousarray(overlay(rgb, result, alpha, legend)[:, :, ::-1])
 
     def imwrite(pixels: np.ndarray) -> Callable[[Path], None]:
@@ -120,6 +120,7 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
     summary.update(
         image_size=[int(rgb.shape[1]), int(rgb.shape[0])],
         preview_ran=result.preview_ran,
+        unlabeled_value=unlabeled_value(len(result.vocabulary)),
         active_classes=[
             {"index": c, "name": result.vocabulary.names[c], "presence": round(float(presence[c]), 6),
              "pixels": int(pixels[c])}

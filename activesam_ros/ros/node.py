@@ -1,11 +1,18 @@
-"""``activesam_node``: ActiveSAM on ROS 2 camera topics.
+"""``activesam_node``: ActiveSAM on ROS 2 camera topics, as a managed (lifecycle) node.
 
 Thin by design: parameters come from :mod:`node_params` (declared from its
 table, validated by its functions), frames go through the runtime's worker
 thread (newest frame per camera, temporal reuse, parameter swaps between
 frames), and output messages are built by :mod:`messages`. What is left here
-is wiring: subscriptions, publishers, the set-parameters callback,
-/diagnostics and shutdown.
+is wiring: the lifecycle transitions, subscriptions, publishers, the
+set-parameters callback, /diagnostics and shutdown.
+
+Lifecycle: configure loads the model and creates the publishers; activate
+publishes ``label_info``, starts the worker and subscribes; deactivate
+unsubscribes and stops the worker after its frame; cleanup destroys the
+publishers and frees the model's memory; shutdown does what is left of
+these. With ``autostart`` (the default) the node configures and activates
+itself at start, as a plain node would.
 
 Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
@@ -16,9 +23,11 @@ with the first frame made with a new vocabulary), ``~/active_classes``,
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -32,22 +41,23 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ..engine.config import ConfigError  # noqa: E402
-from ..engine.model import ModelLoadError, load_model  # noqa: E402
+from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
+from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .diagnostics import Report, camera_report, memory_value  # noqa: E402
+from .diagnostics import Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
 try:  # Jazzy's name; Humble has them in qos_event
@@ -101,42 +111,152 @@ class Camera(topics.CameraOutputs):
     """One input topic: its publishers (``handles``) and what the node remembers about it."""
 
     resolved: str = ""                       # the topic subscribed to, after namespace and remapping
+    subscription: Any = None                 # while active
     undecodable: int = 0
     reported: StreamStats = field(default_factory=StreamStats)
     reported_undecodable: int = 0
 
 
-class ActiveSAMNode(Node):
-    """Segments every camera of ``image_topics`` with one ActiveSAM engine."""
+def _transition(method: Callable[..., TransitionCallbackReturn]) -> Callable[..., TransitionCallbackReturn]:
+    """A lifecycle callback that logs what it raises (rclpy turns an exception
+    into ERROR without a word) and then reports ERROR."""
+    @functools.wraps(method)
+    def run(self: "ActiveSAMNode", state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return method(self, state)
+        except Exception as exc:
+            self.get_logger().error(f"{method.__name__[3:]} failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.ERROR
+    return run
+
+
+class ActiveSAMNode(LifecycleNode):
+    """Segments every camera of ``image_topics`` with one ActiveSAM engine.
+
+    Unconfigured it holds only its parameters; configured (inactive) the
+    model, the worker (stopped) and the publishers; active it subscribes.
+    """
 
     def __init__(self, **kwargs: Any):
         super().__init__(params.NODE_NAME, **kwargs)
         self._declare_parameters()
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
+        if self._updater is not None:
+            self._updater.setHardwareID("none")  # no device before configure
         self._values: Dict[str, Any] = {
             name: self.get_parameter_or(name).value for name in params.BY_NAME
         }
-        self._settings = params.settings(self._values)
-        source = model_source(self._values)
-        self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
-        if source.tiny:
-            self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
-        model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
-        engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
-        self._device = str(engine.device)
         self._ns = messages.rclpy_messages()
         self._closing = False
         self._outputs_lock = threading.Lock()  # the worker publishes while parameters add/remove publishers
+        self._settings: Optional[params.Settings] = None
+        self.runtime: Optional[StreamRuntime] = None  # from configure to cleanup
+        self._device = ""
+        self._cameras: Dict[str, Camera] = {}
+        self._diagnostics = None if self._updater else self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = None
+        self.failure = ""  # why the last configure failed
+        self._load: Optional[LoadReport] = None  # how long the model took, from configure
+        self._configured_at = 0.0
+        self._first_label: Optional[float] = None  # seconds from configure to the first labels published
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self._values[params.AUTOSTART])
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, load the model, create the worker (stopped) and the publishers."""
+        self._configured_at, self._first_label = time.monotonic(), None
+        try:
+            self._settings = params.settings(self._values)
+            source = model_source(self._values)
+            self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
+            if source.tiny:
+                self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
+            model, self._load = load_model_with_report(source.checkpoint, source.hub_id, tiny=source.tiny,
+                                                       device=self._values["device"])
+            if self._load.skipped:
+                self.get_logger().info(self._load.skipped)
+            self.get_logger().info(self._load.line())
+            engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
+        except STARTUP_ERRORS as exc:
+            self.failure = str(exc)
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._device = str(engine.device)
         self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
         self._cameras = self._create_cameras()
-        self._setup_diagnostics()
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info(f"configured: {self._describe()}")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish label_info, start the worker, subscribe, report on /diagnostics."""
+        for camera in self._cameras.values():
+            camera.handles["label_info"].publish(self._label_info(camera))
         self.runtime.start()
+        self._subscribe()
+        self._start_diagnostics()
+        self.get_logger().info(f"segmenting {self._describe()}")
+        return super().on_activate(state)
+
+    @_transition
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker after its current frame: no more work, no more outputs."""
+        self._stop()
+        self.get_logger().info("deactivated: no subscriptions, the worker stopped")
+        return super().on_deactivate(state)
+
+    @_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and drop the model; its device memory goes back."""
+        self._release()
+        self.get_logger().info("cleaned up: the model and its memory released")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Back to unconfigured, everything released, ready to be configured again."""
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _describe(self) -> str:
         vocabulary = self._settings.vocabulary
-        self.get_logger().info(
-            f"segmenting {', '.join(c.resolved for c in self._cameras.values())} into {len(vocabulary)} classes "
-            f"({', '.join(vocabulary.names[:8])}{', ...' if len(vocabulary) > 8 else ''}) on {self._device}"
-        )
+        return (f"{', '.join(c.resolved or c.topic for c in self._cameras.values())} into {len(vocabulary)} classes "
+                f"({', '.join(vocabulary.names[:8])}{', ...' if len(vocabulary) > 8 else ''}) on {self._device}")
+
+    def _stop(self) -> None:
+        """What deactivate undoes: subscriptions, diagnostics, the worker (idempotent)."""
+        self._stop_diagnostics()
+        for camera in self._cameras.values():
+            if camera.subscription is not None:
+                self.destroy_subscription(camera.subscription)
+                camera.subscription = None
+        if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
+            self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
+
+    def _release(self) -> None:
+        """What configure made, undone (idempotent): publishers, worker, engine, model."""
+        with self._outputs_lock:
+            for camera in self._cameras.values():
+                for publisher in camera.handles.values():
+                    self.destroy_publisher(publisher)
+                camera.handles.clear()
+            self._cameras = {}
+        device, self.runtime = self._device, None
+        if device:
+            release_memory(device)
 
     # -- parameters ----------------------------------------------------------
 
@@ -155,7 +275,8 @@ class ActiveSAMNode(Node):
             return SetParametersResult(successful=True)
         try:
             new = params.check_change(self._values, changes)
-            self._apply(new)
+            if self.runtime is not None:  # unconfigured: configure reads the values
+                self._apply(new)
         except (ParameterError, ConfigError, VocabularyError) as exc:
             self.get_logger().warning(f"rejected {', '.join(changes)}: {exc}")
             return SetParametersResult(successful=False, reason=str(exc))
@@ -184,30 +305,37 @@ class ActiveSAMNode(Node):
     # -- topics --------------------------------------------------------------
 
     def _create_cameras(self) -> Dict[str, Camera]:
+        """One camera per input topic, with its publishers (configure)."""
         values = self._values
-        compressed = values["compressed"]
-        input_qos = qos(values["input_reliability"], values["input_depth"])
         self._output_qos = qos(values["output_reliability"], values["output_depth"])
-        group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
         cameras = {}
         for topic, prefix in names.output_namespaces(values["image_topics"]).items():
             camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
             for output in topics.OUTPUT_TOPICS:
                 if not output.switch:
                     camera.handles[output.name] = self._publisher(camera, output)
-            info = camera.label_info(self._ns, self._settings.vocabulary,
-                                     self._ns.Header(stamp=self.get_clock().now().to_msg()),
-                                     self._settings.engine.confidence_threshold)
-            camera.handles["label_info"].publish(info)
-            kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
-                else (Image, topic, image_to_rgb)
-            subscription = self.create_subscription(
-                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
-                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
-                    lambda: camera.resolved, False, values["input_reliability"])))
-            camera.resolved = subscription.topic_name
         self._update_optional_outputs(cameras)
         return cameras
+
+    def _label_info(self, camera: Camera) -> Any:
+        return camera.label_info(self._ns, self._settings.vocabulary,
+                                 self._ns.Header(stamp=self.get_clock().now().to_msg()),
+                                 self._settings.engine.confidence_threshold)
+
+    def _subscribe(self) -> None:
+        """Each camera's image subscription (activate)."""
+        values = self._values
+        compressed = values["compressed"]
+        input_qos = qos(values["input_reliability"], values["input_depth"])
+        group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
+        for topic, camera in self._cameras.items():
+            kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
+                else (Image, topic, image_to_rgb)
+            camera.subscription = self.create_subscription(
+                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
+                    lambda camera=camera: camera.resolved, False, values["input_reliability"])))
+            camera.resolved = camera.subscription.topic_name
 
     def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
         kind = messages.rclpy_class(output.msgtype)
@@ -253,7 +381,9 @@ class ActiveSAMNode(Node):
                 )
                 return
             stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-            self.runtime.submit(Frame(rgb, stamp, msg.header.frame_id, camera.topic, context=msg.header))
+            runtime = self.runtime
+            if runtime is not None:  # None once cleanup ran: a callback that was already under way
+                runtime.submit(Frame(rgb, stamp, msg.header.frame_id, camera.topic, context=msg.header))
 
         return on_image
 
@@ -261,9 +391,9 @@ class ActiveSAMNode(Node):
         """Publish one frame's outputs with its input header: on the worker for
         model frames, on the image callback's thread for propagated ones.
         Switched outputs (overlay, confidence) are built only while someone subscribes."""
-        if self._closing:
+        camera = self._cameras.get(out.frame.camera)
+        if self._closing or camera is None:  # closing, or cleaned up while the frame was under way
             return
-        camera = self._cameras[out.frame.camera]
         with self._outputs_lock:
             for publisher, message in camera.frame_messages(
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
@@ -272,6 +402,10 @@ class ActiveSAMNode(Node):
                 overlay_legend=self._values["overlay_legend"],
             ):
                 publisher.publish(message)
+        if self._first_label is None and self._load is not None:
+            self._first_label = time.monotonic() - self._configured_at
+            self.get_logger().info(f"first labels {self._first_label:.1f} s after configure "
+                                   f"(model ready in {self._load.total_seconds:.1f} s)")
 
     def _on_error(self, frame: Optional[Frame], error: BaseException) -> None:
         if self._closing:
@@ -279,7 +413,8 @@ class ActiveSAMNode(Node):
         if frame is None:
             self.get_logger().error(f"a parameter update was refused: {error}")
         else:
-            self.get_logger().error(f"a frame on {self._cameras[frame.camera].resolved} failed: {error}",
+            camera = self._cameras.get(frame.camera)
+            self.get_logger().error(f"a frame on {camera.resolved if camera else frame.camera} failed: {error}",
                                     throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
@@ -290,17 +425,27 @@ class ActiveSAMNode(Node):
                                camera.reported_undecodable, self.runtime.running)
         camera.reported, camera.reported_undecodable = stats, camera.undecodable
         report.values.append(memory_value(self._device))
+        if self._load is not None:
+            report.values.extend(load_values(self._load, self._first_label))
         return report
 
-    def _setup_diagnostics(self) -> None:
-        period = self.get_parameter(params.DIAGNOSTICS_PERIOD).value
+    def _start_diagnostics(self) -> None:
+        """One /diagnostics status per camera while active."""
         if self._updater is not None:
             self._updater.setHardwareID(self._device)
             for camera in self._cameras.values():
                 self._updater.add(camera.resolved, lambda stat, c=camera: self._fill_status(stat, self._report(c)))
             return
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(period, self._publish_diagnostics)
+        period = self.get_parameter(params.DIAGNOSTICS_PERIOD).value
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics)
+
+    def _stop_diagnostics(self) -> None:
+        if self._updater is not None:
+            for camera in self._cameras.values():
+                self._updater.removeByName(camera.resolved)
+        elif self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
 
     @staticmethod
     def _fill_status(stat: Any, report: Report) -> Any:
@@ -326,7 +471,7 @@ class ActiveSAMNode(Node):
     def close(self) -> None:
         """Stop the worker after its current frame; nothing is published after this."""
         self._closing = True
-        if not self.runtime.stop(STOP_TIMEOUT):
+        if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
 
@@ -340,12 +485,22 @@ def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters."""
+    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters.
+
+    With ``autostart`` the node configures and activates itself first (a
+    failed configure ends it with status 2); without, it waits unconfigured
+    for a lifecycle manager."""
     signal.signal(signal.SIGINT, _leave_it_to_rclpy)
     rclpy.init(args=args)
     try:
         node = ActiveSAMNode()
+        if node.autostart and node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise ParameterError(node.failure or "configure failed (see the log)")
+        if node.autostart and node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise ParameterError("activate failed (see the log)")
     except STARTUP_ERRORS as exc:
+        if not rclpy.ok():
+            return 0  # stopped by a signal while loading the model
         rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 2

@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..engine.config import ActiveSAMConfig, require_background_class
+from ..engine.config import COMPILE_MODES, ActiveSAMConfig, require_background_class
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 from .temporal import TemporalConfig
 
@@ -94,6 +94,9 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
     "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
+    "compile": ("torch.compile the grounding forward on CUDA: none (default, until measured on a GPU), default, "
+                "reduce-overhead (also replays it as CUDA graphs) or max-autotune; minutes of compiling at start",
+                {"read_only": True, "choices": COMPILE_MODES}),
 }
 STREAM_DEFAULTS = {"mode": "fast"}
 """Where a stream's default (the node's, the bag processor's) differs from
@@ -107,7 +110,7 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "present_fraction": ("share of a frame's pixels a class must win to count as present; 0 = a single pixel", _rng(0.0, 1.0)),
     "scene_change_threshold": ("mean grey-level difference (0-255) left after aligning a frame to the last refresh frame (or the model frame labels are carried from) by optical flow, above which it is a new scene: the next frame refreshes, labels are not carried; 0 = never", _rng(0.0, 255.0)),
     "stale_score_drop": ("relative drop of the mean winning score below the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 1.0)),
-    "propagate": ("give frames the model skips the last model labels, carried forward by optical flow, so every camera frame gets a label image", {}),
+    "propagate": ("give frames the model skips the last model labels, carried forward by optical flow where the flow can serve them (not across a new scene, fast motion or the age bounds propagation_max_age and propagation_max_age_periods)", {}),
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its recent model frames, of refresh or of reuse frames, whichever is longer), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
