@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Any, Dict, Optional
 
-from ..engine.config import ActiveSAMConfig, ConfigError
+from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 
@@ -63,6 +63,21 @@ class StopRequests:
             signal.signal(signum, handler)
 
 
+MAX_SEED = 2**63 - 1
+"""The largest seed torch's generators take as a signed 64-bit integer."""
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed torch accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {value}")
+    return value
+
+
 def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) -> None:
     group = parser.add_argument_group("model")
     which = group.add_mutually_exclusive_group(required=not default_tiny)
@@ -71,7 +86,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
     which.add_argument("--model", choices=["tiny"], help="a tiny random-weight SAM 3 (tests and demos; outputs mean nothing)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16")
-    group.add_argument("--seed", type=int, default=0, help="seed of the tiny model (default 0)")
+    group.add_argument("--seed", type=seed, default=0, help=f"seed of the tiny model, in [0, {MAX_SEED}] (default 0)")
 
 
 def add_vocab_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -127,6 +142,10 @@ def temporal_from_args(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMConfig:
+    """The engine config the flags give, checked as the node checks its
+    parameters (the sizes in multiples of the patch, too)."""
+    from ..stream.parameters import ENGINE_PARAMS, value_error
+
     values: Dict[str, Any] = {}
     for f in dataclasses.fields(ActiveSAMConfig):
         value = getattr(args, f.name, None)
@@ -134,9 +153,33 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMCon
             # 0 means "derived from the model" for the sizes, as in the node.
             values[f.name] = None if f.default is None and value == 0 else value
     values.update(overrides)
+    problems = [value_error(spec, getattr(args, spec.name)) for spec in ENGINE_PARAMS
+                if spec.step and getattr(args, spec.name, None) is not None]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise UserError("; ".join(problems))
     try:
         return ActiveSAMConfig().replace(**values)
     except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def check_combination(config: ActiveSAMConfig, vocabulary: Vocabulary) -> None:
+    """A config and a vocabulary that go together (background calibration needs its class)."""
+    try:
+        require_background_class(config, vocabulary)
+    except ConfigError as exc:
+        raise UserError(f"{exc} (--background-threshold {config.background_threshold:g})") from exc
+
+
+def build_engine(args: argparse.Namespace, vocabulary: Vocabulary, config: ActiveSAMConfig):
+    """The model the flags name, and ActiveSAM on it; what the engine refuses is a UserError."""
+    from ..engine.pipeline import ActiveSAM
+
+    model = load_model_from_args(args)
+    try:
+        return ActiveSAM(model, vocabulary, config)
+    except (ConfigError, VocabularyError) as exc:
         raise UserError(str(exc)) from exc
 
 

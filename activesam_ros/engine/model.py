@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Union
 import torch
 
 from . import cpu_shims
+from .paths import PathError, user_path
 
 SAM3_HUB_FILENAME = "sam3.pt"
 BPE_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -115,13 +116,13 @@ def _read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
     names them (sam3's layout: ``detector.`` prefixed, maybe under
     ``model``); ModelLoadError, saying why, for anything else. Tensors only
     (``weights_only``): a pickle's code never runs."""
-    if not path.exists():
+    if not os.path.exists(path):
         raise ModelLoadError(
             f"checkpoint {str(path)!r} does not exist; download sam3.pt (README: "
             "'SAM 3 weights') or pass --hub-id facebook/sam3 to download it"
         )
-    if not path.is_file():
-        raise ModelLoadError(f"checkpoint {str(path)!r} is not a file")
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"checkpoint {str(path)!r} is not a regular file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
@@ -203,7 +204,13 @@ def load_sam3(
     if (checkpoint is None) == (hub_id is None):
         raise ModelLoadError("give exactly one of a checkpoint path or a hub id")
     spec = resolve_device(device)
-    path = _download_from_hub(hub_id) if hub_id is not None else Path(checkpoint).expanduser()
+    if hub_id is not None:
+        path = _download_from_hub(hub_id)
+    else:
+        try:
+            path = user_path(os.fspath(checkpoint), "checkpoint")
+        except PathError as exc:
+            raise ModelLoadError(str(exc)) from None
     weights = _read_checkpoint(path)
     # Built without the checkpoint: sam3 would load it leniently
     # (strict=False, mismatches only printed); it is loaded strictly here.
