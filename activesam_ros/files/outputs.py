@@ -97,16 +97,17 @@ def _name_max(folder: Path) -> int:
         return _NAME_MAX
 
 
-def _try_folder(folder: Path) -> Optional[str]:
-    """Create ``folder`` if missing and write a temporary into it; why not, or None."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        return f"{folder} is not a folder"
-    except OSError as exc:
-        return f"cannot create the folder {folder}: {_strerror(exc)}"
+def _try_folder(folder: Path, create: bool) -> Optional[str]:
+    """Create ``folder`` if missing (and ``create``) and write a temporary into it; why not, or None."""
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            return f"{folder} is not a folder"
+        except OSError as exc:
+            return f"cannot create the folder {folder}: {_strerror(exc)}"
     if not folder.is_dir():
-        return f"{folder} is not a folder"
+        return f"{folder} is not a folder" if folder.exists() else f"the folder {folder} does not exist"
     try:
         path, fd = _temporary(folder / "probe")
     except OSError as exc:
@@ -117,9 +118,9 @@ def _try_folder(folder: Path) -> Optional[str]:
 
 
 def check_outputs(targets: Sequence[Path], overwrite: bool, inputs: Inputs = Inputs(),
-                  flag: str = "--overwrite") -> None:
+                  flag: str = "--overwrite", create: bool = True) -> None:
     """Everything :func:`write_files` will check, before any work: each
-    folder exists (created if missing) and takes a new file, each name
+    folder exists (created if missing and ``create``) and takes a new file, each name
     fits the file system, and no target is an input, a link, a non-regular
     file, or (without ``overwrite``) an existing file. OutputError lists
     what is wrong."""
@@ -129,7 +130,7 @@ def check_outputs(targets: Sequence[Path], overwrite: bool, inputs: Inputs = Inp
         folders.setdefault(target.parent, []).append(target)
     fitting = []
     for folder, inside in folders.items():
-        trouble = _try_folder(folder)
+        trouble = _try_folder(folder, create)
         if trouble:
             raise OutputError(trouble)
         longest = _name_max(folder)
