@@ -36,6 +36,9 @@ CompressedImage's data, a bag message after inflating (135 MB): an image at
 the pixel limit stored uncompressed at 16-bit RGBA, plus 1 MiB of headers.
 Larger inputs are refused before they are read whole."""
 
+MAX_BAG_METADATA_BYTES = 16 << 20
+"""Bytes of an input rosbag2's metadata.yaml (16 MiB: thousands of topics and files)."""
+
 MAX_INFLATED_VIDEO_BYTES = 1 << 30
 """Bytes a gzipped video (``bench --video x.gz``) may inflate to (1 GiB)."""
 
