@@ -183,7 +183,19 @@ def test_exactly_one_model_source():
 
 def test_image_topics_and_their_output_namespaces():
     assert "image_topics is empty" in reason(image_topics=[])
-    assert "duplicates" in reason(image_topics=["a", "a"])
+    assert "names one topic twice: 'a' and 'a' are both /a" in reason(image_topics=["a", "a"])
+    # One normalisation (namespace, ~, relative, trailing /), duplicates named by both spellings.
+    assert ("names one topic twice: '/cam0/image_raw' and 'cam0/image_raw/' are both /cam0/image_raw"
+            in reason(image_topics=["/cam0/image_raw", "cam0/image_raw/"]))
+    with pytest.raises(S.ParameterError, match="'/r/cam' and 'cam' are both /r/cam"):
+        P.settings(values(image_topics=["/r/cam", "cam"]), P.NodeContext("/r"))
+    with pytest.raises(S.ParameterError, match="'/cam' and 'cam' are both ~/cam: rename one"):  # /cam and /r/cam
+        P.settings(values(image_topics=["/cam", "cam"]), P.NodeContext("/r"))
+    assert "'~/x' and 'x' are both ~/x: rename one" in reason(image_topics=["~/x", "x"])
+    for bad, why in (("a b", "holds ' '"), ("a//b", "empty part"), ("cam/0raw", "starting with a digit"),
+                     ("a~b", "'~' may only start"), ("~x", "'~' may only start"), ("", "empty topic name")):
+        assert why in reason(image_topics=[bad, "/ok"]), bad
+    assert "longer than 247" in reason(image_topics=["/" + "a" * 250])
     assert names.output_namespaces(["image"]) == {"image": "~"}
     assert names.output_namespaces(["/front/image_raw", "rear/image"]) == {
         "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}

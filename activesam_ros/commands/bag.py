@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from ..ros import bagio
+from ..ros import bagio, names
 from ..ros.committed_bag import COMMIT_EVERY
 from ..ros.topics import CameraOutputs
 from ..stream.parameters import default
@@ -191,12 +191,26 @@ def _plan(args: argparse.Namespace, source: Path, out: Path) -> BagPlan:
     return BagPlan(source, out, args.storage or bagio.storage_of(source), prefixes, frames)
 
 
+def _bag_topics(topics: List[str]) -> List[str]:
+    """--image-topic values as the bag names topics: normalised and absolute
+    (``cam/image/`` is ``/cam/image``), checked by ROS's rules, each once."""
+    problems = names.camera_problems(topics, "/", bagio.NODE_NAME, what="--image-topic")
+    private = [t for t in topics if names.normalise(t).startswith("~")]
+    if private:
+        problems.append(f"--image-topic {private[0]!r}: a bag's topics have no private (~) names")
+    if problems:
+        raise UserError("; ".join(problems))
+    return [names.resolve(t, "/", bagio.NODE_NAME) for t in topics]
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check everything the user gave before the model loads, then segment."""
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
-    if len(set(args.image_topics)) != len(args.image_topics):
-        raise UserError(f"--image-topic names a topic twice: {', '.join(args.image_topics)}")
+    args.image_topics = _bag_topics(args.image_topics)
+    problem = names.namespace_problem(names.normalise(args.namespace))
+    if problem:
+        raise UserError(f"--namespace: {problem}")
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
     check_combination(config, vocabulary)

@@ -43,6 +43,7 @@ from ..engine.model import ModelLoadError, load_model  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
+from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
@@ -113,12 +114,11 @@ class ActiveSAMNode(Node):
         super().__init__(params.NODE_NAME, **kwargs)
         self._declare_parameters()
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
-        self._values: Dict[str, Any] = {
-            name: self.get_parameter_or(name).value for name in params.BY_NAME
-        }
-        self._settings = params.settings(self._values)
+        self._params = params.LiveParameters(
+            {name: self.get_parameter_or(name).value for name in params.BY_NAME},
+            params.NodeContext(self.get_namespace(), self.get_name(), getattr(self, "resolve_topic_name", None)))
         source = model_source(self._values)
-        self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
+        self.get_logger().info(f"loading {shorten(source.describe(), 300)} on device {summary(self._values['device'])}")
         if source.tiny:
             self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
         model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
@@ -128,15 +128,22 @@ class ActiveSAMNode(Node):
         self._closing = False
         self._outputs_lock = threading.Lock()  # the worker publishes while parameters add/remove publishers
         self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
+        self._params.runtime = self.runtime
         self._cameras = self._create_cameras()
         self._setup_diagnostics()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.runtime.start()
-        vocabulary = self._settings.vocabulary
         self.get_logger().info(
-            f"segmenting {', '.join(c.resolved for c in self._cameras.values())} into {len(vocabulary)} classes "
-            f"({', '.join(vocabulary.names[:8])}{', ...' if len(vocabulary) > 8 else ''}) on {self._device}"
-        )
+            f"segmenting {summary([c.resolved for c in self._cameras.values()])} into "
+            f"{vocabulary_summary(self._settings.vocabulary.names)} on {self._device}")
+
+    @property
+    def _values(self) -> Dict[str, Any]:
+        return self._params.values
+
+    @property
+    def _settings(self) -> params.Settings:
+        return self._params.settings
 
     # -- parameters ----------------------------------------------------------
 
@@ -148,38 +155,18 @@ class ActiveSAMNode(Node):
             self.declare_parameter(spec.name, default, descriptor(spec))
 
     def _on_set_parameters(self, changed: List[Parameter]) -> SetParametersResult:
-        """Validate the new values together with the others, then hand them to
-        the runtime, which swaps them in between two frames."""
-        changes = {p.name: p.value for p in changed if p.name in params.BY_NAME}
-        if not changes:
-            return SetParametersResult(successful=True)
+        """Decided by ``node_params.LiveParameters.set`` (validated with the
+        other values, then staged into the runtime, which swaps them in
+        between two frames); a refusal never stops the node."""
+        outcome = self._params.set({p.name: p.value for p in changed})
         try:
-            new = params.check_change(self._values, changes)
-            self._apply(new)
-        except (ParameterError, ConfigError, VocabularyError) as exc:
-            self.get_logger().warning(f"rejected {', '.join(changes)}: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._values.update(changes)
-        self._update_optional_outputs()
-        self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
-        return SetParametersResult(successful=True)
-
-    def _apply(self, new: params.Settings) -> None:
-        """Stage what changed; the order keeps every intermediate state valid
-        (a vocabulary without 'background' only after calibration is off)."""
-        old = self._settings
-        steps: List[Callable[[], Any]] = []
-        if new.engine != old.engine:
-            steps.append(lambda: self.runtime.set_config(new.engine))
-        if new.vocabulary != old.vocabulary:
-            set_vocabulary = lambda: self.runtime.set_vocabulary(new.vocabulary)  # noqa: E731
-            config_first = old.engine.background_threshold > 0 and new.vocabulary.background_index is None
-            steps.insert(len(steps) if config_first else 0, set_vocabulary)
-        if new.temporal != old.temporal:
-            steps.append(lambda: self.runtime.set_temporal(new.temporal))
-        for step in steps:
-            step()
-        self._settings = new
+            if outcome.successful:
+                self._update_optional_outputs()
+            if outcome.log:
+                (self.get_logger().info if outcome.successful else self.get_logger().warning)(outcome.log)
+        except Exception as exc:  # a publisher that cannot be created: the values stand, the node goes on
+            self.get_logger().error(f"after setting parameters: {shorten(str(exc), 300)}")
+        return SetParametersResult(successful=outcome.successful, reason=outcome.reason)
 
     # -- topics --------------------------------------------------------------
 
@@ -242,18 +229,18 @@ class ActiveSAMNode(Node):
     def _image_callback(self, camera: Camera, decode: Callable[[Any], Any]) -> Callable[[Any], None]:
         def on_image(msg: Any) -> None:
             try:
-                rgb = decode(msg)
+                frame = Frame(decode(msg), messages.stamp_seconds(msg.header.stamp), str(msg.header.frame_id),
+                              camera.topic, context=msg.header)
             except Exception as exc:  # never let one bad frame stop the node
                 camera.undecodable += 1
                 encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "")
                 self.get_logger().warning(
-                    f"dropped an undecodable frame (encoding {encoding!r}) on {camera.resolved}: {exc} "
-                    f"[{camera.undecodable} so far; this warning is throttled]",
+                    f"dropped an undecodable frame (encoding {summary(encoding)}) on {camera.resolved}: "
+                    f"{shorten(str(exc), 300)} [{camera.undecodable} so far; this warning is throttled]",
                     throttle_duration_sec=BAD_INPUT_LOG_PERIOD,
                 )
                 return
-            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-            self.runtime.submit(Frame(rgb, stamp, msg.header.frame_id, camera.topic, context=msg.header))
+            self.runtime.submit(frame)
 
         return on_image
 
@@ -277,10 +264,10 @@ class ActiveSAMNode(Node):
         if self._closing:
             return
         if frame is None:
-            self.get_logger().error(f"a parameter update was refused: {error}")
+            self.get_logger().error(f"a parameter update was refused: {shorten(str(error), 300)}")
         else:
-            self.get_logger().error(f"a frame on {self._cameras[frame.camera].resolved} failed: {error}",
-                                    throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            self.get_logger().error(f"a frame on {self._cameras[frame.camera].resolved} failed: "
+                                    f"{shorten(str(error), 300)}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
 
@@ -346,7 +333,7 @@ def main(args: Optional[List[str]] = None) -> int:
     try:
         node = ActiveSAMNode()
     except STARTUP_ERRORS as exc:
-        rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {shorten(str(exc), 2000)}")
         rclpy.try_shutdown()
         return 2
     except Exception:

@@ -33,6 +33,7 @@ import numpy as np
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary, VocabularyError
+from .logline import shorten, summary
 from .propagation import LabelPropagator, small_grey
 from .stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
@@ -218,9 +219,10 @@ class StreamProcessor:
         """Log an error that has no caller to raise to, and pass it on:
         a failed frame (``frame`` given) or a refused parameter (``None``)."""
         if frame is None:
-            logger.error("parameter update refused: %s", error)
+            logger.error("parameter update refused: %s", shorten(str(error), 300))
         else:
-            logger.error("frame %r of camera %r failed: %s", frame.frame_id, frame.camera, error, exc_info=error)
+            logger.error("frame %s of camera %s failed: %s", summary(frame.frame_id), summary(frame.camera),
+                         shorten(str(error), 300), exc_info=error)
         if self.on_error is not None:
             try:
                 self.on_error(frame, error)
