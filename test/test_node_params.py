@@ -16,7 +16,7 @@ from activesam_ros.engine.config import ActiveSAMConfig
 from activesam_ros.engine.vocabulary import load_vocabulary_file, shipped_names
 from activesam_ros.ros import names
 from activesam_ros.ros import node_params as P
-from activesam_ros.ros.diagnostics import ERROR, OK, WARN, camera_report, memory_value
+from activesam_ros.ros.diagnostics import ERROR, OK, SILENCE_WARN, WARN, camera_report, memory_value
 from activesam_ros.stream import parameters as S
 from activesam_ros.stream.stats import StreamStats
 from activesam_ros.stream.temporal import TemporalConfig
@@ -272,7 +272,7 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
 def test_diagnostics_level_says_what_happened_since_the_last_report():
     before = StreamStats(received=10, processed=8, failed=1)
     flowing = StreamStats(received=15, processed=12, failed=1, input_rate=5.0, output_rate=4.0, model_rate=1.5,
-                          latency_mean=0.25, propagated=3, label_age_mean=0.4)
+                          latency_mean=0.25, propagated=3, label_age_mean=0.4, since_input=0.1, since_output=0.2)
     report = camera_report("/cam", flowing, before, 2, 2, running=True)
     assert (report.level, report.message) == (OK, "5.0 Hz in, 4.0 Hz out (1.5 Hz model), latency 250 ms")
     assert dict(report.values)["frames labelled by propagation"] == "3"
@@ -283,6 +283,15 @@ def test_diagnostics_level_says_what_happened_since_the_last_report():
     assert "2 frame(s) failed" in camera_report("/cam", failing, before, 2, 2, running=True).message
     assert "no images on /cam" in camera_report("/cam", before, before, 2, 2, running=True).message
     assert camera_report("/cam", flowing, before, 2, 2, running=False).level == ERROR
+    # Images arrive but no labels went out for longer than SILENCE_WARN: a WARN, whatever the old rates say.
+    silent = dataclasses.replace(flowing, since_output=SILENCE_WARN + 70, output_rate=0.0)
+    report = camera_report("/cam", silent, before, 2, 2, running=True)
+    assert report.level == WARN and report.message.startswith(f"no labels published for {SILENCE_WARN + 70:.0f} s")
+    assert dict(report.values)["seconds since the last labels"] == f"{SILENCE_WARN + 70:.1f}"
+    never = dataclasses.replace(flowing, since_output=None)
+    assert camera_report("/cam", never, before, 2, 2, running=True).message.startswith("no labels published yet")
+    stopped = dataclasses.replace(before, since_input=42.0)
+    assert "no images on /cam for 42 s" in camera_report("/cam", stopped, before, 2, 2, running=True).message
 
 
 def test_diagnostics_memory_of_a_cpu_engine_is_the_process_rss():

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from ..engine.stopping import Interrupted
 from ..ros import bagio, names
 from ..ros.committed_bag import COMMIT_EVERY
 from ..ros.topics import CameraOutputs
@@ -236,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
 
         engine = build_engine(args, vocabulary, config)
         empty = []
-        with StopRequests() as stop:
+        with StopRequests(engine.stop.set) as stop:
             for plan in mine:
                 bag = bagio.open_bag(plan.source)
                 try:
@@ -287,6 +288,8 @@ def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[
             writer.frame_done(timestamp, labelled)
         writer.close()
     except BaseException as error:  # a stop request, a damaged input, a full disk: OUT says it is partial
+        if isinstance(error, Interrupted) and stop.signum is not None:  # the frame in progress, abandoned
+            error = Stopped(stop.signum)
         reason = f"stopped by {error}" if isinstance(error, (KeyboardInterrupt, Stopped)) else f"failed: {error}"
         writer.stop(reason)
         progress.close()
@@ -295,6 +298,8 @@ def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[
               f"{bagio.resume_advice(out, writer.last)}", file=sys.stderr)
         if isinstance(error, bagio.BagError):
             raise UserError(str(error)) from error
+        if isinstance(error, Stopped):
+            raise error from None
         raise
     progress.close()
     for camera in cameras.values():

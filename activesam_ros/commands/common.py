@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import signal
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
@@ -41,14 +41,19 @@ class StopRequests:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Optional[Callable[[], None]] = None) -> None:
+        """``on_request`` runs at the first signal: the engine's stop flag,
+        so that the frame in progress is abandoned between two buckets."""
         self.signum: Optional[int] = None
+        self.on_request = on_request
         self._previous: Dict[int, Any] = {}
 
     def _note(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
             raise Stopped(signum)
         self.signum = signum
+        if self.on_request is not None:
+            self.on_request()
 
     def check(self) -> None:
         if self.signum is not None:

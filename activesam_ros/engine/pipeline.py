@@ -45,6 +45,7 @@ from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
 from .result import SegmentationResult
 from .scoring import class_maxima, exact_query_scores, labels_from_scores, quantile_threshold, select_active
+from .stopping import StopFlag
 from .vocabulary import Vocabulary, canonicalize
 
 
@@ -148,6 +149,7 @@ class ActiveSAM:
         self.grounder = wrap_grounder(grounder) if wrap_grounder is not None else grounder
         self._check_mode(config)
         self.text = TextCache(self.grounder)
+        self.stop = StopFlag()  # checked before each image encode and bucket: stopping never waits on a frame
         self._lock = threading.Lock()
         self._config, self._sizes = config, input_sizes(config, self.grounder)
         self._prepared = self.prepare(vocabulary, config)
@@ -268,6 +270,7 @@ class ActiveSAM:
     def _presence(self, image, frame: _Frame, queries: Sequence[int]) -> torch.Tensor:
         out = []
         for bucket in split_buckets(queries, frame.config.bucket_size):
+            self.stop.check()
             g = self.grounder.ground(image, self._text(frame.prepared, bucket, memory=False), heads=False,
                                      share=True)
             out.append(g.presence_logits.float().sigmoid().cpu())
@@ -302,6 +305,7 @@ class ActiveSAM:
             active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
         else:
             active = list(range(n))
+        self.stop.check()
         with watch("encode"):
             encoded = self.grounder.encode_image(rgb, frame.sizes.full)
         height, width = rgb.shape[:2]
@@ -309,6 +313,7 @@ class ActiveSAM:
         slot_scores = []
         scored: List[int] = []
         for bucket in split_buckets(active, cfg.bucket_size):
+            self.stop.check()
             text = self._text(prepared, bucket, memory=True)
             if cfg.mode == "exact":
                 with watch("decode"):

@@ -42,8 +42,8 @@ from ..engine.config import ConfigError  # noqa: E402
 from ..engine.model import ModelLoadError, load_model  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
-from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
+from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
@@ -62,7 +62,7 @@ except ImportError:  # pragma: no cover - depends on the ROS install
     Updater = None
 
 BAD_INPUT_LOG_PERIOD = 10.0  # seconds between warnings about undecodable frames
-STOP_TIMEOUT = 30.0          # seconds to wait for the frame in progress at shutdown
+STOP_TIMEOUT = 3.0           # seconds to wait for the worker at shutdown: the engine stops between two buckets
 
 _ROS_TYPES = {
     params.BOOL: Parameter.Type.BOOL,
