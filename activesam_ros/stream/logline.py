@@ -26,9 +26,10 @@ def shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
 def summary(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     """``repr(value)`` within ``limit`` characters; a list as its first items and its length."""
     if isinstance(value, (list, tuple)) and not isinstance(value, str):
-        shown = [summary(item, 40) for item in list(value)[:MAX_ITEMS]]
-        more = f", ... ({len(value)} items)" if len(value) > MAX_ITEMS else ""
-        return shorten("[" + ", ".join(shown) + more + "]", limit + 40)
+        shown = ", ".join(summary(item, 40) for item in list(value)[:MAX_ITEMS])
+        if len(value) <= MAX_ITEMS and len(shown) + 2 <= limit:
+            return f"[{shown}]"
+        return f"{len(value)} items [{shorten(shown, limit)}{', ...' if len(value) > MAX_ITEMS else ''}]"
     return shorten(repr(value), limit)
 
 
