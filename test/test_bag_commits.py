@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from bags import COMPRESSED, IMAGE, STORE, T, header, photo, raw_image, run_bag, write_bag
-from faults import ROOT, cli, file_size_limit, needs_mount, no_hang, run_on_tmpfs
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from ruamel.yaml import YAML
@@ -23,6 +21,9 @@ from activesam_ros.engine.limits import MAX_IMAGE_BYTES
 from activesam_ros.engine.model import build_tiny_sam3
 from activesam_ros.files.inflate import zstd
 from activesam_ros.ros import bagio
+
+from bags import COMPRESSED, IMAGE, STORE, T, header, photo, raw_image, run_bag, write_bag
+from faults import ROOT, cli, file_size_limit, needs_mount, no_hang, run_on_tmpfs
 
 TIMES = [1_000_000_000 + 50_000_000 * i for i in range(40)]
 

@@ -21,14 +21,15 @@ from typing import Any, Dict, List
 
 import cv2
 import numpy as np
-from bags import COMPRESSED, IMAGE, T, header
-from fake_engine import FakeEngine
 
 from activesam_ros.engine.limits import ImageError
 from activesam_ros.ros import imgconv, messages
 from activesam_ros.ros import node_params as P
 from activesam_ros.stream.parameters import ParameterError
 from activesam_ros.stream.runtime import Frame, StreamRuntime
+
+from bags import COMPRESSED, IMAGE, T, header
+from fake_engine import FakeEngine
 
 PARAMETER_SETS = 2_500
 IMAGE_MESSAGES = 2_500

@@ -17,7 +17,6 @@ from typing import Dict
 import cv2
 import numpy as np
 import pytest
-from faults import cli, file_size_limit, needs_mount, no_hang, run_on_tmpfs
 
 from activesam_ros.cli import main
 from activesam_ros.engine.model import build_tiny_sam3
@@ -25,6 +24,7 @@ from activesam_ros.files import outputs
 from activesam_ros.files.outputs import Inputs, OutputError, check_outputs, write_file, write_files
 
 from conftest import load_photo
+from faults import cli, file_size_limit, needs_mount, no_hang, run_on_tmpfs
 
 
 def digest(path: Path) -> str:

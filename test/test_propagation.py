@@ -4,6 +4,7 @@ every frame the camera sends is labelled once or counted."""
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 
@@ -72,6 +73,20 @@ def test_a_cut_large_motion_and_old_labels_are_refused(photos):
     assert propagator.propagate(far, 0.1).result is None                          # beyond what the flow tracks
     assert propagator.propagate(rgb, 0.6).refused == "model frame 0.60 s old"
     assert propagator.propagate(rgb[:-2], 0.1).refused == "the image size changed"
+
+
+def test_labels_are_carried_forward_in_time_only(photos):
+    """A frame stamped before its model frame (age -99.9 s) or with a stamp
+    that is not a number gets no labels, whatever the flow says."""
+    rgb = photos["chelsea.png"]
+    propagator = LabelPropagator(TemporalConfig())
+    propagator.anchor(rgb, labelled(rgb), stamp=100.0)
+    assert propagator.propagate(rgb, 100.5).result is not None
+    assert propagator.propagate(rgb, 100.0).result is not None  # the model frame's own stamp: age 0
+    for stamp, why in ((0.1, "stamped 99.900 s before the model frame"), (math.nan, "not a number"),
+                       (math.inf, "not a number")):
+        carried = propagator.propagate(rgb, stamp)
+        assert carried.result is None and why in carried.refused
 
 
 def test_the_flow_image_is_small_and_keeps_the_aspect():
