@@ -109,6 +109,12 @@ def test_every_spelling_of_a_line_break_is_refused_inside_a_class(separator):
         Vocabulary.from_classes([f"cat{separator}dog"])
 
 
+def test_a_byte_order_mark_or_zero_width_space_around_a_class_name_is_dropped():
+    assert Vocabulary.from_classes(["\ufeffcat", "dog\u200b, hound"]).classes == (("cat",), ("dog", "hound"))
+    with pytest.raises(VocabularyError, match="empty"):
+        Vocabulary.from_classes(["\ufeff", " \u200b "])
+
+
 def test_a_vocabulary_file_loses_its_byte_order_mark_and_keeps_line_separators_refused(tmp_path):
     path = tmp_path / "v.txt"
     path.write_bytes("\ufeffcat\r\ndog\n".encode())

@@ -30,8 +30,16 @@ class VocabularyFileError(VocabularyError, InputError):
     """A vocabulary file that cannot be read (missing, not a regular file, too large)."""
 
 
+_INVISIBLE = "\ufeff\u200b"
+"""A byte order mark and a zero-width space: invisible at either end of a name, so dropped there."""
+
+
+def _clean(text: str) -> str:
+    return text.strip().strip(_INVISIBLE).strip()
+
+
 def _split_aliases(line: str) -> Tuple[str, ...]:
-    return tuple(a.strip() for a in line.split(",") if a.strip())
+    return tuple(_clean(a) for a in line.split(",") if _clean(a))
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -85,7 +93,7 @@ class Vocabulary:
         ``#`` starts a comment line. ``source`` names the file in errors."""
         classes, origin = [], []
         for number, line in enumerate(lines, start=1):
-            line = line.strip()
+            line = _clean(line)
             if not line or line.startswith("#"):
                 continue
             aliases = _split_aliases(line)
@@ -102,7 +110,7 @@ class Vocabulary:
         dropped, and an item holding a line break too."""
         classes, origin = [], []
         for number, item in enumerate(items, start=1):
-            text = item.strip()
+            text = _clean(item)
             if not text:
                 continue
             if text.startswith("#"):

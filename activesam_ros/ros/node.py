@@ -16,11 +16,12 @@ with the first frame made with a new vocabulary), ``~/active_classes``,
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional
 
 from ..engine.environment import set_process_defaults
 
@@ -48,7 +49,7 @@ from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .diagnostics import Report, camera_report, memory_value  # noqa: E402
+from .diagnostics import ERROR, Report, camera_report, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
 try:  # Jazzy's name; Humble has them in qos_event
@@ -162,8 +163,10 @@ class ActiveSAMNode(Node):
         try:
             if outcome.successful:
                 self._update_optional_outputs()
-            if outcome.log:
-                (self.get_logger().info if outcome.successful else self.get_logger().warning)(outcome.log)
+                if outcome.log:
+                    self.get_logger().info(outcome.log)  # rclpy fixes a severity per call site: one each
+            else:
+                self.get_logger().warning(outcome.log)
         except Exception as exc:  # a publisher that cannot be created: the values stand, the node goes on
             self.get_logger().error(f"after setting parameters: {shorten(str(exc), 300)}")
         return SetParametersResult(successful=outcome.successful, reason=outcome.reason)
@@ -272,6 +275,12 @@ class ActiveSAMNode(Node):
     # -- diagnostics -----------------------------------------------------------
 
     def _report(self, camera: Camera) -> Report:
+        try:
+            return self._camera_report(camera)
+        except Exception as exc:  # /diagnostics must never stop the node
+            return Report(ERROR, f"diagnostics failed: {shorten(str(exc), 200)}", [("input topic", camera.resolved)])
+
+    def _camera_report(self, camera: Camera) -> Report:
         stats = self.runtime.stats(camera.topic)
         report = camera_report(camera.resolved, stats, camera.reported, camera.undecodable,
                                camera.reported_undecodable, self.runtime.running)
@@ -311,7 +320,8 @@ class ActiveSAMNode(Node):
     # -- shutdown --------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the worker after its current frame; nothing is published after this."""
+        """Stop the worker (the frame in progress is abandoned between two of
+        its buckets); nothing is published after this."""
         self._closing = True
         if not self.runtime.stop(STOP_TIMEOUT):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
@@ -326,8 +336,8 @@ def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
     KeyboardInterrupt would land anywhere in the shutdown that follows."""
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters."""
+def run(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters, 1 if it cannot start."""
     signal.signal(signal.SIGINT, _leave_it_to_rclpy)
     rclpy.init(args=args)
     try:
@@ -336,10 +346,13 @@ def main(args: Optional[List[str]] = None) -> int:
         rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {shorten(str(exc), 2000)}")
         rclpy.try_shutdown()
         return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        return 0  # stopped by a signal while loading the model: creating topics then fails
+    except Exception as exc:
+        if not rclpy.ok():
+            return 0  # stopped by a signal while loading the model: creating topics then fails
+        rclpy.logging.get_logger(params.NODE_NAME).fatal(
+            f"cannot start: {type(exc).__name__}: {shorten(str(exc), 2000)}")
+        rclpy.try_shutdown()
+        return 1
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
@@ -348,11 +361,23 @@ def main(args: Optional[List[str]] = None) -> int:
         pass
     finally:
         node.close()
-        executor.shutdown()
+        executor.shutdown(timeout_sec=0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
 
 
+def main(args: Optional[List[str]] = None) -> NoReturn:
+    """The executable: :func:`run`, then the process ends at once with its
+    status. Python's own teardown would wait for an executor thread still
+    preparing a vocabulary and for torch's module teardown (tens of seconds
+    on a busy machine), past the time a launch file gives before SIGKILL;
+    everything the node owns is already shut down and its output flushed."""
+    code = run(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
