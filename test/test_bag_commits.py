@@ -18,7 +18,6 @@ from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from ruamel.yaml import YAML
 
 from activesam_ros.engine.limits import MAX_IMAGE_BYTES
-from activesam_ros.engine.model import build_tiny_sam3
 from activesam_ros.files.inflate import zstd
 from activesam_ros.ros import bagio
 
@@ -28,10 +27,6 @@ from faults import ROOT, cli, file_size_limit, needs_mount, no_hang, run_on_tmpf
 TIMES = [1_000_000_000 + 50_000_000 * i for i in range(40)]
 
 
-@pytest.fixture
-def tiny_cli(monkeypatch):
-    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3",
-                        lambda seed=0: build_tiny_sam3(seed=seed, image_size=224))
 
 
 def recording(path: Path, storage=StoragePlugin.SQLITE3, frames: int = len(TIMES)) -> Path:

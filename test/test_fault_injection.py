@@ -70,16 +70,6 @@ def photo_files(tmp_path) -> Dict[str, Path]:
     return out
 
 
-@pytest.fixture
-def tiny_cli(monkeypatch):
-    """``--model tiny`` and sam3's builder both give a 224 px tiny SAM 3, so
-    the CLI's real loading paths run in seconds."""
-    import sam3.model_builder as builder
-
-    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3",
-                        lambda seed=0: build_tiny_sam3(seed=seed, image_size=224))
-    monkeypatch.setattr(builder, "build_sam3_image_model",
-                        lambda bpe_path, device, checkpoint_path, load_from_HF: build_tiny_sam3(image_size=224))
 
 
 def segment(*argv: str) -> int:

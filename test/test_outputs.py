@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from activesam_ros.cli import main
-from activesam_ros.engine.model import build_tiny_sam3
 from activesam_ros.files import outputs
 from activesam_ros.files.outputs import Inputs, OutputError, check_outputs, write_file, write_files
 
@@ -35,11 +34,6 @@ def names(folder: Path) -> list:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.fixture
-def tiny_cli(monkeypatch):
-    """``--model tiny`` builds the 224 px tiny SAM 3: the CLI's real paths in seconds."""
-    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3",
-                        lambda seed=0: build_tiny_sam3(seed=seed, image_size=224))
 
 
 @pytest.fixture
