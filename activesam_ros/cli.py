@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import List, Optional
 
+from . import __version__
 from .commands.common import Stopped, UserError
 from .engine.environment import set_process_defaults
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="activesam",
         description="ActiveSAM open-vocabulary semantic segmentation on SAM 3.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

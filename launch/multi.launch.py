@@ -27,7 +27,7 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 from activesam_ros.ros import placement
@@ -47,6 +47,8 @@ ARGUMENTS = (
     ("namespace", "", "namespace of the nodes (topics become /<namespace>/activesam/...)"),
     ("vocabulary_file", "", "vocabulary file, or a shipped one by name (indoor, driving, ade20k, ...); "
      "used while the vocabulary parameter is empty"),
+    ("autostart", "true", "true: every node configures and activates itself and comes up segmenting; false: "
+     "managed nodes that wait unconfigured for a lifecycle manager (ros2 lifecycle set <node> configure, then activate)"),
     ("rviz", "false", "true: also start rviz2 showing every camera, its overlay and colour labels"),
     ("rviz_config", "", "an .rviz file for rviz2 (empty: one written for this launch's cameras)"),
     ("log_level", "info", "log level of the nodes: debug, info, warn, error or fatal"),
@@ -60,14 +62,16 @@ def _actions(context: LaunchContext) -> List:
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     overrides = {name: arg[name] for name in OVERRIDES if arg[name].strip()}
     devices = placement.parse_list(arg["devices"], "devices")
+    autostart = placement.parse_flag(arg["autostart"], "autostart")
     params = placement.read_params_file(arg["params_file"])
     explicit = placement.explicit_cameras(params, len(devices), arg["namespace"])
     nodes = placement.plan(placement.parse_list(arg["cameras"], "cameras"), devices, arg["namespace"], explicit,
                            placement.visible_cuda_devices())
     actions: List = []
     for node in nodes:
-        parameters = {**overrides, "device": node.device, "image_topics": list(node.cameras)}
-        actions.append(Node(
+        parameters = {**overrides, "device": node.device, "image_topics": list(node.cameras),
+                      "autostart": autostart}
+        actions.append(LifecycleNode(
             package=PACKAGE,
             executable="activesam_node",
             name=node.name,
@@ -84,7 +88,7 @@ def _actions(context: LaunchContext) -> List:
         actions.append(LogInfo(msg=f"{idle} device(s) without a camera: no node started for them"))
     shared = placement.outputs([camera for node in nodes for camera in node.cameras], arg["namespace"])
     actions += [LogInfo(msg=f"outputs of {camera}: {prefix}/labels, ...") for camera, prefix in shared.items()]
-    if arg["rviz"].strip().lower() in ("true", "1", "yes"):
+    if placement.parse_flag(arg["rviz"], "rviz"):
         actions += _rviz(context, arg, placement.rviz_cameras(nodes, arg["namespace"], params))
     return actions
 

@@ -2,6 +2,7 @@
 
     ros2 launch activesam_ros segment.launch.py checkpoint:=/path/to/sam3.pt image:=/camera/image_raw
     ros2 launch activesam_ros segment.launch.py model:=tiny rviz:=true    # no weights: labels mean nothing
+    ros2 launch activesam_ros segment.launch.py autostart:=false ...      # a managed node: configure, activate by hand
 
 Every parameter lives in ``params_file`` (default: the installed
 config/activesam.yaml); the arguments below that are left empty do not
@@ -21,7 +22,7 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "activesam_ros"
@@ -38,6 +39,8 @@ ARGUMENTS = (
     ("namespace", "", "namespace of the node (its topics become /<namespace>/activesam/...)"),
     ("vocabulary_file", "",
      "vocabulary file, or a shipped one by name (indoor, driving, ade20k, ...); used while the vocabulary parameter is empty"),
+    ("autostart", "true", "true: the node configures and activates itself and comes up segmenting; false: a managed "
+     "node that waits unconfigured for a lifecycle manager (ros2 lifecycle set <node> configure, then activate)"),
     ("rviz", "false", "true: also start rviz2 showing each camera, its overlay and colour labels"),
     ("rviz_config", "", "an .rviz file for rviz2 (empty: one written for this launch's topics)"),
     ("log_level", "info", "log level of the node: debug, info, warn, error or fatal"),
@@ -48,24 +51,27 @@ OVERRIDES = ("checkpoint", "hub_id", "model", "device", "vocabulary_file")
 
 def _actions(context: LaunchContext) -> List:
     """The node, and rviz2 only when asked for (its package need not be installed)."""
+    from activesam_ros.ros.placement import parse_flag
+
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     overrides = {name: arg[name] for name in OVERRIDES if arg[name].strip()}
+    overrides["autostart"] = parse_flag(arg["autostart"], "autostart")
     image = arg["image"]
     remappings = [("image", image), ("image/compressed", f"{image}/compressed")]
     actions = [
-        Node(
+        LifecycleNode(
             package=PACKAGE,
             executable="activesam_node",
             name="activesam",
             namespace=arg["namespace"],
-            parameters=[arg["params_file"], overrides] if overrides else [arg["params_file"]],
+            parameters=[arg["params_file"], overrides],
             remappings=remappings,
             arguments=["--ros-args", "--log-level", arg["log_level"]],
             output="screen",
             emulate_tty=True,
         )
     ]
-    if arg["rviz"].strip().lower() in ("true", "1", "yes"):
+    if parse_flag(arg["rviz"], "rviz"):
         try:
             FindPackageShare("rviz2").perform(context)
         except LookupError:  # ament_index's PackageNotFoundError

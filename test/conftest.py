@@ -12,18 +12,15 @@ from activesam_ros.engine.environment import set_process_defaults
 
 set_process_defaults()
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-VOCABULARIES = SHARED / "vocabularies"
+PAPER_VOCABULARIES = Path(__file__).resolve().parent / "data" / "vocabularies"
 # Photographs that ship inside the scikit-image wheel (a test dependency).
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
 
 
-def shared_vocabulary(name: str) -> list:
-    """A class list the paper measured with (reference data, read in place)."""
-    path = VOCABULARIES / f"{name}.txt"
-    if not path.is_file():
-        pytest.skip(f"reference vocabularies not found at {VOCABULARIES}")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def paper_vocabulary(name: str) -> list:
+    """A class list the paper measured with (test data: test/data/vocabularies, source named there)."""
+    path = PAPER_VOCABULARIES / f"{name}.txt"
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def photo_path(name: str) -> Path:

@@ -61,6 +61,18 @@ def test_report_has_every_section_mode_and_stage(report):
 
 
 @pytest.mark.slow
+def test_the_table_reads_as_english(report):
+    text = table(report)
+    assert "photographs: 1 photograph, each 1 time, longer side at most 96 px" in text
+    assert "per-frame modes on every frame" in text
+    quick = dict(report, video=dict(report["video"], reference_every=6),
+                 environment=dict(report["environment"], torch_threads=1))
+    text = table(quick)
+    assert "per-frame modes on 1 frame in 6" in text and " 1 thread," in text
+    assert ". frame" not in text and "1 threads" not in text and "<=" not in text.split("targets:")[0]
+
+
+@pytest.mark.slow
 def test_ratios_are_the_quotients_of_the_numbers_beside_them(report):
     for _, m in _mode_summaries(report):
         assert math.isclose(m["fps"], 1 / m["time_per_frame_s"])

@@ -29,13 +29,14 @@ def test_segment_writes_labels_overlay_and_json(photo_file, tmp_path, capsys):
     rgb = cv2.imread(str(photo_file))
     labels = cv2.imread(str(out / "cat_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.dtype == np.uint8 and labels.shape == rgb.shape[:2]
-    assert labels.max() <= 2
+    assert set(np.unique(labels).tolist()) <= {1, 2, 255}  # background (calibrated) is 255
     overlay = cv2.imread(str(out / "cat_overlay.png"))
     assert overlay.shape == rgb.shape
     summary = json.loads((out / "cat.json").read_text())
     assert summary["vocabulary"] == ["background", "cat", "sofa, couch"]
     assert "random weights" in summary["model"]
     assert summary["image_size"] == [rgb.shape[1], rgb.shape[0]]
+    assert summary["unlabeled_value"] == 255
     assert summary["config"]["background_threshold"] == 0.4
     assert {c["name"] for c in summary["active_classes"]} <= {"background", "cat", "sofa"}
     assert sum(c["pixels"] for c in summary["active_classes"]) <= labels.size

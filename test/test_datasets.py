@@ -11,7 +11,7 @@ from PIL import Image
 from activesam_ros.engine.vocabulary import load_vocabulary_file
 from activesam_ros.evaluation.datasets import BENCHMARKS, DatasetError, get_benchmark
 
-from conftest import shared_vocabulary
+from conftest import paper_vocabulary
 
 # The mmsegmentation layouts of the method doc, written out independently of
 # the code under test: (image path, ground-truth path, split file) per name.
@@ -150,7 +150,7 @@ def test_shipped_vocabulary_has_the_datasets_class_count(name):
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_shipped_vocabulary_has_as_many_classes_as_the_papers_list(name):
-    paper = shared_vocabulary(PAPER_LISTS.get(name, name))
+    paper = paper_vocabulary(PAPER_LISTS.get(name, name))
     assert len(get_benchmark(name).vocabulary()) == len(paper)
 
 

@@ -11,7 +11,7 @@ from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
 from activesam_ros.engine.grounding import resolution_view
 from activesam_ros.engine.vocabulary import VocabularyError
 
-from conftest import shared_vocabulary
+from conftest import paper_vocabulary
 
 SMALL = ["background", "person", "cat", "dog, puppy", "car", "tree", "sky", "road"]
 
@@ -64,7 +64,7 @@ def test_no_preview_when_everything_is_active_and_equal_to_full_decode(engine, p
 def test_pruned_equals_full_when_the_cap_admits_everything(tiny_model, photos):
     """With max_active >= N the preview is skipped; forcing a preview-free
     decode of all queries of a large vocabulary gives the same labels."""
-    vocab = shared_vocabulary("context59")
+    vocab = paper_vocabulary("context59")
     rgb = photos["chelsea.png"][::2, ::2].copy()
     everything = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(max_active=1000)).segment(rgb)
     assert not everything.preview_ran
@@ -73,7 +73,7 @@ def test_pruned_equals_full_when_the_cap_admits_everything(tiny_model, photos):
 
 
 def test_preview_selects_about_a_fifth_of_a_large_vocabulary(tiny_model, photos):
-    vocab = shared_vocabulary("ade20k")
+    vocab = paper_vocabulary("ade20k")
     engine = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(mode="fast"))
     result = engine.segment(photos["coffee.png"])
     n = len(engine.vocabulary.queries)
@@ -171,7 +171,7 @@ def test_reconfigure_is_all_or_nothing(tiny_model):
 
 
 def test_preview_threshold_is_the_quantile_rule(tiny_model, photos):
-    result = ActiveSAM(tiny_model, shared_vocabulary("context59")).segment(photos["coffee.png"][::2, ::2].copy())
+    result = ActiveSAM(tiny_model, paper_vocabulary("context59")).segment(photos["coffee.png"][::2, ::2].copy())
     assert result.preview_ran
     expected = np.quantile(result.preview_presence, 0.8)
     assert result.preview_threshold == pytest.approx(expected, abs=1e-6)
@@ -199,7 +199,7 @@ def test_preview_rope_table_equals_a_model_built_at_that_size():
 
 
 def test_repeated_previews_do_not_grow_the_decoder_cache(tiny_model, photos):
-    engine = ActiveSAM(tiny_model, shared_vocabulary("context59"))
+    engine = ActiveSAM(tiny_model, paper_vocabulary("context59"))
     rgb = photos["coffee.png"][::2, ::2].copy()
     decoder = tiny_model.transformer.decoder
     engine.segment(rgb)
@@ -234,7 +234,7 @@ def test_preview_and_full_resolution_calls_are_thread_safe(tiny_model, photos):
 
 
 def test_fast_preview_without_screening_equals_the_exact_preview(tiny_model, photos):
-    vocab = shared_vocabulary("context59")
+    vocab = paper_vocabulary("context59")
     rgb = photos["coffee.png"]
     exact = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(mode="exact")).preview(rgb)
     unscreened = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(mode="fast", fast_screen_keep=1.0)).preview(rgb)
@@ -245,7 +245,7 @@ def test_fast_screen_keeps_the_exact_active_set_on_photographs(tiny_model, photo
     """The screen only drops queries; the quantile rule then sees the same
     top presences, so the active sets match whenever the screen ranks the
     present queries in its top 40 %. Measured on real photographs."""
-    vocab = shared_vocabulary("ade20k")
+    vocab = paper_vocabulary("ade20k")
     exact = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(mode="exact"))
     fast = ActiveSAM(tiny_model, vocab, ActiveSAMConfig(mode="fast"))
     overlaps, agreements = [], []
@@ -339,7 +339,7 @@ def test_a_reconfiguration_from_another_thread_never_mixes_two_configs_in_one_fr
 def test_an_unscreened_fast_preview_chooses_what_exact_mode_does(tiny_model, photos):
     """A stream's refresh runs fast mode's preview without the screen: its
     active set is exact mode's."""
-    vocabulary = shared_vocabulary("context59")
+    vocabulary = paper_vocabulary("context59")
     fast = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(device="cpu", mode="fast"))
     exact = ActiveSAM(tiny_model, vocabulary, ActiveSAMConfig(device="cpu", mode="exact"))
     small = photos["chelsea.png"][::2, ::2].copy()

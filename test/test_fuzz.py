@@ -87,6 +87,7 @@ def test_thousands_of_parameter_change_sets_never_escape_the_callback(tmp_path):
     rng = random.Random(19)
     names = list(P.BY_NAME) + ["no_such_parameter", "qos_overrides./x.depth"]
     live = P.LiveParameters(start_values(), P.NodeContext("/robot", "activesam"))
+    live.configure()
     engine = FakeEngine(live.settings.vocabulary, live.settings.engine)
     refused: List[str] = []
     runtime = StreamRuntime(engine, lambda out: None, lambda frame, error: refused.append(str(error)),
@@ -116,6 +117,7 @@ def test_thousands_of_parameter_change_sets_never_escape_the_callback(tmp_path):
 
 def test_the_remote_values_of_the_report_are_refused_with_a_reason():
     live = P.LiveParameters(start_values())
+    live.configure()
     for changes, reason in (({"vocabulary_file": "~nouser/x"}, "a live change takes a shipped vocabulary"),
                             ({"vocabulary_file": "a" * 5000}, "vocabulary_file 'aaaa"),
                             ({"quantile_alpha": math.nan}, "quantile_alpha must be in"),

@@ -12,6 +12,7 @@ from typing import Any, Dict
 
 import pytest
 import yaml
+from docs_support import table
 from test_ros_package import _depends, _imported_modules
 
 from activesam_ros.ros.placement import (
@@ -19,6 +20,7 @@ from activesam_ros.ros.placement import (
     assign,
     explicit_cameras,
     outputs,
+    parse_flag,
     parse_list,
     plan,
     read_params_file,
@@ -44,21 +46,19 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
     found = _assignments()
     arguments = {item.elts[0].value: (item.elts[1], ast.literal_eval(item.elts[2])) for item in found["ARGUMENTS"].elts}
     assert set(arguments) == {"cameras", "devices", "params_file", "checkpoint", "hub_id", "model", "namespace",
-                              "vocabulary_file", "rviz", "rviz_config", "log_level"}
+                              "vocabulary_file", "autostart", "rviz", "rviz_config", "log_level"}
     for name, (_, description) in arguments.items():
         assert len(description) > 15, name
     # The defaults parse with the launch file's own rules: one camera on the params file's device.
     assert parse_list(ast.literal_eval(arguments["cameras"][0]), "cameras") == ["/camera/image_raw"]
     assert parse_list(ast.literal_eval(arguments["devices"][0]), "devices") == ["auto"]
     assert set(ast.literal_eval(found["OVERRIDES"])) <= set(arguments)
-    # The README's table of the launch's arguments has a row for each, with its default.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in readme.splitlines()
-            if line.startswith("| `") and line.count("|") >= 4}
+    # The node page's table of the launch's arguments has a row for each, with its non-empty default.
+    documented = table("docs/node.md", "### `multi.launch.py`")
+    assert set(documented) == set(arguments)
     for name, (default, _) in arguments.items():
-        assert f"`{name}`" in rows, name
         if isinstance(default, ast.Constant) and default.value:
-            assert f"`{default.value}`" == rows[f"`{name}`"], name
+            assert documented[name][0] == f"`{default.value}`", name
 
 
 def test_every_import_of_the_launch_file_is_an_exec_depend_or_the_package():
@@ -67,6 +67,12 @@ def test_every_import_of_the_launch_file_is_an_exec_depend_or_the_package():
 
 
 # -- lists, devices and the params file's map --------------------------------------------------
+
+def test_launch_flags_are_true_or_false_and_nothing_else():
+    assert parse_flag(" True", "rviz") and parse_flag("1", "autostart") and not parse_flag("false", "autostart")
+    with pytest.raises(PlacementError, match="autostart:='flase' is neither true nor false"):
+        parse_flag("flase", "autostart")
+
 
 def test_launch_lists_are_read_with_or_without_brackets_and_quotes():
     assert parse_list("[/cam0/image_raw, /cam1/image_raw]", "cameras") == CAMS[:2]

@@ -425,10 +425,10 @@ def moving_square(photo: np.ndarray, frames: int, side: int = 48):
 def test_tiny_sam3_stream_reuses_the_active_set(tiny_model, photos):
     from activesam_ros.engine import ActiveSAM
 
-    from conftest import shared_vocabulary
+    from conftest import paper_vocabulary
 
     # Fast mode keeps this affordable on a CPU; the policy is the same in both modes.
-    engine = ActiveSAM(tiny_model, shared_vocabulary("ade20k"), ActiveSAMConfig(device="cpu", mode="fast"))
+    engine = ActiveSAM(tiny_model, paper_vocabulary("ade20k"), ActiveSAMConfig(device="cpu", mode="fast"))
     n = len(engine.vocabulary.queries)
     processor = StreamProcessor(engine, TemporalConfig(refresh_interval=5, active_ttl=1, refresh_period=0.0,
                                                        scene_change_threshold=0.0, stale_score_drop=0.0))
@@ -455,9 +455,9 @@ def test_tiny_sam3_stream_reuses_the_active_set(tiny_model, photos):
 def test_tiny_sam3_vocabulary_changed_mid_stream(tiny_model, photos):
     from activesam_ros.engine import ActiveSAM
 
-    from conftest import shared_vocabulary
+    from conftest import paper_vocabulary
 
-    engine = ActiveSAM(tiny_model, shared_vocabulary("ade20k"), ActiveSAMConfig(device="cpu"))
+    engine = ActiveSAM(tiny_model, paper_vocabulary("ade20k"), ActiveSAMConfig(device="cpu"))
     results = queue.Queue()
     runtime = StreamRuntime(engine, results.put, temporal=TemporalConfig(refresh_interval=5))
     frames = moving_square(photos["coffee.png"], 4)

@@ -11,8 +11,6 @@ the peak memory, and the label agreement with the exact mode on that frame.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import re
 import time
@@ -28,6 +26,7 @@ import torch
 from ..engine.config import ActiveSAMConfig
 from ..engine.grounding import Grounder
 from ..engine.pipeline import ActiveSAM
+from ..engine.release import trim_heap
 from ..engine.result import SegmentationResult
 from ..ros import messages
 from ..ros.rosbags_types import rosbags_messages
@@ -104,8 +103,6 @@ class MemoryProbe:
     def __init__(self, device: torch.device):
         self.device = device
         self._process = psutil.Process()
-        libc = ctypes.util.find_library("c")
-        self._malloc_trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
         if device.type == "cuda":
             self.method = "cuda max_memory_allocated"
         elif self._resettable():
@@ -125,8 +122,7 @@ class MemoryProbe:
         gc.collect()
         if self.device.type == "cuda":
             return int(torch.cuda.memory_allocated(self.device))
-        if self._malloc_trim is not None:
-            self._malloc_trim(0)
+        trim_heap()
         return int(self._process.memory_info().rss)
 
     def reset(self) -> None:
@@ -136,8 +132,7 @@ class MemoryProbe:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         elif self.method.startswith("VmHWM"):
-            if self._malloc_trim is not None:
-                self._malloc_trim(0)
+            trim_heap()
             self._CLEAR.write_text("5")
 
     def peak(self) -> int:

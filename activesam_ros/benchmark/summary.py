@@ -149,20 +149,26 @@ def _mode_table(modes: Mapping[str, Mapping[str, Any]]) -> List[str]:
             for row in rows]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def table(report: Mapping[str, Any]) -> str:
     """A short human-readable account of the report (milliseconds per frame)."""
     env, model = report["environment"], report["model"]
     lines = [f"activesam bench: {model['description']}",
              f"on {env['device_name']} ({env['device']}), torch {env['torch']}, sam3 {env['sam3']}, "
-             f"{env['torch_threads']} threads, load {env['load_average_start']} -> {env['load_average_end']}"]
+             f"{_count(env['torch_threads'], 'thread')}, load {env['load_average_start']} -> {env['load_average_end']}"]
     photos, video = report["photos"], report["video"]
-    lines += ["", f"photographs: {len(photos['images'])} x {photos['repeats']} at <= {photos['max_side']} px, "
+    lines += ["", f"photographs: {_count(len(photos['images']), 'photograph')}, each {_count(photos['repeats'], 'time')}, "
+                  f"longer side at most {photos['max_side']} px, "
                   f"|V| = {photos['vocabulary_size']}; text stage (once per vocabulary): "
                   f"{photos['text']['prepare_s']:.2f} s, forwards {photos['text']['text_forward_s']:.2f} s, "
                   f"{photos['text']['text_strings']} strings"]
     lines += _mode_table(photos["modes"])
     lines += ["", f"video: {video['frames']} frames of {video['width']}x{video['height']}, |V| = "
-                  f"{video['vocabulary_size']}, per-frame modes on every {video['reference_every']}. frame"]
+                  f"{video['vocabulary_size']}, per-frame modes on "
+                  + ("every frame" if video["reference_every"] == 1 else f"1 frame in {video['reference_every']}")]
     lines += _mode_table(video["modes"])
     lines += ["speed-up over " + base + ": " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
               for base, ratios in video["speedups"].items()]

@@ -201,7 +201,7 @@ def _measure(model: Any, video: List[np.ndarray], fps: float, path: Path, vocabu
 
 
 def video_table(report: Dict[str, Any]) -> str:
-    """The video section as a Markdown table (the README's)."""
+    """The video section as a Markdown table (docs/streams.md's)."""
     lines = [f"{report['file']}: {report['frames']} frames at {report['size'][0]}x{report['size'][1]}, "
              f"{report['fps']:g} fps; model: {report.get('model', '?')}",
              "| vocabulary | policy | model frames/s | labels/s | x exact | agreement mean | worst | "

@@ -217,7 +217,7 @@ def _cell(value: float) -> str:
 
 
 def work_tables(report: Mapping[str, Any]) -> str:
-    """The report's key numbers as Markdown tables (the README's)."""
+    """The report's key numbers as Markdown tables (docs/performance.md's)."""
     lines = ["Counted GFLOP per frame (SAM 3 released architecture; counted, not timed):", "",
              "| px | vocabulary | classes / queries | active | " + " | ".join(MODES) + " |",
              "| --- | --- | --- | --- | " + " | ".join("---" for _ in MODES) + " |"]

@@ -90,7 +90,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
     which.add_argument("--hub-id", metavar="ID", help="download the checkpoint from this hub repository (e.g. facebook/sam3)")
     which.add_argument("--model", choices=["tiny"], help="a tiny random-weight SAM 3 (tests and demos; outputs mean nothing)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16")
+    group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16")
     group.add_argument("--seed", type=seed, default=0, help=f"seed of the tiny model, in [0, {MAX_SEED}] (default 0)")
 
 

@@ -74,7 +74,7 @@ def timeout_seconds(text: str) -> float:
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("under torchrun (README: Scaling out)")
+    group = parser.add_argument_group("under torchrun (docs/scaling.md)")
     group.add_argument("--dist-timeout", type=timeout_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="under torchrun, fail when the processes wait this many seconds for each other "
                        f"with no progress of any (joining, merging, the end; default {DEFAULT_TIMEOUT:g})")

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "segment",
         help="segment image files",
         description="Segment image files with a vocabulary; writes <stem>_labels.png "
-        "(uint8, uint16 above 254 classes), <stem>_overlay.png and <stem>.json per image.",
+        "(class index per pixel, unlabeled 255; uint16 and 65535 above 254 classes), "
+        "<stem>_overlay.png and <stem>.json per image.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files: PNG, JPEG, WebP, BMP or PNM (formats whose size is read before decoding)")
@@ -71,17 +72,18 @@ def _png(pixels: np.ndarray) -> bytes:
 def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict,
                   legend: bool = False, overwrite: bool = False, inputs: Inputs = Inputs()) -> None:
     """One image's labels, overlay and summary, written together (all three or none; ``files.outputs``)."""
-    from ..render.labels import label_dtype
+    from ..render.labels import label_array, unlabeled_value
     from ..render.overlay import overlay
 
     labels_name, overlay_name, json_name = output_names(stem)
-    encoded = result.labels.astype(label_dtype(len(result.vocabulary)))
+    encoded = label_array(result)
     tinted = np.ascontiguousarray(overlay(rgb, result, alpha, legend)[:, :, ::-1])
     presence, pixels = result.class_presence, result.class_pixels
     summary = dict(summary)
     summary.update(
         image_size=[int(rgb.shape[1]), int(rgb.shape[0])],
         preview_ran=result.preview_ran,
+        unlabeled_value=unlabeled_value(len(result.vocabulary)),
         active_classes=[
             {"index": c, "name": result.vocabulary.names[c], "presence": round(float(presence[c]), 6),
              "pixels": int(pixels[c])}

@@ -1,9 +1,10 @@
 """The small compatibility shims sam3 needs on a machine without CUDA.
 
-sam3 is written for CUDA machines. Without CUDA four things break (measured,
-see the README's "CPU notes"): PyPI's torchvision does not import beside a
-CPU torch, ``sam3.model.edt`` imports triton at module level, constructors
-allocate on ``"cuda"``, and every grounding forward calls ``.pin_memory()``.
+sam3 is written for CUDA machines. Without CUDA four things break (measured;
+docs/install.md, "What the CPU path changes in sam3"): PyPI's torchvision
+does not import beside a CPU torch, ``sam3.model.edt`` imports triton at
+module level, constructors allocate on ``"cuda"``, and every grounding
+forward calls ``.pin_memory()``.
 
 Everything here is inert when CUDA is available, and nothing here patches a
 sam3 class: the import fixes run once before sam3 is imported, and the two

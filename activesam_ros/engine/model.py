@@ -54,7 +54,7 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> DeviceSpec:
             raise ModelLoadError(
                 f"device {device!r} was requested but this torch has no CUDA "
                 f"(torch {torch.__version__}); install a CUDA build of torch "
-                "(README: 'GPU install') or pass --device cpu"
+                "(docs/install.md, 'GPU') or pass --device cpu"
             )
         index = dev.index or 0
         if index >= torch.cuda.device_count():
@@ -102,7 +102,7 @@ def _import_sam3():
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ModelLoadError(
             f"the sam3 package could not be imported ({exc}); install it with "
-            "the pinned torch/torchvision (README: 'Install')"
+            "the pinned torch/torchvision (docs/install.md)"
         ) from exc
     return builder
 
@@ -118,7 +118,7 @@ def _read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
     (``weights_only``): a pickle's code never runs."""
     if not os.path.exists(path):
         raise ModelLoadError(
-            f"checkpoint {str(path)!r} does not exist; download sam3.pt (README: "
+            f"checkpoint {str(path)!r} does not exist; download sam3.pt (docs/install.md, "
             "'SAM 3 weights') or pass --hub-id facebook/sam3 to download it"
         )
     if not os.path.isfile(path):

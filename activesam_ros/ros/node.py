@@ -1,11 +1,18 @@
-"""``activesam_node``: ActiveSAM on ROS 2 camera topics.
+"""``activesam_node``: ActiveSAM on ROS 2 camera topics, as a managed (lifecycle) node.
 
 Thin by design: parameters come from :mod:`node_params` (declared from its
 table, validated by its functions), frames go through the runtime's worker
 thread (newest frame per camera, temporal reuse, parameter swaps between
 frames), and output messages are built by :mod:`messages`. What is left here
-is wiring: subscriptions, publishers, the set-parameters callback,
-/diagnostics and shutdown.
+is wiring: the lifecycle transitions, subscriptions, publishers, the
+set-parameters callback, /diagnostics and shutdown.
+
+Lifecycle: configure loads the model and creates the publishers; activate
+publishes ``label_info``, starts the worker and subscribes; deactivate
+unsubscribes and stops the worker after its frame; cleanup destroys the
+publishers and frees the model's memory; shutdown does what is left of
+these. With ``autostart`` (the default) the node configures and activates
+itself at start, as a plain node would.
 
 Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
@@ -16,12 +23,12 @@ with the first frame made with a new vocabulary), ``~/active_classes``,
 
 from __future__ import annotations
 
-import os
+import functools
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NoReturn, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..engine.environment import set_process_defaults
 
@@ -33,7 +40,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
@@ -42,6 +49,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from ..engine.config import ConfigError  # noqa: E402
 from ..engine.model import ModelLoadError, load_model  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
+from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
 from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
@@ -103,48 +111,153 @@ class Camera(topics.CameraOutputs):
     """One input topic: its publishers (``handles``) and what the node remembers about it."""
 
     resolved: str = ""                       # the topic subscribed to, after namespace and remapping
+    subscription: Any = None                 # while active
     undecodable: int = 0
     reported: StreamStats = field(default_factory=StreamStats)
     reported_undecodable: int = 0
 
 
-class ActiveSAMNode(Node):
-    """Segments every camera of ``image_topics`` with one ActiveSAM engine."""
+def _transition(method: Callable[..., TransitionCallbackReturn]) -> Callable[..., TransitionCallbackReturn]:
+    """A lifecycle callback that logs what it raises (rclpy turns an exception
+    into ERROR without a word) and then reports ERROR."""
+    @functools.wraps(method)
+    def run(self: "ActiveSAMNode", state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return method(self, state)
+        except Exception as exc:
+            self.get_logger().error(f"{method.__name__[3:]} failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.ERROR
+    return run
+
+
+class ActiveSAMNode(LifecycleNode):
+    """Segments every camera of ``image_topics`` with one ActiveSAM engine.
+
+    Unconfigured it holds only its parameters; configured (inactive) the
+    model, the worker (stopped) and the publishers; active it subscribes.
+    """
 
     def __init__(self, **kwargs: Any):
         super().__init__(params.NODE_NAME, **kwargs)
         self._declare_parameters()
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
+        if self._updater is not None:
+            self._updater.setHardwareID("none")  # no device before configure
         self._params = params.LiveParameters(
             {name: self.get_parameter_or(name).value for name in params.BY_NAME},
             params.NodeContext(self.get_namespace(), self.get_name(), getattr(self, "resolve_topic_name", None)))
-        source = model_source(self._values)
-        self.get_logger().info(f"loading {shorten(source.describe(), 300)} on device {summary(self._values['device'])}")
-        if source.tiny:
-            self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
-        model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
-        engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
-        self._device = str(engine.device)
         self._ns = messages.rclpy_messages()
         self._closing = False
         self._outputs_lock = threading.Lock()  # the worker publishes while parameters add/remove publishers
-        self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
-        self._params.runtime = self.runtime
-        self._cameras = self._create_cameras()
-        self._setup_diagnostics()
+        self.runtime: Optional[StreamRuntime] = None  # from configure to cleanup
+        self._device = ""
+        self._cameras: Dict[str, Camera] = {}
+        self._diagnostics = None if self._updater else self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = None
+        self.failure = ""  # why the last configure failed
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.runtime.start()
-        self.get_logger().info(
-            f"segmenting {summary([c.resolved for c in self._cameras.values()])} into "
-            f"{vocabulary_summary(self._settings.vocabulary.names)} on {self._device}")
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self._values[params.AUTOSTART])
 
     @property
     def _values(self) -> Dict[str, Any]:
         return self._params.values
 
     @property
-    def _settings(self) -> params.Settings:
+    def _settings(self) -> Optional[params.Settings]:
         return self._params.settings
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, load the model, create the worker (stopped) and the publishers."""
+        try:
+            self._params.configure()
+            source = model_source(self._values)
+            self.get_logger().info(f"loading {shorten(source.describe(), 300)} on device "
+                                   f"{summary(self._values['device'])}")
+            if source.tiny:
+                self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
+            model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
+            engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
+        except STARTUP_ERRORS as exc:
+            self.failure = shorten(str(exc), params.MAX_REASON_CHARS)
+            self.get_logger().error(f"cannot configure: {self.failure}")
+            return TransitionCallbackReturn.FAILURE
+        self._device = str(engine.device)
+        self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
+        self._params.runtime = self.runtime
+        self._cameras = self._create_cameras()
+        self.get_logger().info(f"configured: {self._describe()}")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish label_info, start the worker, subscribe, report on /diagnostics."""
+        for camera in self._cameras.values():
+            camera.handles["label_info"].publish(self._label_info(camera))
+        self.runtime.start()
+        self._subscribe()
+        self._start_diagnostics()
+        self.get_logger().info(f"segmenting {self._describe()}")
+        return super().on_activate(state)
+
+    @_transition
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker after its current frame: no more work, no more outputs."""
+        self._stop()
+        self.get_logger().info("deactivated: no subscriptions, the worker stopped")
+        return super().on_deactivate(state)
+
+    @_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and drop the model; its device memory goes back."""
+        self._release()
+        self.get_logger().info("cleaned up: the model and its memory released")
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    @_transition
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Back to unconfigured, everything released, ready to be configured again."""
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _describe(self) -> str:
+        return (f"{summary([c.resolved or c.topic for c in self._cameras.values()])} into "
+                f"{vocabulary_summary(self._settings.vocabulary.names)} on {self._device}")
+
+    def _stop(self) -> None:
+        """What deactivate undoes: subscriptions, diagnostics, the worker (idempotent)."""
+        self._stop_diagnostics()
+        for camera in self._cameras.values():
+            if camera.subscription is not None:
+                self.destroy_subscription(camera.subscription)
+                camera.subscription = None
+        if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
+            self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
+
+    def _release(self) -> None:
+        """What configure made, undone (idempotent): publishers, worker, engine, model."""
+        with self._outputs_lock:
+            for camera in self._cameras.values():
+                for publisher in camera.handles.values():
+                    self.destroy_publisher(publisher)
+                camera.handles.clear()
+            self._cameras = {}
+        device, self.runtime = self._device, None
+        self._params.runtime = None
+        if device:
+            release_memory(device)
 
     # -- parameters ----------------------------------------------------------
 
@@ -158,7 +271,8 @@ class ActiveSAMNode(Node):
     def _on_set_parameters(self, changed: List[Parameter]) -> SetParametersResult:
         """Decided by ``node_params.LiveParameters.set`` (validated with the
         other values, then staged into the runtime, which swaps them in
-        between two frames); a refusal never stops the node."""
+        between two frames; unconfigured, configure reads them); a refusal
+        never stops the node."""
         outcome = self._params.set({p.name: p.value for p in changed})
         try:
             if outcome.successful:
@@ -174,30 +288,37 @@ class ActiveSAMNode(Node):
     # -- topics --------------------------------------------------------------
 
     def _create_cameras(self) -> Dict[str, Camera]:
+        """One camera per input topic, with its publishers (configure)."""
         values = self._values
-        compressed = values["compressed"]
-        input_qos = qos(values["input_reliability"], values["input_depth"])
         self._output_qos = qos(values["output_reliability"], values["output_depth"])
-        group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
         cameras = {}
         for topic, prefix in names.output_namespaces(values["image_topics"]).items():
             camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
             for output in topics.OUTPUT_TOPICS:
                 if not output.switch:
                     camera.handles[output.name] = self._publisher(camera, output)
-            info = camera.label_info(self._ns, self._settings.vocabulary,
-                                     self._ns.Header(stamp=self.get_clock().now().to_msg()),
-                                     self._settings.engine.confidence_threshold)
-            camera.handles["label_info"].publish(info)
-            kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
-                else (Image, topic, image_to_rgb)
-            subscription = self.create_subscription(
-                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
-                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
-                    lambda: camera.resolved, False, values["input_reliability"])))
-            camera.resolved = subscription.topic_name
         self._update_optional_outputs(cameras)
         return cameras
+
+    def _label_info(self, camera: Camera) -> Any:
+        return camera.label_info(self._ns, self._settings.vocabulary,
+                                 self._ns.Header(stamp=self.get_clock().now().to_msg()),
+                                 self._settings.engine.confidence_threshold)
+
+    def _subscribe(self) -> None:
+        """Each camera's image subscription (activate)."""
+        values = self._values
+        compressed = values["compressed"]
+        input_qos = qos(values["input_reliability"], values["input_depth"])
+        group = MutuallyExclusiveCallbackGroup()  # images keep flowing while a vocabulary is prepared
+        for topic, camera in self._cameras.items():
+            kind, name, decode = (CompressedImage, f"{topic}/compressed", compressed_to_rgb) if compressed \
+                else (Image, topic, image_to_rgb)
+            camera.subscription = self.create_subscription(
+                kind, name, self._image_callback(camera, decode), input_qos, callback_group=group,
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
+                    lambda camera=camera: camera.resolved, False, values["input_reliability"])))
+            camera.resolved = camera.subscription.topic_name
 
     def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
         kind = messages.rclpy_class(output.msgtype)
@@ -243,7 +364,9 @@ class ActiveSAMNode(Node):
                     throttle_duration_sec=BAD_INPUT_LOG_PERIOD,
                 )
                 return
-            self.runtime.submit(frame)
+            runtime = self.runtime
+            if runtime is not None:  # None once cleanup ran: a callback that was already under way
+                runtime.submit(frame)
 
         return on_image
 
@@ -251,9 +374,9 @@ class ActiveSAMNode(Node):
         """Publish one frame's outputs with its input header: on the worker for
         model frames, on the image callback's thread for propagated ones.
         Switched outputs (overlay, confidence) are built only while someone subscribes."""
-        if self._closing:
+        camera = self._cameras.get(out.frame.camera)
+        if self._closing or camera is None:  # closing, or cleaned up while the frame was under way
             return
-        camera = self._cameras[out.frame.camera]
         with self._outputs_lock:
             for publisher, message in camera.frame_messages(
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
@@ -269,7 +392,8 @@ class ActiveSAMNode(Node):
         if frame is None:
             self.get_logger().error(f"a parameter update was refused: {shorten(str(error), 300)}")
         else:
-            self.get_logger().error(f"a frame on {self._cameras[frame.camera].resolved} failed: "
+            camera = self._cameras.get(frame.camera)
+            self.get_logger().error(f"a frame on {camera.resolved if camera else summary(frame.camera)} failed: "
                                     f"{shorten(str(error), 300)}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
@@ -288,15 +412,23 @@ class ActiveSAMNode(Node):
         report.values.append(memory_value(self._device))
         return report
 
-    def _setup_diagnostics(self) -> None:
-        period = self.get_parameter(params.DIAGNOSTICS_PERIOD).value
+    def _start_diagnostics(self) -> None:
+        """One /diagnostics status per camera while active."""
         if self._updater is not None:
             self._updater.setHardwareID(self._device)
             for camera in self._cameras.values():
                 self._updater.add(camera.resolved, lambda stat, c=camera: self._fill_status(stat, self._report(c)))
             return
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(period, self._publish_diagnostics)
+        period = self.get_parameter(params.DIAGNOSTICS_PERIOD).value
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics)
+
+    def _stop_diagnostics(self) -> None:
+        if self._updater is not None:
+            for camera in self._cameras.values():
+                self._updater.removeByName(camera.resolved)
+        elif self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
 
     @staticmethod
     def _fill_status(stat: Any, report: Report) -> Any:
@@ -323,7 +455,7 @@ class ActiveSAMNode(Node):
         """Stop the worker (the frame in progress is abandoned between two of
         its buckets); nothing is published after this."""
         self._closing = True
-        if not self.runtime.stop(STOP_TIMEOUT):
+        if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
 
@@ -332,17 +464,28 @@ STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, 
 
 def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
     """rclpy's own SIGINT/SIGTERM handler shuts the context down, which ends
-    the spin; it also chains to Python's SIGINT handler, whose
-    KeyboardInterrupt would land anywhere in the shutdown that follows."""
+    the spin; it also chains to Python's handlers, whose KeyboardInterrupt
+    (or the early exit ``node_main`` installs) would cut the shutdown short."""
 
 
-def run(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters, 1 if it cannot start."""
-    signal.signal(signal.SIGINT, _leave_it_to_rclpy)
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters, 1 if it cannot start.
+
+    With ``autostart`` the node configures and activates itself first (a
+    failed configure ends it with status 2); without, it waits unconfigured
+    for a lifecycle manager."""
+    for signum in (signal.SIGINT, signal.SIGTERM):  # rclpy's handlers chain to these: they must do nothing
+        signal.signal(signum, _leave_it_to_rclpy)
     rclpy.init(args=args)
     try:
         node = ActiveSAMNode()
+        if node.autostart and node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise ParameterError(node.failure or "configure failed (see the log)")
+        if node.autostart and node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise ParameterError("activate failed (see the log)")
     except STARTUP_ERRORS as exc:
+        if not rclpy.ok():
+            return 0  # stopped by a signal while loading the model
         rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {shorten(str(exc), 2000)}")
         rclpy.try_shutdown()
         return 2
@@ -367,17 +510,5 @@ def run(args: Optional[List[str]] = None) -> int:
     return 0
 
 
-def main(args: Optional[List[str]] = None) -> NoReturn:
-    """The executable: :func:`run`, then the process ends at once with its
-    status. Python's own teardown would wait for an executor thread still
-    preparing a vocabulary and for torch's module teardown (tens of seconds
-    on a busy machine), past the time a launch file gives before SIGKILL;
-    everything the node owns is already shut down and its output flushed."""
-    code = run(args)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

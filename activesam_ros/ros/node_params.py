@@ -54,13 +54,19 @@ IO_PARAMS = (
     ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
 )
 
-PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS
+AUTOSTART = "autostart"
+LIFECYCLE_PARAMS = (
+    ParamSpec(AUTOSTART, BOOL, True, "true: configure and activate at start, so the node comes up segmenting; false: a managed node that waits unconfigured for a lifecycle manager (ros2 lifecycle set, nav2_lifecycle_manager)", read_only=True),
+)
+
+PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS + LIFECYCLE_PARAMS
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 
 __all__ = [  # the node reads the shared names through this module too
-    "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "NODE_NAME", "PARAMS", "SECURITY_PARAMS",
-    "STRING", "STRING_ARRAY", "LiveParameters", "NodeContext", "Outcome", "ParamSpec", "Settings", "check_change",
-    "default_values", "incompatible_qos_warning", "live_vocabulary_file_error", "settings",
+    "AUTOSTART", "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "LIFECYCLE_PARAMS",
+    "NODE_NAME", "PARAMS", "SECURITY_PARAMS", "STRING", "STRING_ARRAY", "LiveParameters", "NodeContext", "Outcome",
+    "ParamSpec", "Settings", "check_change", "default_values", "incompatible_qos_warning",
+    "live_vocabulary_file_error", "settings",
 ]
 
 
@@ -178,13 +184,21 @@ class Outcome:
 
 class LiveParameters:
     """The node's parameter values and the settings they mean, changed only
-    whole, by :meth:`set` (the node's set-parameters callback)."""
+    whole, by :meth:`set` (the node's set-parameters callback).
+    ``settings`` is None until :meth:`configure` (the lifecycle's configure)
+    validates the values; while there is no ``runtime`` (unconfigured) a
+    change is validated and kept, and configure reads it."""
 
     def __init__(self, values: Mapping[str, Any], context: NodeContext = NodeContext()):
         self.values: Dict[str, Any] = dict(values)
         self.context = context
-        self.settings = settings(self.values, context)
-        self.runtime: Optional[Staging] = None  # set once the runtime exists; until then nothing is staged
+        self.settings: Optional[Settings] = None
+        self.runtime: Optional[Staging] = None  # from configure to cleanup
+
+    def configure(self) -> Settings:
+        """Validate every value; ParameterError with every reason."""
+        self.settings = settings(self.values, self.context)
+        return self.settings
 
     def set(self, changes: Mapping[str, Any]) -> Outcome:
         """Validate ``changes`` with the other values, stage them into the
@@ -194,14 +208,14 @@ class LiveParameters:
             if not changes:
                 return Outcome(True)
             new = check_change(self.values, changes, self.context)
-            if self.runtime is not None:
+            if self.runtime is not None and self.settings is not None:
                 stage(self.runtime, self.settings, new)
+                self.settings = new
         except Exception as exc:  # a remote caller's values never stop the node: refused with the reason
             reason = " ".join(str(exc).split()) or type(exc).__name__
             if len(reason) > MAX_REASON_CHARS:
                 reason = reason[: MAX_REASON_CHARS - 3] + "..."
             return Outcome(False, reason, f"rejected {', '.join(changes)}: {reason}")
-        self.settings = new
         self.values.update(changes)
         return Outcome(True, "", "set " + ", ".join(f"{name}={summary(value)}" for name, value in changes.items()))
 

@@ -50,6 +50,17 @@ def node_name(index: int) -> str:
     return f"{NODE_NAME}_{index}"
 
 
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_flag(text: str, what: str) -> bool:
+    """A launch argument that is true or false (``rviz:=true``, ``autostart:=false``)."""
+    value = text.strip().lower()
+    if value in TRUE or value in FALSE:
+        return value in TRUE
+    raise PlacementError(f"{what}:={text!r} is neither true nor false")
+
+
 def parse_list(text: str, what: str) -> List[str]:
     """A launch argument's list, ``[a, b]`` (or ``a, b``): the stripped items, quotes removed."""
     body = text.strip()

@@ -106,7 +106,7 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "present_fraction": ("share of a frame's pixels a class must win to count as present; 0 = a single pixel", _rng(0.0, 1.0)),
     "scene_change_threshold": ("mean grey-level difference (0-255) left after aligning a frame to the last refresh frame (or the model frame labels are carried from) by optical flow, above which it is a new scene: the next frame refreshes, labels are not carried; 0 = never", _rng(0.0, 255.0)),
     "stale_score_drop": ("relative drop of the mean winning score below the last refresh frame's that makes the next frame refresh; 0 = off", _rng(0.0, 1.0)),
-    "propagate": ("give frames the model skips the last model labels, carried forward by optical flow, so every camera frame gets a label image", {}),
+    "propagate": ("give frames the model skips the last model labels, carried forward by optical flow where the flow can serve them (not across a new scene, fast motion or propagation_max_age)", {}),
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
 }

@@ -67,7 +67,7 @@ class TemporalConfig:
 
     ``refresh_interval=1`` refreshes every frame: the paper's per-frame
     behaviour. The defaults were chosen from measurements on real video
-    (``activesam bench --video``; README, "Temporal reuse measured").
+    (``activesam bench --video``; docs/streams.md, "Measured").
     """
 
     refresh_interval: int = 8
