@@ -17,8 +17,7 @@ import unittest
 from typing import Callable, Dict, List
 
 import pytest
-from launch_support import (  # skips this module without ROS 2
-    NOT_INSTALLED, SHARE, gradient_frame, rclpy, tiny_launch)
+from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy, tiny_launch  # skips without ROS 2
 
 # isort: split
 
