@@ -122,7 +122,7 @@ def _read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
             "'SAM 3 weights') or pass --hub-id facebook/sam3 to download it"
         )
     if not os.path.isfile(path):
-        raise ModelLoadError(f"checkpoint {str(path)!r} is not a regular file")
+        raise ModelLoadError(f"checkpoint {str(path)!r} is not a file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:

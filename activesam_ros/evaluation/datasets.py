@@ -101,7 +101,7 @@ def load_image(path: Path) -> np.ndarray:
     try:
         return read_image(path).rgb
     except InputError as exc:
-        raise DatasetError(f"cannot read image: {exc}") from exc
+        raise DatasetError(f"cannot read image {path}: {exc}") from exc
 
 
 def read_png_ids(path: Path) -> np.ndarray:
