@@ -30,6 +30,7 @@ setup(
         "torchvision",
         "sam3==0.1.4",
         "psutil",  # imported by sam3, not declared by it
+        "safetensors",  # transformers-layout checkpoints (model.safetensors)
         "open_clip_torch",  # ships the BPE vocabulary file sam3's wheel lacks
         "nltk",
         "opencv-python-headless",
@@ -46,7 +47,8 @@ setup(
         # launch_testing's pytest plugin (Humble, Jazzy) still uses the hook argument
         # `path`, which pytest 9 rejects, stopping every ROS test before collection.
         # catkin_pkg: the tests validate package.xml with the parser rosdep and bloom use.
-        "test": ["pytest>=7,<9", "scikit-image", "pyyaml", "catkin_pkg"],
+        # transformers: the tests check that its SAM 3 layout maps onto sam3's (meta device only).
+        "test": ["pytest>=7,<9", "scikit-image", "pyyaml", "catkin_pkg", "transformers>=5.23,<6"],
         "bench": ["scikit-image"],
     },
     zip_safe=True,

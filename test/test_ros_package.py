@@ -108,7 +108,8 @@ ROSDEP_KEYS = {
     "torch": "python3-torch", "torchvision": "python3-torchvision",
     "rosbags": "python3-rosbags-pip", "huggingface_hub": "python3-huggingface-hub-pip",
 }
-PIP_ONLY = {"sam3": "sam3", "open_clip": "open_clip_torch", "nltk": "nltk", "backports": "backports.zstd"}
+PIP_ONLY = {"sam3": "sam3", "open_clip": "open_clip_torch", "nltk": "nltk", "safetensors": "safetensors",
+            "backports": "backports.zstd"}
 """Imports without a rosdep key: setup.py's install_requires (the documented pip step)."""
 PIP_NAMES = {"numpy": "numpy", "yaml": "pyyaml", "cv2": "opencv-python-headless", "PIL": "pillow", "tqdm": "tqdm",
              "psutil": "psutil", "ruamel": "ruamel.yaml", "torch": "torch", "torchvision": "torchvision",

@@ -45,13 +45,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
-from torch.overrides import TorchFunctionMode
 from torch.utils import flop_counter
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 from ..engine import cpu_shims
-from ..engine.model import build_released_sam3, fill_text_weights
+from ..engine.model import build_released_sam3, fill_text_weights, parameters_on_meta
 
 aten = torch.ops.aten
 
@@ -174,17 +173,6 @@ def count_by_module(fn: Callable[[], Any], shape_only: Optional[ShapeOnly] = Non
     return Count(float(counter.get_total_flops()), probe.bytes, attention), modules, out
 
 
-class _ParametersOnMeta(TorchFunctionMode):
-    """During construction: ``torch.empty`` without a device (how modules
-    allocate their parameters) allocates shapes only."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = dict(kwargs or {})
-        if func is torch.empty and kwargs.get("device") is None:
-            kwargs["device"] = "meta"
-        return func(*args, **kwargs)
-
-
 def _random_(module: torch.nn.Module, seed: int) -> None:
     """Give ``module``'s shape-only parameters random values."""
     generator = torch.Generator().manual_seed(seed)
@@ -222,7 +210,7 @@ def released_sam3(values: bool = False, seed: int = 0) -> torch.nn.Module:
             model = build_released_sam3()
             fill_text_weights(model.backbone.language_backbone.encoder)
         else:
-            with _ParametersOnMeta():
+            with parameters_on_meta():
                 model = build_released_sam3()
             _random_(model.geometry_encoder.img_pre_norm, seed)
     return model.eval()

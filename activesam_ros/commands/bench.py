@@ -53,6 +53,18 @@ def add_parser(sub: Any) -> None:
     work.add_argument("--work-real-check", action="store_true",
                       help="also run the full-size image encode and one grounding forward for real with random "
                       "weights and compare the counts (about 3.4 GB and minutes on a CPU)")
+    memory = parser.add_argument_group(
+        "peak memory (instead of the sections above)",
+        "--memory measures the peak memory of the image encode and of grounding forwards of K prompts at "
+        "several input sizes, in worker processes (Linux), fits the memory model and prints the peak per "
+        "frame of every mode and bucket size (docs/memory.md). Needs a random-weight model: --model released "
+        "(the real size; about 15 minutes of 2 CPU cores per dtype) or --model tiny.")
+    memory.add_argument("--memory", action="store_true", help="measure peak memory per stage and per frame")
+    memory.add_argument("--memory-dtypes", default="float32,bfloat16", metavar="LIST",
+                        help="compute dtypes measured, comma-separated (default float32,bfloat16; "
+                        "bfloat16 runs under CPU autocast)")
+    memory.add_argument("--memory-threads", type=int, default=2, metavar="N",
+                        help="CPU threads of each worker (default 2)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -62,6 +74,10 @@ def add_parser(sub: Any) -> None:
     video.add_argument("--video-vocab", action="append", metavar="NAME",
                        help="a vocabulary (shipped name or file) to measure with; repeatable "
                        "(default: ade20k and indoor)")
+    video.add_argument("--precision", action="store_true",
+                       help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
+                       "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
+                       "bfloat16 where all of them together agree on less than 99 %%")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     add_temporal_args(parser)
@@ -83,6 +99,8 @@ def _inputs(args: argparse.Namespace) -> Inputs:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.memory:
+        return run_memory(args)
     if args.work:
         return run_work(args)
     if args.video:
@@ -101,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
-    report = run_benchmark(model, model_description(args), random_weights=args.model == "tiny",
+    report = run_benchmark(model, model_description(args), random_weights=bool(args.model),
                            config=config, temporal=temporal, plan=QUICK if args.quick else FULL, progress=True)
     env = report["environment"]
     title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
@@ -137,17 +155,47 @@ def _check_video_args(args: argparse.Namespace) -> None:
         raise UserError("--video-frames must be at least 2, --model-every at least 1, --video-side at least 28")
 
 
-def run_video(args: argparse.Namespace) -> int:
-    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
-    _check_report(args)
-    _check_video_args(args)
-    from ..benchmark.video import VideoError, measure_video, video_table
+def _video_vocabularies(args: argparse.Namespace) -> dict:
     from ..engine.vocabulary import VocabularyError, load_vocabulary_file
 
     try:
-        vocabularies = {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
+        return {name: load_vocabulary_file(name) for name in (args.video_vocab or ["ade20k", "indoor"])}
     except VocabularyError as exc:
         raise UserError(str(exc)) from exc
+
+
+def run_precision(args: argparse.Namespace) -> int:
+    """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
+    _check_report(args)
+    _check_video_args(args)
+    from ..benchmark.precision import measure_precision, precision_table
+    from ..benchmark.video import VideoError, read_video
+
+    vocabularies = _video_vocabularies(args)
+    config = config_from_args(args)
+    try:
+        frames, _ = read_video(Path(args.video), args.video_frames, args.video_side)
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    rows = measure_precision(model, frames, vocabularies, config,
+                             progress=lambda line: print(f"activesam bench --precision: {line}", file=sys.stderr))
+    report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
+              "random_weights": bool(args.model), "video": Path(args.video).name,
+              "frame_size": list(frames[0].shape[:2]) if frames else None,
+              "resolution": config.resolution, "rows": rows}
+    return _write_report(args, report, precision_table(rows))
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """``--video``: the temporal policies on a real video (benchmark/video.py)."""
+    if args.precision:
+        return run_precision(args)
+    _check_report(args)
+    _check_video_args(args)
+    from ..benchmark.video import VideoError, measure_video, video_table
+
+    vocabularies = _video_vocabularies(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
     model = load_model_from_args(args)
@@ -236,3 +284,26 @@ def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say
                                          source=f"{model_description(args)} on {Path(args.video).name}, "
                                                 f"{len(frames)} frames at {args.video_side} px")
     return mixes
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    """``--memory``: peak memory per stage, the fit, and per frame (benchmark/memory_report.py)."""
+    _check_report(args)
+    if args.model not in ("tiny", "released"):
+        raise UserError("--memory measures a random-weight model: give --model released (or tiny)")
+    dtypes = [d.strip() for d in args.memory_dtypes.split(",") if d.strip()]
+    if not dtypes or set(dtypes) - {"float32", "bfloat16"}:
+        raise UserError(f"--memory-dtypes must list float32 and/or bfloat16, got {args.memory_dtypes!r}")
+    if args.memory_threads < 1:
+        raise UserError("--memory-threads must be at least 1")
+    from ..benchmark.memory import measure, released_plan, tiny_plan
+    from ..benchmark.memory_report import memory_report, memory_tables
+
+    plan = released_plan() if args.model == "released" else tiny_plan()
+    try:
+        rows = measure(args.model, dtypes, plan, threads=args.memory_threads,
+                       progress=lambda line: print(f"activesam bench --memory: {line}", file=sys.stderr))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc
+    report = memory_report(rows, model_description(args), config_from_args(args))
+    return _write_report(args, report, memory_tables(report))

@@ -88,7 +88,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
     which = group.add_mutually_exclusive_group(required=not default_tiny)
     which.add_argument("--checkpoint", metavar="PATH", help="the released SAM 3 checkpoint (sam3.pt)")
     which.add_argument("--hub-id", metavar="ID", help="download the checkpoint from this hub repository (e.g. facebook/sam3)")
-    which.add_argument("--model", choices=["tiny"], help="a tiny random-weight SAM 3 (tests and demos; outputs mean nothing)")
+    which.add_argument("--model", choices=["tiny", "released"],
+                       help="a random-weight SAM 3, outputs mean nothing: tiny (tests and demos) or released "
+                       "(the released architecture, 3.4 GB: memory and work at the real size)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16")
     group.add_argument("--seed", type=seed, default=0, help=f"seed of the tiny model, in [0, {MAX_SEED}] (default 0)")
@@ -198,18 +200,25 @@ def vocabulary_from_args(args: argparse.Namespace) -> Vocabulary:
 
 
 def load_model_from_args(args: argparse.Namespace):
-    """The SAM 3 model the flags name, on the requested device."""
-    from ..engine.model import ModelLoadError, load_model, resolve_device
+    """The SAM 3 model the flags name, on the requested device; says on
+    stderr what it skipped of the checkpoint and how long it took."""
+    from ..engine.model import ModelLoadError, load_model_with_report, resolve_device
 
     try:
         resolve_device(args.device, args.dtype)
-        tiny = not (getattr(args, "checkpoint", None) or getattr(args, "hub_id", None))
-        if tiny:
-            print("activesam: warning: using the tiny random-weight SAM 3; its labels mean nothing",
+        random = "" if (getattr(args, "checkpoint", None) or getattr(args, "hub_id", None)) \
+            else getattr(args, "model", None) or "tiny"
+        if random:
+            print(f"activesam: warning: using the {random} random-weight SAM 3; its labels mean nothing",
                   file=sys.stderr)
-        return load_model(args.checkpoint, args.hub_id, tiny=tiny, device=args.device, seed=args.seed)
+        model, report = load_model_with_report(args.checkpoint, args.hub_id, random=random, device=args.device,
+                                               seed=args.seed)
     except ModelLoadError as exc:
         raise UserError(str(exc)) from exc
+    if report.skipped:
+        print(f"activesam: {report.skipped}", file=sys.stderr)
+    print(f"activesam: {report.line()}", file=sys.stderr)
+    return model
 
 
 def model_description(args: argparse.Namespace) -> str:
@@ -218,4 +227,6 @@ def model_description(args: argparse.Namespace) -> str:
         return f"SAM 3 checkpoint {args.checkpoint}"
     if getattr(args, "hub_id", None):
         return f"SAM 3 from hub {args.hub_id}"
+    if getattr(args, "model", None) == "released":
+        return f"SAM 3 released architecture (random weights, seed {args.seed}): outputs are meaningless"
     return f"tiny SAM 3 (random weights, seed {args.seed}): outputs are meaningless"

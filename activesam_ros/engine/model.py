@@ -8,15 +8,21 @@ mode; the engine accepts any such model.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from . import cpu_shims
 from .paths import PathError, user_path
+
+log = logging.getLogger(__name__)
 
 SAM3_HUB_FILENAME = "sam3.pt"
 BPE_FILENAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -111,35 +117,140 @@ SHOWN_KEYS = 5
 """How many offending keys a checkpoint error lists."""
 
 
-def _read_checkpoint(path: Path) -> Dict[str, torch.Tensor]:
-    """The image model's weights in a SAM 3 checkpoint, keyed as the model
-    names them (sam3's layout: ``detector.`` prefixed, maybe under
-    ``model``); ModelLoadError, saying why, for anything else. Tensors only
-    (``weights_only``): a pickle's code never runs."""
-    if not os.path.exists(path):
+IMAGE_MODEL_PREFIX = "detector."
+"""Where the released checkpoint keeps the image model's weights: sam3
+strict-loads the file into its video model, whose ``detector`` is the image
+model."""
+
+UNUSED_WEIGHTS = {
+    "tracker.": "the video tracker",
+    "detector.backbone.vision_backbone.sam2_convs.": "the interactive (point and box) predictor's neck",
+}
+"""What sam3's video model holds and its image model lacks, by name prefix:
+skipped when loading, and counted. The test suite derives the same set from
+sam3's builders, so a sam3 that adds a part shows up there."""
+
+
+class _EmptyOnMeta(TorchFunctionMode):
+    """During construction: ``torch.empty`` without a device (how modules
+    allocate their parameters) of at least ``min_elements`` elements
+    allocates shapes only."""
+
+    def __init__(self, min_elements: int):
+        super().__init__()
+        self.min_elements = min_elements
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is torch.empty and kwargs.get("device") is None and self._elements(args) >= self.min_elements:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+    @staticmethod
+    def _elements(args) -> int:
+        shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, torch.Size)) else args
+        return math.prod(int(n) for n in shape)
+
+
+WEIGHTS_WITHOUT_MEMORY = 1 << 16
+"""Elements from which ``parameters_on_meta`` leaves a tensor without memory
+when loading: the weight matrices (all but 0.1 % of the released model's
+values); biases, norms and masks below it are made for real."""
+
+
+def parameters_on_meta(min_elements: int = 0) -> TorchFunctionMode:
+    """Around a model's construction: the tensors modules allocate with
+    ``torch.empty`` (their parameters, and a few buffers such as the text
+    encoder's attention mask) from ``min_elements`` elements up get shapes
+    but no memory and no initialisation; tables computed from sizes (RoPE)
+    stay real. A checkpoint then gives the parameters their tensors, and
+    ``load_weights`` refuses a model left with a tensor without memory."""
+    return _EmptyOnMeta(min_elements)
+
+
+def skipped_name(prefix: str, what: str) -> str:
+    """How a skipped group of weights is named in the load report."""
+    return f"{prefix}* ({what})"
+
+
+@dataclass(frozen=True)
+class CheckpointWeights:
+    """The image model's weights read from a checkpoint, and what was left out."""
+
+    weights: Dict[str, torch.Tensor]       # keyed as the image model names them
+    skipped: Dict[str, int]                # skipped_name(...) -> weights skipped
+    layout: str = "sam3"                   # "sam3" (sam3.pt) or "transformers" (model.safetensors)
+
+    def skipped_line(self) -> str:
+        """One line saying what was skipped and how much; "" for nothing."""
+        if not any(self.skipped.values()):
+            return ""
+        return (f"skipped {sum(self.skipped.values())} weights the image model does not use: "
+                + ", ".join(f"{n} {name}" for name, n in self.skipped.items() if n))
+
+
+def split_published(state: Dict[str, torch.Tensor], source: str) -> CheckpointWeights:
+    """sam3's published layout -> the image model's weights. Keys under
+    ``detector.`` lose that prefix; ``UNUSED_WEIGHTS`` are skipped and
+    counted; any other key is kept as it is, so the strict check refuses it."""
+    weights: Dict[str, torch.Tensor] = {}
+    skipped = dict.fromkeys(UNUSED_WEIGHTS, 0)
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ModelLoadError(f"{source} is not a SAM 3 checkpoint: it holds {key!r} of type "
+                                 f"{type(value).__name__}, not a named tensor")
+        prefix = next((p for p in UNUSED_WEIGHTS if key.startswith(p)), None)
+        if prefix is not None:
+            skipped[prefix] += 1
+        elif key.startswith(IMAGE_MODEL_PREFIX):
+            weights[key[len(IMAGE_MODEL_PREFIX):]] = value
+        else:
+            weights[key] = value
+    if not any(k.startswith(IMAGE_MODEL_PREFIX) for k in state):
         raise ModelLoadError(
-            f"checkpoint {str(path)!r} does not exist; download sam3.pt (docs/install.md, "
-            "'SAM 3 weights') or pass --hub-id facebook/sam3 to download it"
+            f"{source} is not a SAM 3 checkpoint: it has no 'detector.*' weights "
+            "(expected the released sam3.pt)"
+        )
+    return CheckpointWeights(weights, {skipped_name(p, what): skipped[p] for p, what in UNUSED_WEIGHTS.items()})
+
+
+def _torch_load(path: Path) -> object:
+    """Tensors only (``weights_only``: a pickle's code never runs),
+    memory-mapped where the file's format allows (torch's zip format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)  # the legacy format
+
+
+def _read_checkpoint(path: Path) -> CheckpointWeights:
+    """The image model's weights in a SAM 3 checkpoint: sam3's ``sam3.pt``
+    (maybe under ``model``) or transformers' ``model.safetensors``;
+    ModelLoadError, saying why, for anything else."""
+    if not os.path.exists(path):  # a name too long for the file system is "not there" too, not a traceback
+        raise ModelLoadError(
+            f"checkpoint {str(path)!r} does not exist; download sam3.pt (docs/weights.md) "
+            "or pass --hub-id facebook/sam3 to download it"
         )
     if not os.path.isfile(path):
         raise ModelLoadError(f"checkpoint {str(path)!r} is not a file")
+    source = repr(str(path))
+    if path.suffix == ".safetensors":
+        from . import transformers_layout
+
+        return transformers_layout.read(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = _torch_load(path)
     except Exception as exc:
-        raise ModelLoadError(f"{str(path)!r} is not a SAM 3 checkpoint: torch.load failed ({exc})") from exc
+        raise ModelLoadError(f"{source} is not a SAM 3 checkpoint: torch.load failed ({exc})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):
-        raise ModelLoadError(f"{str(path)!r} is not a SAM 3 checkpoint: it holds a {type(state).__name__}, "
+        raise ModelLoadError(f"{source} is not a SAM 3 checkpoint: it holds a {type(state).__name__}, "
                              "not a dict of weights (expected the released sam3.pt)")
-    weights = {k.replace("detector.", ""): v for k, v in state.items()
-               if isinstance(k, str) and "detector" in k and isinstance(v, torch.Tensor)}
-    if not weights:
-        raise ModelLoadError(
-            f"{str(path)!r} is not a SAM 3 checkpoint: it has no 'detector.*' weights "
-            "(expected the released sam3.pt)"
-        )
-    return weights
+    return split_published(state, source)
 
 
 def _listed(keys: List[str]) -> str:
@@ -150,20 +261,33 @@ def _listed(keys: List[str]) -> str:
 def load_weights(model: torch.nn.Module, weights: Dict[str, torch.Tensor], source: str) -> None:
     """Load ``weights`` into ``model`` only if they are exactly its
     parameters: none missing, none unexpected, every shape equal. Buffers
-    the model computes at construction (RoPE tables) may be absent."""
+    the model computes at construction (RoPE tables) may be absent.
+
+    The tensors are taken as they are (``assign``: a memory-mapped file
+    stays mapped, nothing is copied), converted only where their dtype
+    differs from the model's; the model may be built with its parameters
+    on the meta device (``parameters_on_meta``)."""
     expected = model.state_dict()
     parameters = {name for name, _ in model.named_parameters()}
     missing = sorted(parameters - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     shapes = sorted(f"{k} {tuple(weights[k].shape)} vs {tuple(expected[k].shape)}"
                     for k in set(weights) & set(expected) if weights[k].shape != expected[k].shape)
+    kinds = sorted(f"{k} {weights[k].dtype} vs {expected[k].dtype}" for k in set(weights) & set(expected)
+                   if weights[k].is_complex() != expected[k].is_complex()
+                   or weights[k].is_floating_point() != expected[k].is_floating_point())
     problems = ([f"missing weights: {_listed(missing)}"] if missing else []) \
         + ([f"unexpected weights: {_listed(unexpected)}"] if unexpected else []) \
-        + ([f"wrong shapes: {_listed(shapes)}"] if shapes else [])
+        + ([f"wrong shapes: {_listed(shapes)}"] if shapes else []) \
+        + ([f"wrong kinds of number: {_listed(kinds)}"] if kinds else [])
     if problems:
         raise ModelLoadError(f"{source} does not match the SAM 3 image model: " + "; ".join(problems)
                              + " (expected the released sam3.pt for sam3 0.1.4)")
-    model.load_state_dict(weights, strict=False)
+    model.load_state_dict({k: v if v.dtype == expected[k].dtype else v.to(expected[k].dtype)
+                           for k, v in weights.items()}, strict=False, assign=True)
+    left = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise ModelLoadError(f"{source}: the model still lacks {_listed(left)} after loading")
 
 
 def _download_from_hub(hub_id: str) -> Path:
@@ -188,18 +312,42 @@ def _download_from_hub(hub_id: str) -> Path:
         ) from exc
 
 
-def load_sam3(
+@dataclass(frozen=True)
+class LoadReport:
+    """How a model was made ready: where from, what was skipped, and the time
+    it took before the first frame can run (on this process's clock)."""
+
+    source: str
+    build_seconds: float           # the architecture, parameters without memory
+    weights_seconds: float         # reading (memory-mapped), checking and assigning the weights
+    device_seconds: float          # moving to the device
+    skipped: str = ""              # CheckpointWeights.skipped_line()
+    layout: str = ""               # the checkpoint's layout; "" for a random-weight model
+
+    @property
+    def total_seconds(self) -> float:
+        return self.build_seconds + self.weights_seconds + self.device_seconds
+
+    def line(self) -> str:
+        return (f"{self.source} ready in {self.total_seconds:.1f} s (build {self.build_seconds:.1f} s, "
+                f"weights {self.weights_seconds:.1f} s, to device {self.device_seconds:.1f} s)")
+
+
+def load_sam3_with_report(
     checkpoint: Optional[Union[str, os.PathLike]] = None,
     hub_id: Optional[str] = None,
     device: str = "auto",
-) -> torch.nn.Module:
-    """Build the released SAM 3 image model and load its weights.
+) -> "tuple[torch.nn.Module, LoadReport]":
+    """Build the released SAM 3 image model and load its weights; the model
+    and how long that took.
 
-    Exactly one of ``checkpoint`` (a local ``sam3.pt``) and ``hub_id`` (e.g.
-    ``facebook/sam3``, downloaded only because the caller asked) is given.
-    The checkpoint must hold exactly the image model's weights (see
-    ``load_weights``). The weights stay float32; the engine runs bfloat16
-    autocast on CUDA.
+    Exactly one of ``checkpoint`` (a local ``sam3.pt``, or transformers'
+    ``model.safetensors``) and ``hub_id`` (e.g. ``facebook/sam3``,
+    downloaded only because the caller asked) is given. Weights of sam3's
+    video model that the image model does not use are skipped by name
+    (``UNUSED_WEIGHTS``); everything else must match the image model
+    exactly (``load_weights``). The weights stay float32 and memory-mapped
+    on the CPU; the engine runs bfloat16 autocast on CUDA.
     """
     if (checkpoint is None) == (hub_id is None):
         raise ModelLoadError("give exactly one of a checkpoint path or a hub id")
@@ -211,12 +359,33 @@ def load_sam3(
             path = user_path(os.fspath(checkpoint), "checkpoint")
         except PathError as exc:
             raise ModelLoadError(str(exc)) from None
-    weights = _read_checkpoint(path)
-    # Built without the checkpoint: sam3 would load it leniently
-    # (strict=False, mismatches only printed); it is loaded strictly here.
-    model = build_released_sam3()
-    load_weights(model, weights, repr(str(path)))
-    return model.to(spec.device).eval()
+    source = f"SAM 3 checkpoint {str(path)!r}"
+    start = time.perf_counter()
+    read = _read_checkpoint(path)  # first: a wrong file fails at once
+    if read.skipped_line():
+        log.info("%s: %s", source, read.skipped_line())
+    mapped = time.perf_counter()
+    # Built without the checkpoint (sam3 would load it leniently:
+    # strict=False, mismatches only printed) and without parameter memory.
+    with parameters_on_meta(WEIGHTS_WITHOUT_MEMORY):
+        model = build_released_sam3()
+    built = time.perf_counter()
+    load_weights(model, read.weights, repr(str(path)))
+    loaded = time.perf_counter()
+    model = model.to(spec.device).eval()
+    report = LoadReport(source, built - mapped, (mapped - start) + (loaded - built), time.perf_counter() - loaded,
+                        read.skipped_line(), read.layout)
+    log.info("%s", report.line())
+    return model, report
+
+
+def load_sam3(
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    hub_id: Optional[str] = None,
+    device: str = "auto",
+) -> torch.nn.Module:
+    """``load_sam3_with_report`` without the report."""
+    return load_sam3_with_report(checkpoint, hub_id, device)[0]
 
 
 def build_released_sam3() -> torch.nn.Module:
@@ -240,6 +409,48 @@ def fill_text_weights(encoder: torch.nn.Module) -> None:
         torch.nn.init.normal_(encoder.text_projection, std=encoder.width ** -0.5)
 
 
+RANDOM_MODELS = ("tiny", "released")
+"""Models with random weights: the tiny test model and the released
+architecture (840 M parameters; memory and work benchmarks)."""
+
+
+def build_model_with_random_weights(name: str, seed: int = 0) -> torch.nn.Module:
+    """A seeded random-weight SAM 3 (``RANDOM_MODELS``); its outputs mean nothing."""
+    if name == "tiny":
+        return build_tiny_sam3(seed=seed)
+    if name != "released":
+        raise ModelLoadError(f"unknown random-weight model {name!r}: use one of {', '.join(RANDOM_MODELS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_released_sam3()
+        fill_text_weights(model.backbone.language_backbone.encoder)
+    return model.eval()
+
+
+def load_model_with_report(
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    hub_id: Optional[str] = None,
+    tiny: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    random: str = "",
+) -> "tuple[torch.nn.Module, LoadReport]":
+    """The SAM 3 a front end names (the released checkpoint, a hub download
+    the user asked for, or a random-weight model: ``tiny``, or ``random``
+    naming one of ``RANDOM_MODELS``) and how long it took to make it ready."""
+    random = random or ("tiny" if tiny else "")
+    if not random:
+        return load_sam3_with_report(checkpoint=checkpoint or None, hub_id=hub_id or None, device=device)
+    if checkpoint or hub_id:
+        raise ModelLoadError("give one model: a checkpoint, a hub id or a random-weight model")
+    start = time.perf_counter()
+    model = build_model_with_random_weights(random, seed=seed)
+    built = time.perf_counter()
+    model = model.to(resolve_device(device).device)
+    return model, LoadReport(f"{random} SAM 3 (random weights, seed {seed})", built - start, 0.0,
+                             time.perf_counter() - built)
+
+
 def load_model(
     checkpoint: Optional[Union[str, os.PathLike]] = None,
     hub_id: Optional[str] = None,
@@ -247,13 +458,8 @@ def load_model(
     device: str = "auto",
     seed: int = 0,
 ) -> torch.nn.Module:
-    """The SAM 3 a front end names: the released checkpoint, a hub download
-    the user asked for, or (``tiny``) the random-weight test model."""
-    if tiny:
-        if checkpoint or hub_id:
-            raise ModelLoadError("give one model: a checkpoint, a hub id or the tiny model")
-        return build_tiny_sam3(seed=seed).to(resolve_device(device).device)
-    return load_sam3(checkpoint=checkpoint or None, hub_id=hub_id or None, device=device)
+    """``load_model_with_report`` without the report."""
+    return load_model_with_report(checkpoint, hub_id, tiny, device, seed)[0]
 
 
 def build_tiny_sam3(seed: int = 0, image_size: int = 336, d_model: int = 64) -> torch.nn.Module:

@@ -12,9 +12,12 @@ stops); a camera whose frames arrive but that has published no labels for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from ..stream.stats import StreamStats
+
+if TYPE_CHECKING:  # torch-free at import
+    from ..engine.model import LoadReport
 
 OK, WARN, ERROR = 0, 1, 2
 """diagnostic_msgs/DiagnosticStatus levels."""
@@ -91,3 +94,14 @@ def memory_value(device: str) -> Tuple[str, str]:
     import psutil
 
     return "process RSS (MB)", f"{psutil.Process().memory_info().rss / 2**20:.0f}"
+
+
+def load_values(load: "LoadReport", first_label: Optional[float]) -> List[Tuple[str, str]]:
+    """How long the model took to be ready, and the first labels after start
+    ("" until they are published)."""
+    return [
+        ("model build (s)", f"{load.build_seconds:.1f}"),
+        ("model weights load (s)", f"{load.weights_seconds:.1f}"),
+        ("model ready (s)", f"{load.total_seconds:.1f}"),
+        ("time to first label (s)", "" if first_label is None else f"{first_label:.1f}"),
+    ]

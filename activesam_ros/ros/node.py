@@ -27,6 +27,7 @@ import functools
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -47,7 +48,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from ..engine.config import ConfigError  # noqa: E402
-from ..engine.model import ModelLoadError, load_model  # noqa: E402
+from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
@@ -57,7 +58,7 @@ from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .diagnostics import ERROR, Report, camera_report, memory_value  # noqa: E402
+from .diagnostics import ERROR, Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
 try:  # Jazzy's name; Humble has them in qos_event
@@ -155,6 +156,9 @@ class ActiveSAMNode(LifecycleNode):
         self._diagnostics = None if self._updater else self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = None
         self.failure = ""  # why the last configure failed
+        self._load: Optional[LoadReport] = None  # how long the model took, from configure
+        self._configured_at = 0.0
+        self._first_label: Optional[float] = None  # seconds from configure to the first labels published
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @property
@@ -174,6 +178,7 @@ class ActiveSAMNode(LifecycleNode):
     @_transition
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, load the model, create the worker (stopped) and the publishers."""
+        self._configured_at, self._first_label = time.monotonic(), None
         try:
             self._params.configure()
             source = model_source(self._values)
@@ -181,7 +186,11 @@ class ActiveSAMNode(LifecycleNode):
                                    f"{summary(self._values['device'])}")
             if source.tiny:
                 self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
-            model = load_model(source.checkpoint, source.hub_id, tiny=source.tiny, device=self._values["device"])
+            model, self._load = load_model_with_report(source.checkpoint, source.hub_id, tiny=source.tiny,
+                                                       device=self._values["device"])
+            if self._load.skipped:
+                self.get_logger().info(self._load.skipped)
+            self.get_logger().info(self._load.line())
             engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
         except STARTUP_ERRORS as exc:
             self.failure = shorten(str(exc), params.MAX_REASON_CHARS)
@@ -385,6 +394,10 @@ class ActiveSAMNode(LifecycleNode):
                 overlay_legend=self._values["overlay_legend"],
             ):
                 publisher.publish(message)
+        if self._first_label is None and self._load is not None:
+            self._first_label = time.monotonic() - self._configured_at
+            self.get_logger().info(f"first labels {self._first_label:.1f} s after configure "
+                                   f"(model ready in {self._load.total_seconds:.1f} s)")
 
     def _on_error(self, frame: Optional[Frame], error: BaseException) -> None:
         if self._closing:
@@ -410,6 +423,8 @@ class ActiveSAMNode(LifecycleNode):
                                camera.reported_undecodable, self.runtime.running)
         camera.reported, camera.reported_undecodable = stats, camera.undecodable
         report.values.append(memory_value(self._device))
+        if self._load is not None:
+            report.values.extend(load_values(self._load, self._first_label))
         return report
 
     def _start_diagnostics(self) -> None:
