@@ -145,16 +145,17 @@ def test_bench_refuses_an_unwritable_report_before_loading_a_model(tmp_path, cap
     assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode, forward", [("exact", "ground"), ("fast", "score")])
-def test_every_grounding_forward_is_timed(tiny_model, photos, mode, forward):
-    """The model time behind the overhead ratio covers each mode's decoder."""
+@pytest.mark.parametrize("mode, heads, other", [("exact", "instance_logits", "fused_scores"),
+                                                ("fast", "fused_scores", "instance_logits")])
+def test_every_grounding_forward_is_timed(tiny_model, photos, mode, heads, other):
+    """The model time behind the overhead ratio covers each mode's decoder and heads."""
     from activesam_ros.benchmark.measure import timed_engine
 
     engine, timer = timed_engine(tiny_model, ["person", "cat", "sky"], CONFIG.replace(mode=mode))
     engine.segment(photos["chelsea.png"])
-    other = {"ground": "score", "score": "ground"}[forward]
-    assert timer.seconds[forward] > 0 and timer.seconds[other] == 0
-    assert timer.image_forward_seconds == timer.seconds["encode_image"] + timer.seconds[forward]
+    assert timer.seconds["decode"] > 0 and timer.seconds[heads] > 0 and timer.seconds[other] == 0
+    assert timer.image_forward_seconds == pytest.approx(
+        timer.seconds["encode_image"] + timer.seconds["decode"] + timer.seconds[heads])
 
 
 def test_warming_builds_what_first_calls_would_otherwise_pay_for(tiny_model):

@@ -32,11 +32,18 @@ class Counting:
     def __getattr__(self, name):
         return getattr(self.grounder, name)
 
-    def ground(self, *args, **kwargs):
+    def _count(self) -> None:
         self.forwards += 1
         if self.forwards == self.after:
             self.stop.set()
+
+    def ground(self, *args, **kwargs):  # the preview's forwards
+        self._count()
         return self.grounder.ground(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):  # the frame's decoder forwards, one a bucket
+        self._count()
+        return self.grounder.decode(*args, **kwargs)
 
 
 @pytest.mark.parametrize("max_active, where", [(100, "decode buckets"), (4, "preview buckets")])
@@ -60,13 +67,13 @@ def test_stopping_the_runtime_mid_frame_returns_at_once_and_drops_the_frame(tiny
     engine = ActiveSAM(tiny_model, [f"c {i}" for i in range(600)],
                        ActiveSAMConfig(device="cpu", bucket_size=1, max_active=600))
     started = threading.Event()
-    real = engine.grounder.ground
+    real = engine.grounder.decode
 
-    def ground(*args, **kwargs):
+    def decode(*args, **kwargs):  # a bucket's decoder forward
         started.set()
         return real(*args, **kwargs)
 
-    engine.grounder.ground = ground
+    engine.grounder.decode = decode
     results = []
     runtime = StreamRuntime(engine, results.append, temporal=TemporalConfig(refresh_interval=1, propagate=False))
     runtime.start()

@@ -38,11 +38,14 @@ REFERENCE = "exact"  # the mode every other mode's labels are compared with
 
 class TimedGrounder:
     """Delegates to a :class:`Grounder` and adds up the seconds spent in
-    each of its model forwards (``encode_image``, ``ground``, fast mode's
-    ``score`` whose fused heads include the fusion at mask size,
-    ``encode_text``), so the benchmark can tell the model's time from the
-    pipeline's. On CUDA each forward is synchronised at both ends, or its
-    time would land in whatever reads its output first."""
+    each of its model forwards (``encode_image``; ``ground``, the preview's
+    decoder; ``decode``, a frame's decoder; its heads: exact mode's
+    ``instance_logits``, fast mode's ``fused_scores`` with the fusion at
+    mask size; ``score``; ``encode_text``), so the benchmark can tell the
+    model's time from the pipeline's. On CUDA each forward is synchronised
+    at both ends, or its time would land in whatever reads its output first."""
+
+    FRAME_FORWARDS = ("encode_image", "ground", "score", "decode", "instance_logits", "fused_scores")
 
     def __init__(self, inner: Grounder):
         self._inner = inner
@@ -50,6 +53,9 @@ class TimedGrounder:
         self.seconds: Dict[str, float] = defaultdict(float)
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.FRAME_FORWARDS or name == "encode_text":
+            forward = getattr(self._inner, name)
+            return lambda *args, **kwargs: self._timed(name, forward, *args, **kwargs)
         return getattr(self._inner, name)
 
     def _timed(self, kind: str, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -63,22 +69,10 @@ class TimedGrounder:
                 torch.cuda.synchronize(self._inner.device)
             self.seconds[kind] += time.perf_counter() - start
 
-    def encode_image(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("encode_image", self._inner.encode_image, *args, **kwargs)
-
-    def ground(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("ground", self._inner.ground, *args, **kwargs)
-
-    def score(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("score", self._inner.score, *args, **kwargs)
-
-    def encode_text(self, *args: Any, **kwargs: Any) -> Any:
-        return self._timed("encode_text", self._inner.encode_text, *args, **kwargs)
-
     @property
     def image_forward_seconds(self) -> float:
-        """Seconds in the per-frame forwards (image encodes and grounding)."""
-        return self.seconds["encode_image"] + self.seconds["ground"] + self.seconds["score"]
+        """Seconds in the per-frame forwards (image encodes, decoders and heads)."""
+        return sum(self.seconds[kind] for kind in self.FRAME_FORWARDS)
 
 
 def timed_engine(model: torch.nn.Module, vocabulary: Sequence[str],

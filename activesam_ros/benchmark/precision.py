@@ -55,11 +55,11 @@ class MixedPrecisionGrounder(Grounder):
 
     @contextlib.contextmanager
     def _running(self, stage: str) -> Iterator[None]:
-        self._stage = stage
+        before, self._stage = self._stage, stage
         try:
             yield
         finally:
-            self._stage = ""
+            self._stage = before
 
     def encode_text(self, strings):
         with self._running("text"):
@@ -71,13 +71,18 @@ class MixedPrecisionGrounder(Grounder):
         image.backbone_out = _float32(image.backbone_out)
         return image
 
-    def ground(self, *args, **kwargs):
+    # The grounding forwards: the decoder (ground and score call it too) and the two heads.
+    def decode(self, *args, **kwargs):
         with self._running("decode"):
-            return super().ground(*args, **kwargs)
+            return super().decode(*args, **kwargs)
 
-    def score(self, *args, **kwargs):
+    def instance_logits(self, *args, **kwargs):
         with self._running("decode"):
-            return super().score(*args, **kwargs)
+            return super().instance_logits(*args, **kwargs)
+
+    def fused_scores(self, *args, **kwargs):
+        with self._running("decode"):
+            return super().fused_scores(*args, **kwargs)
 
 
 def _labels(model, vocabulary, config: ActiveSAMConfig, frames: Sequence[np.ndarray],

@@ -34,7 +34,7 @@ paper's one measurement, by the work per frame. Estimates, not measurements.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -42,7 +42,7 @@ import torch
 from ..engine.config import ActiveSAMConfig, number_error
 from ..engine.grounding import EncodedImage, Grounder, TextBatch
 from ..engine.pipeline import InputSizes, input_sizes
-from ..engine.scoring import select_active
+from ..engine.scoring import select_active, top_instances
 from .counting import Count, ShapeOnly, count, count_by_module, released_sam3
 
 KEPT_INSTANCES = 5
@@ -108,7 +108,7 @@ FORWARDS = {
     "screen_fast": "presence-only decode at the screen size, shared (fast mode)",
     "decoder_full": "fusion encoder + decoder at full size, no heads, as sam3 runs it",
     "decoder_shared": "the same with the prompt-independent work once per forward (the engine's)",
-    "exact_full": "exact mode's decode at full size: shared encoder work, decoder and the engine's heads",
+    "exact_full": "exact mode's decode at full size: shared encoder work, decoder, the engine's heads of the kept instances",
     "sam3_full": "sam3's own forward at full size with its heads (the reference implementation, the paper's)",
     "fast_full": "fast mode's decode at full size: shared encoder work, decoder, fused heads",
 }
@@ -167,17 +167,30 @@ class StageCounter:
         return {MODULE_NAMES.get(name, name): flops / 1e9 for name, flops in modules.items()}
 
     def call(self, kind: str, image: EncodedImage, text: TextBatch):
-        """The engine call a forward kind makes (FORWARDS), ready to run."""
+        """The engine call a forward kind makes (FORWARDS), ready to run. Each
+        call starts from the encoded image alone: it counts the image's
+        prompt-independent work too, which a frame does once per image."""
         cfg = self.config
+
+        def fresh() -> EncodedImage:
+            return replace(image, shared={})
+
+        def exact():
+            decoded = self.grounder.decode(fresh(), text)
+            # The object queries any prompt keeps (a shape-only count assumes ``kept``), as ``Grounder.score``.
+            kept = len(torch.nonzero((decoded.objects > cfg.confidence_threshold).any(0)))
+            index, _ = top_instances(decoded.objects, cfg.confidence_threshold, kept)
+            return self.grounder.instance_logits(decoded, index)
+
         calls = {
-            "preview": lambda: self.grounder.ground(image, text, heads=False, share=True),
-            "preview_sam3": lambda: self.reference.ground(image, text, heads=False, share=False),
-            "screen_fast": lambda: self.grounder.ground(image, text, heads=False, share=True),
-            "decoder_full": lambda: self.reference.ground(image, text, heads=False, share=False),
-            "decoder_shared": lambda: self.grounder.ground(image, text, heads=False, share=True),
-            "exact_full": lambda: self.grounder.ground(image, text, heads=True, share=True),
-            "sam3_full": lambda: self.reference.ground(image, text, heads=True, share=False),
-            "fast_full": lambda: self.grounder.score(image, text, cfg.confidence_threshold, cfg.fast_presence_floor),
+            "preview": lambda: self.grounder.ground(fresh(), text, heads=False, share=True),
+            "preview_sam3": lambda: self.reference.ground(fresh(), text, heads=False, share=False),
+            "screen_fast": lambda: self.grounder.ground(fresh(), text, heads=False, share=True),
+            "decoder_full": lambda: self.reference.ground(fresh(), text, heads=False, share=False),
+            "decoder_shared": lambda: self.grounder.ground(fresh(), text, heads=False, share=True),
+            "exact_full": exact,
+            "sam3_full": lambda: self.reference.ground(fresh(), text, heads=True, share=False),
+            "fast_full": lambda: self.grounder.score(fresh(), text, cfg.confidence_threshold, cfg.fast_presence_floor),
         }
         return calls[kind]
 

@@ -34,7 +34,8 @@ def add_parser(sub: Any) -> None:
     )
     add_model_args(parser)
     parser.add_argument("--quick", action="store_true",
-                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny)")
+                        help="fewer and smaller frames, |V| in {20, 50, 1000} (minutes on a CPU with --model tiny); "
+                        "with --gpu: one vocabulary, buckets 1 and 8, three small frames")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
     parser.add_argument("--overwrite", action="store_true",
@@ -65,6 +66,14 @@ def add_parser(sub: Any) -> None:
                         "bfloat16 runs under CPU autocast)")
     memory.add_argument("--memory-threads", type=int, default=2, metavar="N",
                         help="CPU threads of each worker (default 2)")
+    gpu = parser.add_argument_group(
+        "the first run on a GPU (instead of the sections above)",
+        "--gpu measures, at the model's full size in its compute dtype (bfloat16 on CUDA): the image encode, one "
+        "bucket of 1, 8 and 32 prompts through exact and fast mode, a camera frame of per-frame exact and fast, "
+        "stream reuse and propagation with ADE20K-150 and VOC-21, peak device memory, host syncs and kernel "
+        "launches per frame, and bfloat16 against float32 labels; JSON on stdout, the markdown tables on stderr "
+        "(docs/gpu.md). --model released: SAM 3's released architecture with random weights (nothing downloaded).")
+    gpu.add_argument("--gpu", action="store_true", help="run the GPU measurements (a few minutes on one GPU)")
     video = parser.add_argument_group("real video (instead of the sections above)")
     video.add_argument("--video", metavar="FILE", help="measure the temporal policies (per-frame exact and fast, "
                        "reuse, reuse + propagation) on this video file (.gz too), against per-frame exact")
@@ -99,6 +108,8 @@ def _inputs(args: argparse.Namespace) -> Inputs:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.gpu:
+        return run_gpu(args)
     if args.memory:
         return run_memory(args)
     if args.work:
@@ -208,6 +219,25 @@ def run_video(args: argparse.Namespace) -> int:
     report = {"schema": "activesam-bench-video/1", "model": model_description(args),
               "random_weights": args.model == "tiny", **report}
     return _write_report(args, report, video_table(report))
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    """``--gpu``: the first GPU run's measurements (benchmark/gpu.py)."""
+    _check_report(args)
+    config = config_from_args(args)
+    temporal = temporal_from_args(args)
+
+    from ..benchmark.gpu import GPU, GPU_QUICK, gpu_tables, run_gpu_bench
+    from ..benchmark.inputs import InputError, photo_path
+
+    try:
+        photo_path("chelsea.png")  # the video's backgrounds: fail before loading a model
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    report = run_gpu_bench(model, model_description(args), random_weights=not (args.checkpoint or args.hub_id),
+                           config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
+    return _write_report(args, report, gpu_tables(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20

@@ -84,6 +84,8 @@ def seed(text: str) -> int:
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) -> None:
+    from ..stream.parameters import SHARED_BY_NAME
+
     group = parser.add_argument_group("model")
     which = group.add_mutually_exclusive_group(required=not default_tiny)
     which.add_argument("--checkpoint", metavar="PATH", help="the released SAM 3 checkpoint (sam3.pt)")
@@ -93,6 +95,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
                        "(the released architecture, 3.4 GB: memory and work at the real size)")
     group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     group.add_argument("--dtype", default="auto", help="auto (default: bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16")
+    compile_spec = SHARED_BY_NAME["compile"]
+    group.add_argument(compile_spec.flag, choices=compile_spec.choices, default=compile_spec.default,
+                       help=f"{compile_spec.description} (default {compile_spec.default})")
     group.add_argument("--seed", type=seed, default=0, help=f"seed of the tiny model, in [0, {MAX_SEED}] (default 0)")
 
 
@@ -113,7 +118,7 @@ def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> No
     library = ActiveSAMConfig()
     group = parser.add_argument_group("ActiveSAM (the node's parameters of the same names)")
     for spec in ENGINE_PARAMS:
-        if spec.read_only:  # device and dtype are model options
+        if spec.read_only:  # device, dtype and compile are model options (add_model_args)
             continue
         if spec.name == "mode":
             mode = spec.default if stream else library.mode

@@ -14,6 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from .vocabulary import Vocabulary, VocabularyError
 
 MODES = ("exact", "fast")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+"""``compile``: none, or the torch.compile mode of the grounding forward
+(``reduce-overhead`` also replays it as CUDA graphs)."""
 
 
 class ConfigError(ValueError):
@@ -93,6 +96,9 @@ class ActiveSAMConfig:
     # the top ``fast_screen_keep`` of the queries on to the real preview.
     fast_preview_resolution: Optional[int] = None
     fast_screen_keep: float = 0.4
+    # torch.compile mode of the grounding forward (for CUDA): "none" until
+    # measured on a GPU. Fixed when the engine is created, like device and dtype.
+    compile: str = "none"
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def errors(self) -> List[str]:
@@ -113,6 +119,7 @@ class ActiveSAMConfig:
             integer_error("hypernym_tokens", self.hypernym_tokens, 0, 8),
             choice_error("mode", self.mode, MODES),
             choice_error("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16")),
+            choice_error("compile", self.compile, COMPILE_MODES),
         ]
         return [problem for problem in out if problem]
 

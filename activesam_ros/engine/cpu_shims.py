@@ -4,12 +4,14 @@ sam3 is written for CUDA machines. Without CUDA four things break (measured;
 docs/install.md, "What the CPU path changes in sam3"): PyPI's torchvision
 does not import beside a CPU torch, ``sam3.model.edt`` imports triton at
 module level, constructors allocate on ``"cuda"``, and every grounding
-forward calls ``.pin_memory()``.
+forward calls ``.pin_memory()``. A fifth costs time: without its compiled
+ops, torchvision's pure-PyTorch ``roi_align`` compiles itself with
+``torch.compile`` on first use; it is run eagerly instead.
 
 Everything here is inert when CUDA is available, and nothing here patches a
 sam3 class: the import fixes run once before sam3 is imported, and the two
 runtime fixes are thread-local torch function modes that are entered only
-around calls made on a CPU device.
+around model calls on a machine without CUDA.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _register_torchvision_nms() -> None:
     def nms_cpu(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
         order = scores.argsort(descending=True)
         keep = []
-        suppressed = torch.zeros(len(order), dtype=torch.bool)
+        suppressed = torch.zeros(len(order), dtype=torch.bool, device=dets.device)
         x1, y1, x2, y2 = dets.unbind(1)
         areas = (x2 - x1) * (y2 - y1)
         for rank, i in enumerate(order.tolist()):
@@ -63,11 +65,20 @@ def _register_torchvision_nms() -> None:
             inter = w * h
             iou = inter / (areas[i] + areas[rest] - inter)
             suppressed[rank + 1 :] |= iou > iou_threshold
-        return torch.tensor(keep, dtype=torch.long)
+        return torch.tensor(keep, dtype=torch.long, device=dets.device)
 
     lib.impl("nms", nms_cpu, "CPU")
     # Keep the library object alive for the life of the process.
     _register_torchvision_nms.library = lib  # type: ignore[attr-defined]
+
+
+def _eager_roi_align() -> None:
+    """Run torchvision's pure-PyTorch ``roi_align`` (its fallback without
+    compiled ops) as it is written, not through its compile-on-first-call hook."""
+    module = importlib.import_module("torchvision.ops.roi_align")  # the module, not the function of that name
+    hook = module._roi_align
+    if not module._has_ops() and hasattr(hook, "__wrapped__"):
+        module._roi_align = hook.__wrapped__
 
 
 class _TritonStandIn(types.ModuleType):
@@ -89,6 +100,7 @@ def prepare_sam3_import() -> None:
         return
     if not cuda_available() and "torchvision" not in sys.modules:
         _register_torchvision_nms()
+    _eager_roi_align()
     if importlib.util.find_spec("triton") is None:
         # torch._dynamo caches whether triton exists: import it before the
         # stand-in appears so that torch keeps knowing the truth.
@@ -128,8 +140,9 @@ class _CudaFactoriesOnCpu(TorchFunctionMode):
 
 @contextlib.contextmanager
 def cpu_inference(device: torch.device) -> Iterator[None]:
-    """Around model calls: the pin_memory fix when running on the CPU."""
-    if torch.device(device).type != "cpu" or cuda_available():
+    """Around model calls: the pin_memory fix on a machine without CUDA
+    (on the CPU, and on the shape-only ``meta`` device)."""
+    if cuda_available():
         yield
         return
     with _PinMemoryIsIdentity():

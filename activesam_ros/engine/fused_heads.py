@@ -10,29 +10,34 @@ queries whose score passes the confidence threshold and fuses them by max
 
 Same sums, less work and memory:
 - the 1x1 instance convolution is folded into the query embeddings, so only
-  the kept queries' masks are computed, with the semantic logit, as one
-  matrix product with P;
+  the wanted queries' masks are computed, with the semantic logit, as one
+  batched matrix product with P;
 - each pixel-decoder stage ``conv3x3(fpn + upsample2x(prev))`` is
-  ``conv3x3(fpn)`` once per image plus, per prompt, one stride-2 transposed
-  convolution of ``prev`` with a 4x4 kernel (nearest upsampling repeats each
-  pixel, so the 3x3 taps merge per output phase): 16 instead of 36
-  multiply-adds per output pixel, and no upsampled copy;
+  ``conv3x3(fpn)`` once per image (``image_convs``, kept with the encoded
+  image for every bucket of prompts) plus, per prompt, one stride-2
+  transposed convolution of ``prev`` with a 4x4 kernel (nearest upsampling
+  repeats each pixel, so the 3x3 taps merge per output phase): 16 instead of
+  36 multiply-adds per output pixel, and no upsampled copy;
 - prompts run in chunks whose pixel maps stay small: on CPU a freshly
-  mapped 50 MB tensor costs more to fault in than the element-wise op on it.
+  mapped 50 MB tensor costs more to fault in than the element-wise op on it
+  (on a GPU one chunk holds the whole bucket); every step is batched over
+  the prompts of a chunk, with the same number of operations for any number
+  of prompts and instances.
 
 Equal to sam3's heads followed by the fusion formula up to float rounding
 (tested). Only the released head structure qualifies (``applies``).
 
-Exact mode keeps sam3's outputs (every object query's mask logits and the
-semantic logits, fused at the image size afterwards) but computes them the
-same cheaper way (``masks``): at 1008 px the heads of one prompt cost 143
-GFLOP in sam3 (the pixel decoder's 3x3 convolution at 288 x 288 alone 98)
-and 65 here, plus 122 per forward for the image's own convolutions.
+Exact mode reads sam3's outputs (mask logits and the semantic logits, fused
+at the image size afterwards) computed the same cheaper way (``masks``), for
+the object queries that can pass the confidence threshold: at 1008 px the
+heads of one prompt cost 143 GFLOP in sam3 (the pixel decoder's 3x3
+convolution at 288 x 288 alone 98) and 65 here, plus 122 per image for the
+image's own convolutions.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +113,11 @@ class FusedHeads:
         per_prompt = channels * height * width * 4
         return max(1, min(k, CPU_CHUNK_BYTES // per_prompt))
 
+    def image_convs(self, backbone_fpn: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """The image's own convolutions of the finer levels (with their bias):
+        the same for every prompt, so computed once per image."""
+        return [conv(level[:1]) for (conv, _), level in zip(self.stages, list(backbone_fpn)[:-1][::-1])]
+
     def __call__(
         self,
         backbone_fpn: Sequence[torch.Tensor],
@@ -115,17 +125,28 @@ class FusedHeads:
         prompt: torch.Tensor,        # [S, K, C]
         prompt_mask: torch.Tensor,   # [K, S], True = padding
         queries: torch.Tensor,       # [K, Q, C] last decoder layer's object queries
-        objects: torch.Tensor,       # [K, Q] o = sigmoid(logit) * presence
+        index: torch.Tensor,         # [K, T] object queries that may be kept (``scoring.top_instances``)
+        weight: torch.Tensor,        # [K, T] their object scores, 0 where not kept
         presence: torch.Tensor,      # [K]
-        confidence: float,
+        images: Optional[List[torch.Tensor]] = None,  # ``image_convs``, if already computed
     ) -> torch.Tensor:
         """Fused score maps [K, h, w] at mask resolution:
         max(max over kept instances of sigmoid(mask) * o, sigmoid(semantic)) * presence."""
-        grid, images, inst_rows, inst_bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries)
+        grid, images, rows, bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries, images)
+        k, t = index.shape
+        channels = rows.shape[-1]
+        rows = torch.cat([rows.gather(1, index[..., None].expand(-1, -1, channels)),
+                          self.sem_weight.to(rows.dtype).expand(k, 1, channels)], dim=1)   # [K, T + 1, C]
+        bias = torch.cat([bias.gather(1, index), self.sem_bias.to(bias.dtype).expand(k, 1)], dim=1)
         height, width = backbone_fpn[0].shape[-2:]
-        out = torch.empty(len(grid), height, width, dtype=torch.float32, device=memory.device)
-        for i, pixels in self._pixels(grid, images, height, width):
-            out[i] = self._fuse(pixels, inst_rows[i], inst_bias[i], objects[i], presence[i], confidence)
+        out = torch.empty(k, height, width, dtype=torch.float32, device=memory.device)
+        for part, pixels in self._chunks(grid, images, height, width):
+            flat = self._flat(pixels)                                                      # [n, hw, C]
+            logits = torch.baddbmm(bias[part, None, :], flat, rows[part].transpose(1, 2)).float().sigmoid_()
+            fused = logits[..., t]
+            if t:
+                fused = torch.maximum((logits[..., :t] * weight[part, None, :].float()).amax(-1), fused)
+            out[part] = (fused * presence[part, None].float()).view(-1, height, width)
         return out
 
     def masks(
@@ -135,38 +156,49 @@ class FusedHeads:
         prompt: torch.Tensor,        # [S, K, C]
         prompt_mask: torch.Tensor,   # [K, S], True = padding
         queries: torch.Tensor,       # [K, Q, C] last decoder layer's object queries
+        images: Optional[List[torch.Tensor]] = None,  # ``image_convs``, if already computed
+        index: Optional[torch.Tensor] = None,         # [K, T] the object queries wanted (None: all Q)
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """sam3's head outputs for K prompts, computed the cheaper way:
-        mask logits [K, Q, h, w] of every object query and semantic logits
-        [K, 1, h, w] (what ``pred_masks`` and ``semantic_seg`` hold)."""
-        grid, images, inst_rows, inst_bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries)
-        k, channels = grid.shape[:2]
+        mask logits [K, T, h, w] of the object queries at ``index`` (every
+        one: what ``pred_masks`` holds) and semantic logits [K, 1, h, w]
+        (``semantic_seg``)."""
+        grid, images, rows, bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries, images)
+        if index is not None:
+            rows = rows.gather(1, index[..., None].expand(-1, -1, rows.shape[-1]))
+            bias = bias.gather(1, index)
+        k, t = rows.shape[:2]
         height, width = backbone_fpn[0].shape[-2:]
-        masks = torch.empty(k, inst_rows.shape[1], height, width, dtype=inst_rows.dtype, device=memory.device)
-        semantic = torch.empty(k, 1, height, width, dtype=inst_rows.dtype, device=memory.device)
-        sem_weight = self.sem_weight.to(inst_rows.dtype)[:, None]
-        for i, pixels in self._pixels(grid, images, height, width):
-            flat = pixels.permute(1, 2, 0).reshape(height * width, channels)
-            masks[i] = torch.addmm(inst_bias[i][:, None], inst_rows[i], flat.t()).reshape(-1, height, width)
-            semantic[i, 0] = (flat @ sem_weight).reshape(height, width) + self.sem_bias.to(flat.dtype)
+        masks = torch.empty(k, t, height, width, dtype=rows.dtype, device=memory.device)
+        semantic = torch.empty(k, 1, height, width, dtype=rows.dtype, device=memory.device)
+        sem_weight = self.sem_weight.to(rows.dtype)[:, None]  # a matrix: flop counters skip matrix-vector products
+        for part, pixels in self._chunks(grid, images, height, width):
+            flat = self._flat(pixels)
+            logits = torch.baddbmm(bias[part, :, None], rows[part], flat.transpose(1, 2))
+            masks[part] = logits.view(len(flat), t, height, width)
+            semantic[part, 0] = (flat @ sem_weight + self.sem_bias.to(flat.dtype)).view(-1, height, width)
         return masks, semantic
 
-    def _pixels(self, grid: torch.Tensor, images: List[torch.Tensor], height: int,
-                width: int) -> Iterator[Tuple[int, torch.Tensor]]:
-        """Each prompt's index and pixel embedding [C, height, width],
-        computed a chunk of prompts at a time (``chunk_size``)."""
+    @staticmethod
+    def _flat(pixels: torch.Tensor) -> torch.Tensor:
+        """[n, C, h, w] channels-last pixel embeddings as [n, h * w, C] (a view)."""
+        n, channels, height, width = pixels.shape
+        return pixels.permute(0, 2, 3, 1).reshape(n, height * width, channels)
+
+    def _chunks(self, grid: torch.Tensor, images: List[torch.Tensor], height: int,
+                width: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+        """The pixel embeddings [n, C, height, width] of consecutive chunks
+        of prompts (``chunk_size``), with the prompts' slice."""
         k, channels = grid.shape[:2]
         step = self.chunk_size(k, channels, height, width, grid.device)
         for start in range(0, k, step):
             part = slice(start, min(k, start + step))
-            pixels = self._pixel_embedding(grid[part], images)
-            for i in range(part.start, part.stop):
-                yield i, pixels[i - part.start]
+            yield part, self._pixel_embedding(grid[part], images)
 
-    def _prepare(self, backbone_fpn, memory, prompt, prompt_mask, queries):
+    def _prepare(self, backbone_fpn, memory, prompt, prompt_mask, queries, images=None):
         """What every prompt's head reads: the encoder memory's image grid
         after the cross-attention to the prompt [K, C, h0, w0], the image's
-        own convolutions of the finer levels (once per call), and the
+        own convolutions of the finer levels (``image_convs``), and the
         instance convolution folded into the queries (rows [K, Q, C], biases [K, Q])."""
         head = self.head
         if head.cross_attend_prompt is not None:
@@ -174,11 +206,11 @@ class FusedHeads:
                 query=head.cross_attn_norm(memory), key=prompt, value=prompt, key_padding_mask=prompt_mask,
             )[0]
             memory = attended + memory
-        fpn = list(backbone_fpn)
-        top = fpn[-1]
+        top = backbone_fpn[-1]
         k, channels = memory.shape[1], memory.shape[2]
         grid = memory.permute(1, 2, 0)[..., : top.shape[-2] * top.shape[-1]].reshape(k, channels, *top.shape[-2:])
-        images = [conv(level[:1]) for (conv, _), level in zip(self.stages, fpn[:-1][::-1])]
+        if images is None:
+            images = self.image_convs(backbone_fpn)
         embed = head.mask_predictor.mask_embed(queries)                            # [K, Q, C]
         inst_rows = embed @ self.inst_weight.to(embed.dtype)                      # [K, Q, C_in]
         inst_bias = embed @ self.inst_bias.to(embed.dtype)                        # [K, Q]
@@ -198,18 +230,3 @@ class FusedHeads:
             x = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
             prev = x.relu_()
         return prev
-
-    def _fuse(self, pixels, rows, row_bias, objects, presence, confidence) -> torch.Tensor:
-        """One prompt: kept instance masks and the semantic map, fused."""
-        c, h, w = pixels.shape
-        flat = pixels.permute(1, 2, 0).reshape(h * w, c)        # a view when channels-last
-        keep = torch.nonzero(objects > confidence).flatten()
-        weights = torch.cat([rows[keep], self.sem_weight.to(rows.dtype)[None]])
-        biases = torch.cat([row_bias[keep], self.sem_bias.to(rows.dtype)[None]])
-        logits = torch.addmm(biases, flat, weights.t()).float().sigmoid_()      # [hw, kept + 1]
-        fused = logits[:, -1]
-        if len(keep):
-            instance = (logits[:, :-1] * objects[keep].float()).amax(1)
-            fused = torch.maximum(instance, fused)
-        return (fused * presence.float()).reshape(h, w)
-

@@ -7,22 +7,29 @@ shared by buckets of prompts, instance/semantic fusion with presence gating,
 and margin-aware background calibration.
 
 ``mode="exact"`` follows the method step by step at the image's size; like
-fast mode, each of its forwards computes the prompt-independent parts once
+fast mode, it computes the prompt-independent parts once per image
 (``shared_encoding``: the first encoder layer's self-attention over the image
-tokens, 34 GFLOP a prompt at 1008 px) and the heads' logits the cheaper way
-(``fused_heads``), both equal to sam3's forward to float rounding.
+tokens, 34 GFLOP a prompt at 1008 px) and the heads' logits the cheaper way,
+for the instances that can pass the confidence threshold (``fused_heads``),
+both equal to sam3's forward to float rounding.
 ``mode="fast"`` takes the same decisions with less work. Its preview first
 screens every query at ``fast_preview_resolution`` (a third of the full
 resolution, a quarter of the preview's tokens) and runs the real preview only
 on the top ``fast_screen_keep`` (40 %, twice the 20 % kept): the quantile
 threshold and the active set are then those of the full preview whenever the
-screen ranks the truly present queries within its top 40 %. Each forward
-computes its prompt-independent parts once (``shared_encoding``); queries
+screen ranks the truly present queries within its top 40 %. It shares the
+image's prompt-independent parts the same way (``shared_encoding``); queries
 whose full-resolution presence is below ``fast_presence_floor`` skip the
 segmentation heads (their score cannot exceed their presence); the others'
 heads compute only the kept instances' masks and fuse them at mask
 resolution (``fused_heads``), and only the class scores the labels need are
 resized. Its agreement with exact mode is measured, not assumed.
+
+A frame stays on the model's device from its upload to its label image:
+the decoder of every bucket runs first, then one fetch of the presences and
+instance counts decides which heads run; class maxima, argmax and
+calibration run on the device, and the host waits at most three times per
+frame, whatever the vocabulary (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -32,19 +39,28 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from . import fused_heads
 from .config import ActiveSAMConfig, ConfigError, require_background_class
-from .grounding import Grounder, TextBatch, resize_logits, split_buckets
+from .grounding import Decoded, EncodedImage, Grounder, TextBatch
 from .limits import ImageError, check_image  # noqa: F401 - ImageError is part of this module's API
 from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
 from .result import SegmentationResult
-from .scoring import class_maxima, exact_query_scores, labels_from_scores, quantile_threshold, select_active
+from .scoring import (
+    active_mask,
+    add_class_maxima,
+    class_rows,
+    fuse_at_image,
+    label_dtype,
+    labels_from_scores,
+    resize_logits,
+    top_instances,
+)
 from .stopping import StopFlag
 from .vocabulary import Vocabulary, canonicalize
 
@@ -56,15 +72,27 @@ class NonFiniteScores(RuntimeError):
 
 @dataclass
 class PreparedVocabulary:
-    """A vocabulary with everything that does not depend on the image."""
+    """A vocabulary with everything that does not depend on the image: the
+    text and context tokens of every query, stacked on the device, so that a
+    bucket's prompts are gathered there by index."""
 
     vocabulary: Vocabulary
     canonical: List[str]               # the string encoded for each query
     context: Optional[ContextTokens]   # memory tokens, None if disabled
+    prompts: Optional[TextBatch] = None  # [S + M, N, d]: each query's text tokens, then its memory tokens
+    text_tokens: int = 0                 # S
 
     @property
     def num_queries(self) -> int:
         return len(self.canonical)
+
+    def text(self, index: torch.Tensor, memory: bool) -> TextBatch:
+        """The prompts of the queries at ``index`` (a device tensor), with
+        their memory tokens or (the preview's) without."""
+        features, mask = self.prompts.features, self.prompts.mask
+        if not memory:
+            features, mask = features[: self.text_tokens], mask[:, : self.text_tokens]
+        return TextBatch(features.index_select(1, index), mask.index_select(0, index))
 
 
 @dataclass(frozen=True)
@@ -105,11 +133,19 @@ class _Frame:
     config: ActiveSAMConfig
     sizes: InputSizes
 
+    def screens(self, screen: bool) -> bool:
+        """Whether this frame's preview runs fast mode's screen first."""
+        return screen and self.config.mode == "fast" and self.config.fast_screen_keep < 1
 
-def _require_finite(*values: Optional[Union[torch.Tensor, np.ndarray]]) -> None:
+    def previews(self, active_queries: Optional[Sequence[int]]) -> bool:
+        """Whether this frame runs the preview."""
+        return active_queries is None and self.prepared.num_queries > self.config.max_active
+
+
+def _require_finite(*values: Optional[np.ndarray]) -> None:
     """Raise NonFiniteScores if any presence or score is NaN or infinite."""
     for value in values:
-        if value is not None and not bool(torch.isfinite(torch.as_tensor(value)).all()):
+        if value is not None and not np.isfinite(value).all():
             raise NonFiniteScores("the model gave non-finite presences or scores (damaged weights or a numeric "
                                   "fault on the device); no labels were made from them")
 
@@ -127,6 +163,53 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+class _FrameImages:
+    """One frame's encodings: uploaded to the device once, encoded once per input size."""
+
+    def __init__(self, grounder: Grounder, rgb: np.ndarray):
+        self.grounder, self.rgb = grounder, rgb
+        self._pixels: Optional[torch.Tensor] = None
+        self._encoded: Dict[int, EncodedImage] = {}
+
+    def at(self, size: int) -> EncodedImage:
+        if size not in self._encoded:
+            if self._pixels is None:
+                self._pixels = self.grounder.upload(self.rgb)
+            self._encoded[size] = self.grounder.encode_image(self._pixels, size)
+        return self._encoded[size]
+
+
+@dataclass
+class Prefetched:
+    """A frame uploaded and encoded ahead of its decode (``ActiveSAM.prefetch``)."""
+
+    rgb: np.ndarray
+    frame: _Frame
+    active_queries: Optional[Sequence[int]]
+    screen: bool
+    images: _FrameImages
+    ready: Any = None   # the second stream's event after its encodes (None off CUDA)
+
+
+@dataclass
+class _Bucket:
+    """One bucket of the active queries through the decoder (phase one of
+    a frame); its heads run once the frame knows which of its prompts and
+    instances count (phase two)."""
+
+    slots: slice        # its positions in the active list
+    decoded: Decoded
+
+
+@dataclass
+class _Scores:
+    """What a frame's decode leaves on the device, and what came back."""
+
+    class_scores: torch.Tensor        # [R, H, W] per scored class
+    classes: List[int]                # the R classes, in index order
+    presence: np.ndarray              # [A] full-resolution presence of the active queries
+
+
 class ActiveSAM:
     """The ActiveSAM pipeline on an already built SAM 3 image model."""
 
@@ -141,11 +224,14 @@ class ActiveSAM:
         what the engine calls instead (the benchmark times the forwards so)."""
         config = (config or ActiveSAMConfig()).validate()
         spec = resolve_device(config.device, config.dtype)
-        self.device, self.dtype = spec.device, spec.dtype
+        self.dtype = spec.dtype
         model_device = next(model.parameters()).device
-        if model_device != self.device and not (model_device.type == self.device.type == "cuda" and self.device.index is None):
-            model = model.to(self.device)
-        grounder = Grounder(model.eval(), self.device, self.dtype)
+        any_cuda = model_device.type == spec.device.type == "cuda" and spec.device.index is None
+        if model_device != spec.device and not any_cuda:
+            model = model.to(spec.device)
+        # The model's own device: "cuda" names one device, and every tensor of a frame is made there.
+        self.device = next(model.parameters()).device
+        grounder = Grounder(model.eval(), self.device, self.dtype, compile=config.compile)
         self.grounder = wrap_grounder(grounder) if wrap_grounder is not None else grounder
         self._check_mode(config)
         self.text = TextCache(self.grounder)
@@ -158,8 +244,9 @@ class ActiveSAM:
         """Raise ConfigError if ``config`` cannot replace the current one;
         changes nothing (callers validate off the worker thread)."""
         config = config.validate()
-        if (config.device, config.dtype) != (self.config.device, self.config.dtype):
-            raise ConfigError("device and dtype are fixed when the engine is created")
+        fixed = ("device", "dtype", "compile")
+        if [getattr(config, name) for name in fixed] != [getattr(self.config, name) for name in fixed]:
+            raise ConfigError("device, dtype and compile are fixed when the engine is created")
         self._check_mode(config)
         input_sizes(config, self.grounder)
         return config
@@ -216,18 +303,20 @@ class ActiveSAM:
     def vocabulary(self) -> Vocabulary:
         return self._prepared.vocabulary
 
+    @torch.inference_mode()
     def prepare(self, vocabulary: Union[Vocabulary, Sequence[str], str],
                 config: Optional[ActiveSAMConfig] = None) -> PreparedVocabulary:
         """Validate a vocabulary and compute its text encodings and context
-        tokens (under ``config``, default the current one); safe to call
-        from another thread while ``segment`` runs."""
+        tokens (under ``config``, default the current one), stacked on the
+        device; safe to call from another thread while ``segment`` runs."""
         vocab = Vocabulary.coerce(vocabulary)
         config = config or self.config
         require_background_class(config, vocab)
         canonical = [canonicalize(q) for q in vocab.queries]
-        self.text.batch(canonical)  # warm the cache off the hot path
+        text = self.text.batch(canonical)
         context = build_context(self.text, canonical, config.neighbour_tokens, config.hypernym_tokens)
-        return PreparedVocabulary(vocab, canonical, context)
+        prompts = context.extend(text, range(len(canonical))) if context is not None else text
+        return PreparedVocabulary(vocab, canonical, context, prompts, int(text.features.shape[0]))
 
     def set_vocabulary(self, vocabulary: Union[Vocabulary, Sequence[str], str, PreparedVocabulary]) -> None:
         """Replace the vocabulary (the model is kept; cached text is reused)."""
@@ -235,46 +324,145 @@ class ActiveSAM:
         with self._lock:
             self._prepared = prepared
 
-    # -- the pipeline -------------------------------------------------------
+    # -- the preview --------------------------------------------------------
 
-    def _text(self, prepared: PreparedVocabulary, queries: Sequence[int], memory: bool) -> TextBatch:
-        text = self.text.batch([prepared.canonical[q] for q in queries])
-        if memory and prepared.context is not None:
-            text = prepared.context.extend(text, queries)
-        return text
+    def _presence(self, image: EncodedImage, frame: _Frame, queries: torch.Tensor) -> torch.Tensor:
+        """Presence [len(queries)] (on the device) of the queries at
+        ``queries``, decoded in buckets without the heads."""
+        size = frame.config.bucket_size
+        out = []
+        for start in range(0, len(queries), size):
+            self.stop.check()
+            text = frame.prepared.text(queries[start : start + size], memory=False)
+            out.append(self.grounder.ground(image, text, heads=False, share=True).presence_logits.sigmoid())
+        return torch.cat(out)
 
-    def preview(self, rgb: np.ndarray, frame: Optional[_Frame] = None, watch: Optional[_Stopwatch] = None,
-                screen: bool = True) -> torch.Tensor:
-        """Presence [N] of every query from the low-resolution preview.
+    def _preview(self, images: _FrameImages, frame: _Frame, watch: _Stopwatch, screen: bool) -> torch.Tensor:
+        """Presence [N] of every query from the low-resolution preview, on the device.
 
         In fast mode (and ``screen``) the queries the screen drops get
         presence 0: they are below every kept one, so the quantile rule sees
         the same top values.
         """
-        frame = frame or self._snapshot()
-        cfg, prepared = frame.config, frame.prepared
-        watch = watch or _Stopwatch()
-        queries = range(prepared.num_queries)
-        if screen and cfg.mode == "fast" and cfg.fast_screen_keep < 1:
+        n = frame.prepared.num_queries
+        queries = torch.arange(n, device=self.device)
+        if frame.screens(screen):
             with watch("screen"):
-                screen = self._presence(self.grounder.encode_image(rgb, frame.sizes.screen), frame, queries)
-            keep = max(1, math.ceil(cfg.fast_screen_keep * len(screen)))
-            queries = sorted(int(q) for q in torch.topk(screen, keep).indices)
+                screened = self._presence(images.at(frame.sizes.screen), frame, queries)
+                keep = max(1, math.ceil(frame.config.fast_screen_keep * n))
+                queries = torch.sort(torch.topk(screened, keep).indices).values
         with watch("preview_encode"):
-            image = self.grounder.encode_image(rgb, frame.sizes.preview)
+            image = images.at(frame.sizes.preview)
         with watch("preview_decode"):
-            presence = torch.zeros(prepared.num_queries)
-            presence[list(queries)] = self._presence(image, frame, queries)
-            return presence
+            presence = torch.zeros(n, dtype=torch.float32, device=self.device)
+            return presence.index_copy_(0, queries, self._presence(image, frame, queries))
 
-    def _presence(self, image, frame: _Frame, queries: Sequence[int]) -> torch.Tensor:
-        out = []
-        for bucket in split_buckets(queries, frame.config.bucket_size):
+    @torch.inference_mode()
+    def preview(self, rgb: np.ndarray, screen: bool = True) -> torch.Tensor:
+        """Presence [N] of every query from the low-resolution preview (on the host)."""
+        frame = self._snapshot()
+        presence = self._preview(_FrameImages(self.grounder, check_image(rgb)), frame, _Stopwatch(), screen)
+        return torch.from_numpy(self.grounder.fetch(presence)[0])
+
+    # -- the frame ----------------------------------------------------------
+
+    def _decode(self, encoded: EncodedImage, frame: _Frame, active: List[int], watch: _Stopwatch) -> _Scores:
+        """Class score maps of the active queries, on the device.
+
+        Phase one runs the decoder of every bucket; one fetch then brings
+        back every presence and the instance counts; phase two runs the
+        heads of the prompts that count, with as many instances as their
+        bucket keeps at most, and keeps the running max per class. Nothing
+        in either phase waits for the device.
+        """
+        cfg, prepared, g = frame.config, frame.prepared, self.grounder
+        index = g.indices(active)
+        buckets = []
+        with watch("decode"):
+            for start in range(0, len(active), cfg.bucket_size):
+                self.stop.check()
+                slots = slice(start, min(len(active), start + cfg.bucket_size))
+                buckets.append(self._decode_bucket(encoded, prepared, index[slots], slots))
+            decisions = torch.stack([torch.cat([b.decoded.presence for b in buckets]),
+                                     torch.cat([b.decoded.kept(cfg.confidence_threshold) for b in buckets]).float()])
+        presence, kept = g.fetch(decisions)[0]
+        scored = presence >= (cfg.fast_presence_floor if cfg.mode == "fast" else -math.inf)
+        query_class = prepared.vocabulary.query_class
+        slots = np.flatnonzero(scored)
+        if not len(slots):
+            return _Scores(torch.zeros(1, encoded.height, encoded.width, device=self.device), [0], presence)
+        classes, rows = class_rows([query_class[active[i]] for i in slots])
+        rows = g.indices(rows)
+        class_scores = None
+        done = 0
+        for bucket in buckets:
             self.stop.check()
-            g = self.grounder.ground(image, self._text(frame.prepared, bucket, memory=False), heads=False,
-                                     share=True)
-            out.append(g.presence_logits.float().sigmoid().cpu())
-        return torch.cat(out) if out else torch.zeros(0)
+            local = np.flatnonzero(scored[bucket.slots])
+            if not len(local):
+                continue
+            decoded = bucket.decoded if len(local) == len(bucket.decoded) else bucket.decoded.select(g.indices(local))
+            maps = self._heads(decoded, int(kept[bucket.slots][local].max()), cfg, encoded, watch)
+            if class_scores is None:
+                class_scores = torch.zeros(len(classes), *maps.shape[1:], dtype=torch.float32, device=self.device)
+            with watch("fusion"):
+                add_class_maxima(class_scores, rows[done : done + len(local)], maps)
+            done += len(local)
+        if class_scores.shape[-2:] != (encoded.height, encoded.width):
+            with watch("fusion"):
+                class_scores = resize_logits(class_scores[None], encoded.height, encoded.width)[0]
+        return _Scores(class_scores, classes, presence)
+
+    def _decode_bucket(self, encoded: EncodedImage, prepared: PreparedVocabulary, index: torch.Tensor,
+                       slots: slice) -> _Bucket:
+        """Phase one for one bucket: the decoder of the queries at ``index``
+        (their ``slots`` in the active list), nothing read back."""
+        return _Bucket(slots, self.grounder.decode(encoded, prepared.text(index, memory=True)))
+
+    def _heads(self, decoded: Decoded, kept: int, cfg: ActiveSAMConfig, encoded: EncodedImage,
+               watch: _Stopwatch) -> torch.Tensor:
+        """Score maps of one bucket's prompts that count, keeping at most
+        ``kept`` instances each: exact mode's at the image size, fast
+        mode's at mask resolution."""
+        if cfg.mode == "fast":
+            with watch("decode"):
+                return self.grounder.fused_scores(decoded, kept, cfg.confidence_threshold)
+        with watch("decode"):
+            index, weights = top_instances(decoded.objects, cfg.confidence_threshold, kept)
+            masks, semantic = self.grounder.instance_logits(decoded, index)
+        with watch("fusion"):
+            return fuse_at_image(masks, weights, semantic, decoded.presence, encoded.height, encoded.width)
+
+    @torch.inference_mode()
+    def prefetch(self, image: np.ndarray, active_queries: Optional[Sequence[int]] = None,
+                 screen: bool = True) -> Prefetched:
+        """Upload a frame and encode it at every input size its ``segment``
+        will need, on the grounder's second CUDA stream: issued before the
+        current frame's decode, the encode overlaps it. Pass the result to
+        ``segment`` with the same image and arguments (``segment_many``
+        does). On a CPU the encodes simply run now."""
+        rgb = check_image(image)
+        frame = self._snapshot()
+        images = _FrameImages(self.grounder, rgb)
+        with self.grounder.side_stream():
+            if frame.previews(active_queries):
+                if frame.screens(screen):
+                    images.at(frame.sizes.screen)
+                images.at(frame.sizes.preview)
+            images.at(frame.sizes.full)
+        return Prefetched(rgb, frame, active_queries, screen, images, self.grounder.side_done())
+
+    def segment_many(self, images: Iterable[np.ndarray], active_queries: Optional[Sequence[int]] = None,
+                     screen: bool = True) -> Iterator[SegmentationResult]:
+        """``segment`` each image in turn, the next image's encode issued on
+        the second CUDA stream before the current one decodes."""
+        pending: Optional[Prefetched] = None
+        for rgb in images:
+            ahead = self.prefetch(rgb, active_queries, screen)
+            if pending is not None:
+                yield self.segment(pending.rgb, active_queries, screen, prefetched=pending)
+            pending = ahead
+        if pending is not None:
+            yield self.segment(pending.rgb, active_queries, screen, prefetched=pending)
 
     @torch.inference_mode()
     def segment(
@@ -282,16 +470,30 @@ class ActiveSAM:
         image: np.ndarray,
         active_queries: Optional[Sequence[int]] = None,
         screen: bool = True,
+        prefetched: Optional[Prefetched] = None,
     ) -> SegmentationResult:
         """Segment one H x W x 3 uint8 RGB image.
 
         ``active_queries`` skips the preview and decodes exactly these queries
         (temporal reuse). ``screen=False`` runs fast mode's preview without
         its screen, so it chooses as exact mode's does (a stream's rare
-        refreshes afford it).
+        refreshes afford it). ``prefetched``: this image from ``prefetch``.
+
+        Everything between the frame's upload and its label image stays on
+        the device; the host waits for it at most three times per frame
+        (the active set after the preview, the presences and instance counts
+        after the decoder, the labels), whatever the vocabulary.
         """
         rgb = check_image(image)
-        frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
+        if prefetched is not None:
+            asked = (prefetched.active_queries, prefetched.screen)
+            if prefetched.rgb is not image or asked != (active_queries, screen):
+                raise ValueError("prefetched holds another image or other arguments than this call's")
+            frame, images = prefetched.frame, prefetched.images
+            self.grounder.wait(prefetched.ready)
+        else:
+            frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
+            images = _FrameImages(self.grounder, rgb)
         prepared, cfg = frame.prepared, frame.config
         n = prepared.num_queries
         watch = _Stopwatch()
@@ -299,61 +501,38 @@ class ActiveSAM:
         preview_presence = preview_threshold = None
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
-        elif n > cfg.max_active:
-            preview_presence = self.preview(rgb, frame, watch, screen)
-            preview_threshold = quantile_threshold(preview_presence, cfg.quantile_alpha)
-            active = select_active(preview_presence, cfg.quantile_alpha, cfg.max_active)
+        elif frame.previews(active_queries):
+            presence = self._preview(images, frame, watch, screen)
+            mask, tau = active_mask(presence, cfg.quantile_alpha, cfg.max_active)
+            packed = self.grounder.fetch(torch.cat([presence, mask.float(), tau.reshape(1)]))[0]
+            preview_presence, preview_threshold = packed[:n].copy(), float(packed[-1])
+            active = np.flatnonzero(packed[n : 2 * n]).tolist()
         else:
             active = list(range(n))
         self.stop.check()
         with watch("encode"):
-            encoded = self.grounder.encode_image(rgb, frame.sizes.full)
-        height, width = rgb.shape[:2]
-        query_presence = torch.zeros(n)
-        slot_scores = []
-        scored: List[int] = []
-        for bucket in split_buckets(active, cfg.bucket_size):
-            self.stop.check()
-            text = self._text(prepared, bucket, memory=True)
-            if cfg.mode == "exact":
-                with watch("decode"):
-                    g = self.grounder.ground(encoded, text, share=True)
-                query_presence[bucket] = g.presence_logits.float().sigmoid().cpu()
-                with watch("fusion"):
-                    scores, _ = exact_query_scores(g, cfg.confidence_threshold, height, width)
-                slot_scores.append(scores.cpu())
-                scored.extend(bucket)
-            else:
-                with watch("decode"):
-                    s = self.grounder.score(encoded, text, cfg.confidence_threshold, cfg.fast_presence_floor)
-                query_presence[bucket] = s.presence
-                if s.scored:
-                    slot_scores.append(s.maps.cpu())
-                    scored.extend(bucket[i] for i in s.scored)
-        with watch("fusion"):
-            query_class = prepared.vocabulary.query_class
-            if scored:
-                class_scores, classes = class_maxima(torch.cat(slot_scores), [query_class[q] for q in scored])
-                if cfg.mode == "fast":
-                    class_scores = resize_logits(class_scores[None], height, width)[0]
-            else:
-                class_scores, classes = torch.zeros(1, height, width), [0]
+            encoded = images.at(frame.sizes.full)
+        scores = self._decode(encoded, frame, active, watch)
+        vocabulary = prepared.vocabulary
         with watch("calibration"):
             labels, top = labels_from_scores(
-                class_scores, classes, len(prepared.vocabulary),
-                prepared.vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
+                scores.class_scores, self.grounder.indices(scores.classes), len(vocabulary),
+                vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
             )
+            labels, top = self.grounder.fetch(labels.to(label_dtype(len(vocabulary))), top)
+        query_presence = np.zeros(n, dtype=np.float32)
+        query_presence[active] = scores.presence
         _require_finite(query_presence, top, preview_presence)
         watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
-            labels=labels.to(torch.int32).numpy(),
-            scores=top.float().numpy(),
-            vocabulary=prepared.vocabulary,
+            labels=labels.astype(np.int32),
+            scores=top.astype(np.float32, copy=False),
+            vocabulary=vocabulary,
             active_queries=active,
-            query_presence=query_presence.numpy(),
-            preview_presence=None if preview_presence is None else preview_presence.numpy(),
+            query_presence=query_presence,
+            preview_presence=preview_presence,
             preview_ran=preview_presence is not None,
             preview_threshold=preview_threshold,
-            background_index=prepared.vocabulary.background_index if cfg.background_threshold > 0 else None,
+            background_index=vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
         )

@@ -2,95 +2,184 @@
 class aggregation and margin-aware background calibration (MABC).
 
 Pure tensor functions, so each step of the method can be tested on
-hand-made inputs.
+hand-made inputs. Every one runs where its inputs are, batched over the
+prompts, with no value read back to the host: the pipeline decides what to
+read, and when (``ActiveSAM.segment``).
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
-from .grounding import Grounding, resize_logits
+if TYPE_CHECKING:
+    from .grounding import Grounding
+
+FUSION_CHUNK_BYTES = {"cpu": 64 * 2**20, "other": 512 * 2**20}
+"""Largest image-size map the fusion makes at once, by device type. A GPU
+resizes every instance of a chunk of prompts at once (few, large launches);
+a CPU one instance at a time, whose maps its allocator reuses rather than
+mapping fresh pages for each."""
+
+
+def resize_logits(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of [N, C, h, w] logits to the image size (float32)."""
+    if x.shape[-2:] == (height, width):
+        return x.float()
+    return F.interpolate(x.float(), size=(height, width), mode="bilinear", align_corners=False)
+
+
+def quantile(presence: torch.Tensor, alpha: float) -> torch.Tensor:
+    """tau: the (1 - alpha) quantile of the presences (linear interpolation), on their device."""
+    return torch.quantile(presence.float(), 1.0 - alpha)
 
 
 def quantile_threshold(presence: torch.Tensor, alpha: float) -> float:
-    """tau: the (1 - alpha) quantile of the presences (linear interpolation)."""
-    return float(torch.quantile(presence.float(), 1.0 - alpha))
+    """``quantile`` on the host."""
+    return float(quantile(presence, alpha))
+
+
+def active_mask(presence: torch.Tensor, alpha: float, max_active: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(mask [N], tau): the queries whose preview presence reaches the
+    (1 - alpha) quantile tau, at most ``max_active`` (the highest), never
+    none (the argmax when nothing passes). On the presences' device."""
+    scores = presence.float()
+    tau = quantile(scores, alpha)
+    passing = scores >= tau
+    if max_active < len(scores):  # the top max_active of the passing ones
+        order = torch.sort(torch.where(passing, scores, float("-inf")), descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=order.device))
+        passing = passing & (rank < max_active)
+    first = torch.arange(len(scores), device=scores.device) == scores.argmax()
+    return passing | (first & ~passing.any()), tau
 
 
 def select_active(presence: torch.Tensor, alpha: float, max_active: int) -> List[int]:
-    """Queries whose preview presence reaches the (1 - alpha) quantile.
-
-    Never empty (the argmax when nothing passes), at most ``max_active``
-    (the highest), returned in index order.
-    """
-    scores = presence.float()
-    tau = quantile_threshold(scores, alpha)
-    idx = torch.nonzero(scores >= tau).flatten()
-    if idx.numel() == 0:
-        return [int(scores.argmax())]
-    if idx.numel() > max_active:
-        idx = idx[torch.topk(scores[idx], k=max_active).indices]
-    return sorted(int(i) for i in idx)
+    """``active_mask``'s queries in index order (on the host)."""
+    mask, _ = active_mask(presence, alpha, max_active)
+    return torch.nonzero(mask).flatten().tolist()
 
 
-def object_scores(g: Grounding) -> Tuple[torch.Tensor, torch.Tensor]:
+def object_probabilities(presence_logits: torch.Tensor, pred_logits: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Presence P [K] and object probabilities o = sigmoid(logit) * P [K, Q]."""
-    presence = g.presence_logits.float().sigmoid()
-    return presence, g.pred_logits.float().sigmoid() * presence[:, None]
+    presence = presence_logits.float().sigmoid()
+    return presence, pred_logits.float().sigmoid() * presence[:, None]
 
 
-def exact_query_scores(g: Grounding, confidence: float, height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-query score maps at the image size, as the method states them.
+def object_scores(g: "Grounding") -> Tuple[torch.Tensor, torch.Tensor]:
+    """``object_probabilities`` of a grounding."""
+    return object_probabilities(g.presence_logits, g.pred_logits)
 
-    Instance masks above the confidence threshold are resized as logits,
-    passed through a sigmoid and weighted by their object score; the
-    pixelwise max over instances is fused with the resized semantic map by
-    max, then gated by presence. Returns (scores [K, H, W], presence [K]).
+
+def top_instances(objects: torch.Tensor, confidence: float, count: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` highest-scoring object queries of each prompt (indices
+    [K, count]) and their weights in the fusion: the object score where it
+    is above ``confidence``, else 0. With ``count`` at least the most any
+    prompt keeps, every kept instance is among them."""
+    values, index = torch.topk(objects, k=min(count, objects.shape[1]), dim=1)
+    return index, torch.where(values > confidence, values, torch.zeros_like(values))
+
+
+def _probabilities(logits: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """sigmoid(resize_logits(...)) in a new tensor (in place on the resized copy)."""
+    resized = resize_logits(logits, height, width)
+    return resized.sigmoid_() if resized.data_ptr() != logits.data_ptr() else resized.sigmoid()
+
+
+def fuse_at_image(masks: torch.Tensor, weights: torch.Tensor, semantic: torch.Tensor, presence: torch.Tensor,
+                  height: int, width: int) -> torch.Tensor:
+    """The method's per-query score maps [K, H, W] at the image size.
+
+    Instance mask logits [K, T, h, w] are resized, passed through a sigmoid
+    and weighted ([K, T]: the object score, 0 for an instance not kept); the
+    pixelwise max over instances is fused with the resized semantic map
+    ([K, 1, h, w] logits) by max, then gated by presence [K]. Prompts go in
+    chunks whose maps fit FUSION_CHUNK_BYTES (a bucket is one chunk unless
+    the image is large): the operations are the same for any number of
+    prompts in a chunk.
     """
-    presence, obj = object_scores(g)
-    semantic = resize_logits(g.semantic_seg, height, width).sigmoid()[:, 0]
-    out = torch.zeros(len(presence), height, width)
-    for k in range(len(presence)):
-        keep = obj[k] > confidence
-        if keep.any():
-            masks = resize_logits(g.pred_masks[k][keep].unsqueeze(1), height, width).sigmoid()[:, 0]
-            out[k] = (masks * obj[k][keep][:, None, None]).amax(0).clamp_min(0)
-        out[k] = torch.maximum(out[k], semantic[k])
-    return out * presence[:, None, None], presence
+    k, t = weights.shape
+    plane = height * width * 4
+    cpu = presence.device.type == "cpu"
+    budget = FUSION_CHUNK_BYTES["cpu" if cpu else "other"]
+    step = max(1, min(k, budget // plane))
+    out = torch.empty(k, height, width, dtype=torch.float32, device=presence.device)
+    for start in range(0, k, step):
+        part = slice(start, min(k, start + step))
+        fused = _probabilities(semantic[part], height, width)[:, 0]
+        group = 1 if cpu else max(1, budget // ((part.stop - part.start) * plane))
+        for first in range(0, t, group):
+            some = slice(first, min(t, first + group))
+            instance = _probabilities(masks[part, some], height, width).mul_(weights[part, some, None, None])
+            torch.maximum(fused, instance.amax(1) if group > 1 else instance[:, 0], out=fused)
+        out[part] = fused.mul_(presence[part, None, None])
+    return out
+
+
+def exact_query_scores(g: "Grounding", confidence: float, height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-query score maps at the image size, as the method states them,
+    from a grounding with every object query's mask (``fuse_at_image``).
+    Reads how many instances the prompts keep at most (one value; a frame
+    of ``ActiveSAM`` gets it with the others it fetches).
+    Returns (scores [K, H, W], presence [K])."""
+    presence, objects = object_scores(g)
+    kept = int((objects > confidence).sum(1).max()) if objects.numel() else 0
+    index, weights = top_instances(objects, confidence, kept)
+    masks = g.pred_masks.gather(1, index[:, :, None, None].expand(-1, -1, *g.pred_masks.shape[-2:]))
+    return fuse_at_image(masks, weights, g.semantic_seg, presence, height, width), presence
+
+
+def class_rows(query_class: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """(the classes of ``query_class`` in index order, each query's row among them)."""
+    classes = sorted(set(query_class))
+    row = {c: i for i, c in enumerate(classes)}
+    return classes, [row[c] for c in query_class]
+
+
+def add_class_maxima(out: torch.Tensor, rows: torch.Tensor, query_scores: torch.Tensor) -> torch.Tensor:
+    """``out[rows[i]] = max(out[rows[i]], query_scores[i])`` for every i, in place."""
+    source = query_scores.to(out.dtype)
+    index = rows.view(-1, *([1] * (source.dim() - 1))).expand_as(source)
+    return out.scatter_reduce_(0, index, source, "amax")
 
 
 def class_maxima(query_scores: torch.Tensor, query_class: Sequence[int]) -> Tuple[torch.Tensor, List[int]]:
     """Max over each class's queries. Returns (scores [A, ...], the A classes
     in index order) for the classes that have at least one scored query."""
-    classes = sorted(set(query_class))
-    row = {c: i for i, c in enumerate(classes)}
-    out = torch.zeros((len(classes),) + tuple(query_scores.shape[1:]), dtype=query_scores.dtype)
-    for slot, c in enumerate(query_class):
-        out[row[c]] = torch.maximum(out[row[c]], query_scores[slot])
-    return out, classes
+    classes, rows = class_rows(query_class)
+    out = torch.zeros((len(classes),) + tuple(query_scores.shape[1:]), dtype=query_scores.dtype,
+                      device=query_scores.device)
+    index = torch.as_tensor(rows, dtype=torch.long, device=query_scores.device)
+    return add_class_maxima(out, index, query_scores), classes
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    """The smallest unsigned type that holds every class index of a label image."""
+    return torch.uint8 if num_classes <= 256 else torch.uint16
 
 
 def labels_from_scores(
     scores: torch.Tensor,
-    classes: Sequence[int],
+    classes: Union[Sequence[int], torch.Tensor],
     num_classes: int,
     background_index: Optional[int],
     background_threshold: float,
     exponent: float,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Argmax labels (vocabulary indices) and the top score, with MABC.
+    """Argmax labels (vocabulary indices, int64) and the top score, with
+    MABC, on the scores' device.
 
-    ``scores`` holds only the scored classes; every other class scores 0
-    everywhere, which this reproduces exactly: where no scored class is
-    above 0 the label is class 0 (argmax's first index), and the runner-up
-    of a single scored class is 0.
+    ``scores`` holds only the scored classes (``classes``, one per row);
+    every other class scores 0 everywhere, which this reproduces exactly:
+    where no scored class is above 0 the label is class 0 (argmax's first
+    index), and the runner-up of a single scored class is 0.
     """
-    index = torch.as_tensor(list(classes), dtype=torch.long)
+    index = torch.as_tensor(classes, dtype=torch.long, device=scores.device)
     top, arg = scores.max(0)
-    labels = index[arg]
-    labels[top <= 0] = 0
+    labels = torch.where(top > 0, index[arg], 0)
     if background_index is not None and background_threshold > 0 and num_classes >= 2:
         if scores.shape[0] >= 2:
             pair = torch.topk(scores, k=2, dim=0).values
@@ -98,6 +187,6 @@ def labels_from_scores(
         else:
             s1, s2 = scores[0], torch.zeros_like(scores[0])
         energy = s1 * (s1 - s2).clamp_min(0).sqrt()
-        labels[energy < background_threshold ** exponent] = background_index
+        labels = torch.where(energy < background_threshold ** exponent, background_index, labels)
     return labels, top
 

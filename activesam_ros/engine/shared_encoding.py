@@ -4,10 +4,16 @@ SAM 3 grounds K prompts on one image as a batch of K copies of the image.
 Two parts of its encoding do not depend on the prompt: the geometry
 encoding of the (empty) dummy prompt and the first encoder layer's
 self-attention over the image tokens (text enters the encoder only through
-the cross attention that follows it). The engine computes them for one copy
-and broadcasts them to the K prompts; the results equal the batched
-forward's (tested to float rounding). The heads' image-only work is shared
-in ``fused_heads``.
+the cross attention that follows it). The engine computes them once per
+encoded image (``image_part``, kept with the image, so every bucket of
+prompts reuses them) and broadcasts them to the K prompts; the results equal
+the batched forward's (tested to float rounding). The heads' image-only work
+is shared in ``fused_heads``.
+
+The feature map's size is handed to sam3's decoder as a host array
+(``spatial_shapes``): the decoder compares it with its cached size and reads
+it in every layer, which on a device tensor would make the host wait for
+the device each time.
 
 Only the structure of the released model is supported (pre-norm encoder
 layers, one feature level, no pooled-text fusion); ``supported`` says
@@ -16,8 +22,10 @@ whether a model qualifies, and the caller falls back to sam3's own forward.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 
 
@@ -33,16 +41,55 @@ def supported(model: torch.nn.Module) -> bool:
     )
 
 
-def encode_prompt(view, backbone_out: Dict, find, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Text tokens of each prompt followed by the shared geometry tokens."""
-    text = backbone_out["language_features"][:, find.text_ids]
-    text_mask = backbone_out["language_mask"][find.text_ids]
-    _, feats, pos, sizes = view._get_img_feats(backbone_out, find.img_ids[:1])
+def host_shapes(sizes: List[Tuple[int, int]]) -> np.ndarray:
+    """sam3's ``spatial_shapes`` ([levels, 2] (h, w)) on the host."""
+    return np.asarray([[int(h), int(w)] for h, w in sizes], dtype=np.int64)
+
+
+@dataclass
+class ImagePart:
+    """What every prompt's forward on one image shares."""
+
+    geometry: torch.Tensor        # [G, 1, C] tokens of the empty geometry prompt
+    geometry_mask: torch.Tensor   # [1, G]
+    tokens: torch.Tensor          # [1, L, C] image tokens after the first self-attention
+    token_pos: torch.Tensor       # [1, L, C] their position (and level) embedding
+    sizes: List[Tuple[int, int]]  # sam3's vis_feat_sizes
+    level_start: torch.Tensor     # [1]
+    valid_ratios: torch.Tensor    # [1, 1, 2]
+
+
+def image_part(view, backbone_out: Dict) -> ImagePart:
+    """The prompt-independent encoding of one image (once per image)."""
+    _, feats, pos, sizes = view._get_img_feats(backbone_out, slice(0, 1))
     geo, geo_mask = view.geometry_encoder(
         geo_prompt=view._get_dummy_prompt(num_prompts=1), img_feats=feats, img_sizes=sizes, img_pos_embeds=pos,
     )
-    prompt = torch.cat([text, geo.expand(-1, k, -1).to(text.dtype)], dim=0)
-    prompt_mask = torch.cat([text_mask, geo_mask.expand(k, -1)], dim=1)
+    encoder = view.transformer.encoder
+    tokens = feats[0].transpose(0, 1)        # [1, L, C], row-major over the grid as sam3 flattens it
+    token_pos = pos[0].transpose(0, 1)
+    if encoder.level_embed is not None:
+        token_pos = token_pos + encoder.level_embed[0].view(1, 1, -1)
+    first = encoder.layers[0]
+    normed = first.norm1(tokens)
+    query = normed + token_pos if first.pos_enc_at_attn else normed
+    attended = first.self_attn(query, query, value=normed, attn_mask=None, key_padding_mask=None)[0]
+    tokens = tokens + first.dropout1(attended)
+    device = tokens.device
+    return ImagePart(
+        geometry=geo, geometry_mask=geo_mask, tokens=tokens, token_pos=token_pos,
+        sizes=[(int(h), int(w)) for h, w in sizes],
+        level_start=torch.zeros(1, dtype=torch.long, device=device),
+        valid_ratios=torch.ones(1, 1, 2, dtype=torch.float32, device=device),
+    )
+
+
+def encode_prompt(part: ImagePart, text: torch.Tensor, text_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Text tokens of each of the K prompts ([S, K, C], mask [K, S]) followed
+    by the shared geometry tokens."""
+    k = text.shape[1]
+    prompt = torch.cat([text, part.geometry.expand(-1, k, -1).to(text.dtype)], dim=0)
+    prompt_mask = torch.cat([text_mask, part.geometry_mask.expand(k, -1)], dim=1)
     return prompt, prompt_mask
 
 
@@ -59,23 +106,14 @@ def _rest_of_layer(layer, tgt: torch.Tensor, pos: torch.Tensor, memory: torch.Te
     return tgt + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(normed)))))
 
 
-def run_encoder(view, backbone_out: Dict, find, prompt: torch.Tensor, prompt_mask: torch.Tensor) -> Dict:
+def run_encoder(view, part: ImagePart, prompt: torch.Tensor, prompt_mask: torch.Tensor) -> Dict:
     """The fusion encoder for K prompts with its first self-attention shared;
     returns the ``encoder_out`` dict sam3's decoder and heads expect."""
     k = prompt.shape[1]
     encoder = view.transformer.encoder
-    _, feats, pos, sizes = view._get_img_feats(backbone_out, find.img_ids[:1])
-    (h, w), = sizes
-    src = [feats[0].reshape(h, w, 1, -1).permute(2, 3, 0, 1)]
-    src_pos = [pos[0].reshape(h, w, 1, -1).permute(2, 3, 0, 1)]
-    tokens, _, token_pos, level_start, ratios, shapes = encoder._prepare_multilevel_features(src, [None], src_pos)
-    first = encoder.layers[0]
-    normed = first.norm1(tokens)
-    query = normed + token_pos if first.pos_enc_at_attn else normed
-    tokens = tokens + first.dropout1(first.self_attn(query, query, value=normed, attn_mask=None, key_padding_mask=None)[0])
     memory = prompt.transpose(0, 1)
-    token_pos = token_pos.expand(k, -1, -1)
-    out = _rest_of_layer(first, tokens.expand(k, -1, -1), token_pos, memory, prompt_mask)
+    token_pos = part.token_pos.expand(k, -1, -1)
+    out = _rest_of_layer(encoder.layers[0], part.tokens.expand(k, -1, -1), token_pos, memory, prompt_mask)
     for layer in encoder.layers[1:]:
         out = layer(tgt=out, memory=memory, memory_key_padding_mask=prompt_mask, query_pos=token_pos,
                     tgt_key_padding_mask=None)
@@ -83,12 +121,11 @@ def run_encoder(view, backbone_out: Dict, find, prompt: torch.Tensor, prompt_mas
         "encoder_hidden_states": out.transpose(0, 1),
         "pos_embed": token_pos.transpose(0, 1),
         "padding_mask": None,
-        "level_start_index": level_start,
-        "spatial_shapes": shapes,
-        "valid_ratios": ratios.expand(k, -1, -1),
-        "vis_feat_sizes": sizes,
+        "level_start_index": part.level_start,
+        "spatial_shapes": host_shapes(part.sizes),
+        "valid_ratios": part.valid_ratios.expand(k, -1, -1),
+        "vis_feat_sizes": part.sizes,
         "prompt_before_enc": prompt,
         "prompt_after_enc": prompt,
         "prompt_mask": prompt_mask,
     }
-

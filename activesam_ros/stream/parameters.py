@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..engine.config import ActiveSAMConfig, require_background_class
+from ..engine.config import COMPILE_MODES, ActiveSAMConfig, require_background_class
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 from .temporal import TemporalConfig
 
@@ -94,6 +94,9 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
     "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
+    "compile": ("torch.compile the grounding forward on CUDA: none (default, until measured on a GPU), default, "
+                "reduce-overhead (also replays it as CUDA graphs) or max-autotune; minutes of compiling at start",
+                {"read_only": True, "choices": COMPILE_MODES}),
 }
 STREAM_DEFAULTS = {"mode": "fast"}
 """Where a stream's default (the node's, the bag processor's) differs from
