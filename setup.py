@@ -37,6 +37,7 @@ setup(
         "pillow",
         "rosbags>=0.10",
         "ruamel.yaml",  # bagio reads metadata.yaml as rosbags does
+        "backports.zstd>=1.0; python_version < '3.14'",  # files/inflate.py (the standard library's from 3.14)
         "huggingface_hub",  # --hub-id downloads
         "tqdm",
         "pyyaml",  # rviz_config: the launch file writes rviz's config

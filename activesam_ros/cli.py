@@ -53,6 +53,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Stopped as stop:
         print(f"activesam {args.command}: stopped by {stop}", file=sys.stderr)
         return 128 + stop.signum
+    except OSError as exc:  # the machine refused: a disk, a device, a file system (the command's cleanup has run)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"activesam {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"activesam {args.command}: error: out of memory (a smaller input, vocabulary or --bucket-size "
+              "needs less)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

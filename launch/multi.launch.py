@@ -65,7 +65,8 @@ def _actions(context: LaunchContext) -> List:
     autostart = placement.parse_flag(arg["autostart"], "autostart")
     params = placement.read_params_file(arg["params_file"])
     explicit = placement.explicit_cameras(params, len(devices), arg["namespace"])
-    nodes = placement.plan(placement.parse_list(arg["cameras"], "cameras"), devices, arg["namespace"], explicit)
+    nodes = placement.plan(placement.parse_list(arg["cameras"], "cameras"), devices, arg["namespace"], explicit,
+                           placement.visible_cuda_devices())
     actions: List = []
     for node in nodes:
         parameters = {**overrides, "device": node.device, "image_topics": list(node.cameras),

@@ -53,3 +53,17 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def photos():
     return {name: load_photo(name) for name in PHOTOS[:3]}
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch):
+    """``--model tiny`` and sam3's own builder both give a 224 px tiny SAM 3,
+    so the commands' real loading paths run in seconds."""
+    import sam3.model_builder as builder
+
+    from activesam_ros.engine.model import build_tiny_sam3
+
+    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3",
+                        lambda seed=0: build_tiny_sam3(seed=seed, image_size=224))
+    monkeypatch.setattr(builder, "build_sam3_image_model",
+                        lambda bpe_path, device, checkpoint_path, load_from_HF: build_tiny_sam3(image_size=224))

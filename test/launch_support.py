@@ -1,5 +1,5 @@
 """What the launch tests share: the skip when ROS 2 is absent, where the
-installed package is, and the camera frames they publish.
+installed package is, how they launch it, and the camera frames they publish.
 
 Importing this module skips the importing test module without rclpy or
 launch_testing (CI), so it is imported before anything from ROS.
@@ -8,6 +8,8 @@ launch_testing (CI), so it is imported before anything from ROS.
 from __future__ import annotations
 
 import array
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -39,3 +41,19 @@ def gradient_frame(node, frame_id: str, encoding: str = "rgb8", channels: tuple 
     msg.header.frame_id = frame_id
     msg.data = array.array("B", rgb.tobytes())
     return msg
+
+
+def tiny_launch(launch_file: str, vocabulary: str, **arguments: str):
+    """The installed ``launch_file`` with the tiny model and a vocabulary file
+    holding ``vocabulary``, then ReadyToTest: a launch test's description."""
+    import launch
+    import launch_testing.actions
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
+        file.write(vocabulary)
+    include = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", launch_file)),
+        launch_arguments={"model": "tiny", "vocabulary_file": file.name, **arguments}.items(),
+    )
+    return launch.LaunchDescription([include, launch_testing.actions.ReadyToTest()]), {}

@@ -3,6 +3,7 @@ every module's imports (the AST, function-level imports included) and by
 importing the light rooms in a fresh interpreter.
 
     engine  (torch + sam3: the method)
+    files   (bytes in and out: decoding, inflating, writing; no ROS, no torch)
     stream  (frames over time; no ROS, no torch)     render (pixels; no ROS, no torch)
     ros     (message fields, rosbag2, the rclpy node)
     commands, evaluation, benchmark, cli  (front ends)
@@ -27,12 +28,13 @@ ROS_CLIENT = {"rclpy", "launch", "launch_ros", "launch_testing", "diagnostic_upd
 
 MAY_IMPORT: Dict[str, Set[str]] = {
     "engine": {"engine"},
+    "files": {"engine", "files"},
     "stream": {"engine", "stream"},
     "render": {"engine", "render"},
-    "ros": {"engine", "stream", "render", "ros"},
-    "evaluation": {"engine", "evaluation"},
-    "benchmark": {"engine", "stream", "render", "ros", "evaluation", "benchmark"},
-    "commands": {"engine", "stream", "render", "ros", "evaluation", "benchmark", "commands"},
+    "ros": {"engine", "files", "stream", "render", "ros"},
+    "evaluation": {"engine", "files", "evaluation"},
+    "benchmark": {"engine", "files", "stream", "render", "ros", "evaluation", "benchmark"},
+    "commands": {"engine", "files", "stream", "render", "ros", "evaluation", "benchmark", "commands"},
     "cli": {"engine", "commands"},
     "model": {"engine"},
     "__init__": set(),
@@ -67,7 +69,7 @@ def imports(path: Path) -> Iterator[Tuple[str, int]]:
 def test_every_module_sits_in_a_known_room():
     rooms = {room for room, _ in modules()}
     assert rooms <= set(MAY_IMPORT), rooms - set(MAY_IMPORT)
-    assert {"engine", "stream", "render", "ros"} <= rooms
+    assert {"engine", "files", "stream", "render", "ros"} <= rooms
 
 
 @pytest.mark.parametrize("room", sorted(MAY_IMPORT))
@@ -99,9 +101,9 @@ def test_ros_packages_are_imported_in_the_ros_room_only_and_rclpy_by_the_node_on
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_stream_and_render_rooms_never_import_torch():
+def test_the_files_stream_and_render_rooms_never_import_torch():
     wrong = [f"{path.relative_to(ROOT)}:{line} imports {module}"
-             for room, path in modules() if room in ("stream", "render")
+             for room, path in modules() if room in ("files", "stream", "render")
              for module, line in imports(path) if module.split(".")[0] in ("torch", "sam3", "torchvision")]
     assert not wrong, "\n".join(wrong)
 
@@ -112,7 +114,7 @@ def test_importing_the_light_rooms_loads_neither_torch_nor_ros():
     engine's package and the ``ros`` modules that read message fields."""
     light = sorted(
         ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        for room, path in modules() if room in ("stream", "render") and path.stem != "__init__"
+        for room, path in modules() if room in ("files", "stream", "render") and path.stem != "__init__"
     ) + ["activesam_ros.engine", "activesam_ros.ros.topics", "activesam_ros.ros.node_params"]
     code = ("import importlib, sys\n"
             f"for name in {light!r}: importlib.import_module(name)\n"

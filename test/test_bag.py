@@ -379,7 +379,10 @@ BAD_REQUESTS = {
                              "topic /nope is not in the bag (its image topics: /cam_a/image_raw, "
                              "/cam_b/image_raw/compressed)"),
     "topic of another type": (["--image-topic", "/chatter"], "topic /chatter is of type std_msgs/msg/String"),
-    "topic twice": (["--image-topic", CAM_A, "--image-topic", CAM_A], "names a topic twice"),
+    "topic twice": (["--image-topic", CAM_A, "--image-topic", CAM_A[1:] + "/"],
+                    f"names one topic twice: '{CAM_A}' and '{CAM_A[1:]}/' are both {CAM_A}"),
+    "invalid topic": (["--image-topic", "/cam a"], "topic '/cam a' holds ' '"),
+    "invalid namespace": (["--image-topic", CAM_A, "--namespace", "a b//c"], "--namespace: namespace 'a b//c' holds"),
     "bad temporal value": (["--image-topic", CAM_A, "--refresh-interval", "0"], "refresh_interval must be"),
     "bad overlay alpha": (["--image-topic", CAM_A, "--overlay-alpha", "2"], "--overlay-alpha must be in [0, 1]"),
 }

@@ -115,10 +115,9 @@ def test_wall_time_includes_the_model_forwards(report):
 def test_plot_is_a_png(report, tmp_path):
     import cv2
 
-    path = tmp_path / "scaling.png"
-    plot_scaling(report["scaling"]["rows"], "test", path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    image = cv2.imread(str(path))
+    png = plot_scaling(report["scaling"]["rows"], "test")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[2] == 3
 
 
@@ -143,7 +142,7 @@ def test_vocabularies_are_distinct_nested_and_reach_a_thousand():
 
 def test_bench_refuses_an_unwritable_report_before_loading_a_model(tmp_path, capsys):
     assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "missing" / "out.json")]) == 2
-    assert "its folder does not exist" in capsys.readouterr().err
+    assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mode, heads, other", [("exact", "instance_logits", "fused_scores"),

@@ -76,7 +76,7 @@ def test_bench_video_report_is_consistent(video_file, tmp_path, capsys, monkeypa
 def test_bench_video_refuses_a_missing_file(tmp_path, capsys):
     assert main(["bench", "--model", "tiny", "--json", str(tmp_path / "v.json"), "--video",
                  str(tmp_path / "none.avi")]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "No such file" in capsys.readouterr().err
 
 
 def test_a_short_clip_is_bounced_without_a_cut():

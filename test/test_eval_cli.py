@@ -55,7 +55,7 @@ def test_eval_voc21_with_the_tiny_model_writes_json_and_predictions(tmp_path, ca
 
 def test_eval_reduce_zero_dataset_saves_dataset_ids_under_corruption(tmp_path, tiny_model, monkeypatch):
     # The session's 224 px tiny model keeps this fast; loading is tested above.
-    monkeypatch.setattr("activesam_ros.commands.eval.load_model_from_args", lambda args: tiny_model)
+    monkeypatch.setattr("activesam_ros.commands.common.load_model_from_args", lambda args: tiny_model)
     image, label = scene(40, 56, ids=(15, 3))
     write_dataset(tmp_path, "voc20", [(NAMES["voc20"][0], image, label)])
     out, preds = tmp_path / "out.json", tmp_path / "pred"
@@ -77,7 +77,7 @@ def test_eval_reduce_zero_dataset_saves_dataset_ids_under_corruption(tmp_path, t
     (["--data-root", "{data}", "--vocab", "cat; dog"], "the vocabulary has 2 classes but PASCAL VOC 2012 (21 classes) has 21"),
     (["--data-root", "{data}", "--severity", "3"], "--severity needs --corruption"),
     (["--data-root", "{data}", "--limit", "0"], "--limit must be at least 1"),
-    (["--data-root", "{data}", "--json", "{tmp}/no/such/dir/out.json"], "its folder does not exist"),
+    (["--data-root", "{data}", "--json", "{tmp}/no/such/dir/out.json"], "the folder {tmp}/no/such/dir does not exist"),
 ])
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
     data = write_dataset(tmp_path / "data", "voc21", [("a", *scene())])

@@ -70,16 +70,6 @@ def photo_files(tmp_path) -> Dict[str, Path]:
     return out
 
 
-@pytest.fixture
-def tiny_cli(monkeypatch):
-    """``--model tiny`` and sam3's builder both give a 224 px tiny SAM 3, so
-    the CLI's real loading paths run in seconds."""
-    import sam3.model_builder as builder
-
-    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3",
-                        lambda seed=0: build_tiny_sam3(seed=seed, image_size=224))
-    monkeypatch.setattr(builder, "build_sam3_image_model",
-                        lambda bpe_path, device, checkpoint_path, load_from_HF: build_tiny_sam3(image_size=224))
 
 
 def segment(*argv: str) -> int:
@@ -98,7 +88,7 @@ def test_an_input_named_like_another_inputs_output_is_never_overwritten(photo_fi
                        "--out", str(folder), *extra)
         assert code == 2
         err = capsys.readouterr().err
-        assert f"{victim} is the input {victim}" in err and "--out" in err
+        assert f"{victim} is the input {victim}, which is never replaced" in err
     assert {p: digest(p) for p in before} == before
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_labels.png", "b.jpg"]
 
@@ -110,7 +100,8 @@ def test_existing_outputs_need_overwrite_and_are_then_replaced_whole(photo_files
     summary = out / "a.json"
     summary.write_text("my notes")
     assert segment(*args) == 2
-    assert f"{summary} exist(s) already" in capsys.readouterr().err and summary.read_text() == "my notes"
+    assert f"{summary} exists already (pass --overwrite" in capsys.readouterr().err
+    assert summary.read_text() == "my notes"
     assert segment(*args, "--overwrite") == 0
     assert summary.read_text().startswith("{") and not list(out.glob(".*partial*"))
 
@@ -123,7 +114,7 @@ def test_a_link_in_place_of_an_output_is_refused_even_with_overwrite(photo_files
     (out / "a.json").symlink_to(precious)
     assert segment(str(photo_files["a.png"]), "--vocab", "cat", "--model", "tiny", "--out", str(out),
                    "--overwrite") == 2
-    assert "is not a regular file" in capsys.readouterr().err and precious.read_text() == "keep"
+    assert f"{out / 'a.json'} is a link" in capsys.readouterr().err and precious.read_text() == "keep"
 
 
 # -- 2. a checkpoint that is not SAM 3, and NaN scores ------------------------------------
@@ -170,7 +161,7 @@ def test_a_nan_frame_is_dropped_counted_and_reported_by_the_stream(nan_model, ph
 
 
 def test_segment_skips_a_nan_image_names_it_and_exits_1(nan_model, photo_files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("activesam_ros.commands.segment.load_model_from_args", lambda args: nan_model)
+    monkeypatch.setattr("activesam_ros.commands.common.load_model_from_args", lambda args: nan_model)
     out = tmp_path / "o"
     assert segment(str(photo_files["a.png"]), "--vocab", "cat", "--model", "tiny", "--out", str(out)) == 1
     err = capsys.readouterr().err

@@ -9,22 +9,17 @@ Needs a sourced ROS 2 with this package built (``colcon build`` then
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import unittest
 from typing import Callable, Dict, List, Set
 
 import pytest
-from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy  # skips this module without ROS 2
+from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy, tiny_launch  # skips without ROS 2
 
 # isort: split
 
-import launch
-import launch_testing.actions
 import launch_testing.asserts
 from diagnostic_msgs.msg import DiagnosticArray
-from launch.launch_description_sources import PythonLaunchDescriptionSource
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -40,15 +35,8 @@ WAIT = 120.0
 @pytest.mark.launch_test
 @pytest.mark.skipif(SHARE is None, reason=NOT_INSTALLED)
 def generate_test_description():
-    vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-    vocabulary.write("person\ndog\nfloor\n")
-    vocabulary.close()
-    multi = launch.actions.IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "multi.launch.py")),
-        launch_arguments={"model": "tiny", "devices": "[cpu, cpu]", "cameras": f"[{', '.join(CAMERAS)}]",
-                          "namespace": NAMESPACE, "vocabulary_file": vocabulary.name}.items(),
-    )
-    return launch.LaunchDescription([multi, launch_testing.actions.ReadyToTest()]), {}
+    return tiny_launch("multi.launch.py", "person\ndog\nfloor\n", devices="[cpu, cpu]",
+                       cameras=f"[{', '.join(CAMERAS)}]", namespace=NAMESPACE)
 
 
 class TestMultiLaunch(unittest.TestCase):

@@ -10,23 +10,18 @@ Needs a sourced ROS 2 with this package built (``colcon build`` then
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import unittest
 from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
-from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy  # skips this module without ROS 2
+from launch_support import NOT_INSTALLED, SHARE, gradient_frame, rclpy, tiny_launch  # skips without ROS 2
 
 # isort: split
 
-import launch
-import launch_testing.actions
 import launch_testing.asserts
 from diagnostic_msgs.msg import DiagnosticArray
-from launch.launch_description_sources import PythonLaunchDescriptionSource
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -45,15 +40,8 @@ WAIT = 90.0
 @pytest.mark.launch_test
 @pytest.mark.skipif(SHARE is None, reason=NOT_INSTALLED)
 def generate_test_description():
-    vocabulary = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-    vocabulary.write("# the vocabulary the node starts with\nperson\ndog\nfloor\n")
-    vocabulary.close()
-    segment = launch.actions.IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(os.path.join(SHARE, "launch", "segment.launch.py")),
-        launch_arguments={"model": "tiny", "device": "cpu", "image": CAMERA, "namespace": NAMESPACE,
-                          "vocabulary_file": vocabulary.name}.items(),
-    )
-    return launch.LaunchDescription([segment, launch_testing.actions.ReadyToTest()]), {}
+    return tiny_launch("segment.launch.py", "# the vocabulary the node starts with\nperson\ndog\nfloor\n",
+                       device="cpu", image=CAMERA, namespace=NAMESPACE)
 
 
 def _key(header) -> tuple:

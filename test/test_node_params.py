@@ -17,7 +17,7 @@ from activesam_ros.engine.config import ActiveSAMConfig
 from activesam_ros.engine.vocabulary import load_vocabulary_file, shipped_names
 from activesam_ros.ros import names
 from activesam_ros.ros import node_params as P
-from activesam_ros.ros.diagnostics import ERROR, OK, WARN, camera_report, memory_value
+from activesam_ros.ros.diagnostics import ERROR, OK, SILENCE_WARN, WARN, camera_report, memory_value
 from activesam_ros.stream import parameters as S
 from activesam_ros.stream.stats import StreamStats
 from activesam_ros.stream.temporal import TemporalConfig
@@ -184,7 +184,19 @@ def test_exactly_one_model_source():
 
 def test_image_topics_and_their_output_namespaces():
     assert "image_topics is empty" in reason(image_topics=[])
-    assert "duplicates" in reason(image_topics=["a", "a"])
+    assert "names one topic twice: 'a' and 'a' are both /a" in reason(image_topics=["a", "a"])
+    # One normalisation (namespace, ~, relative, trailing /), duplicates named by both spellings.
+    assert ("names one topic twice: '/cam0/image_raw' and 'cam0/image_raw/' are both /cam0/image_raw"
+            in reason(image_topics=["/cam0/image_raw", "cam0/image_raw/"]))
+    with pytest.raises(S.ParameterError, match="'/r/cam' and 'cam' are both /r/cam"):
+        P.settings(values(image_topics=["/r/cam", "cam"]), P.NodeContext("/r"))
+    with pytest.raises(S.ParameterError, match="'/cam' and 'cam' are both ~/cam: rename one"):  # /cam and /r/cam
+        P.settings(values(image_topics=["/cam", "cam"]), P.NodeContext("/r"))
+    assert "'~/x' and 'x' are both ~/x: rename one" in reason(image_topics=["~/x", "x"])
+    for bad, why in (("a b", "holds ' '"), ("a//b", "empty part"), ("cam/0raw", "starting with a digit"),
+                     ("a~b", "'~' may only start"), ("~x", "'~' may only start"), ("", "empty topic name")):
+        assert why in reason(image_topics=[bad, "/ok"]), bad
+    assert "longer than 247" in reason(image_topics=["/" + "a" * 250])
     assert names.output_namespaces(["image"]) == {"image": "~"}
     assert names.output_namespaces(["/front/image_raw", "rear/image"]) == {
         "/front/image_raw": "~/front/image_raw", "rear/image": "~/rear/image"}
@@ -268,7 +280,7 @@ def test_launch_arguments_are_the_documented_ones_each_with_a_description():
 def test_diagnostics_level_says_what_happened_since_the_last_report():
     before = StreamStats(received=10, processed=8, failed=1)
     flowing = StreamStats(received=15, processed=12, failed=1, input_rate=5.0, output_rate=4.0, model_rate=1.5,
-                          latency_mean=0.25, propagated=3, label_age_mean=0.4)
+                          latency_mean=0.25, propagated=3, label_age_mean=0.4, since_input=0.1, since_output=0.2)
     report = camera_report("/cam", flowing, before, 2, 2, running=True)
     assert (report.level, report.message) == (OK, "5.0 Hz in, 4.0 Hz out (1.5 Hz model), latency 250 ms")
     assert dict(report.values)["frames labelled by propagation"] == "3"
@@ -279,6 +291,15 @@ def test_diagnostics_level_says_what_happened_since_the_last_report():
     assert "2 frame(s) failed" in camera_report("/cam", failing, before, 2, 2, running=True).message
     assert "no images on /cam" in camera_report("/cam", before, before, 2, 2, running=True).message
     assert camera_report("/cam", flowing, before, 2, 2, running=False).level == ERROR
+    # Images arrive but no labels went out for longer than SILENCE_WARN: a WARN, whatever the old rates say.
+    silent = dataclasses.replace(flowing, since_output=SILENCE_WARN + 70, output_rate=0.0)
+    report = camera_report("/cam", silent, before, 2, 2, running=True)
+    assert report.level == WARN and report.message.startswith(f"no labels published for {SILENCE_WARN + 70:.0f} s")
+    assert dict(report.values)["seconds since the last labels"] == f"{SILENCE_WARN + 70:.1f}"
+    never = dataclasses.replace(flowing, since_output=None)
+    assert camera_report("/cam", never, before, 2, 2, running=True).message.startswith("no labels published yet")
+    stopped = dataclasses.replace(before, since_input=42.0)
+    assert "no images on /cam for 42 s" in camera_report("/cam", stopped, before, 2, 2, running=True).message
 
 
 def test_diagnostics_memory_of_a_cpu_engine_is_the_process_rss():

@@ -5,6 +5,7 @@ arguments, checked without ROS (runs in CI)."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -159,6 +160,37 @@ def test_devices_are_checked_before_any_node_starts():
     assert [n.device for n in plan(CAMS, ["auto", "CPU", "cuda", "cuda:3"])] == ["auto", "CPU", "cuda"]
     with pytest.raises(PlacementError, match="device 'gpu0' is not auto, cpu, cuda or cuda:N"):
         plan(CAMS, ["cuda:0", "gpu0"])
+    # With the visible CUDA devices known (the launch file asks torch), a cuda:N beyond them is refused.
+    assert [n.device for n in plan(CAMS, ["cuda:0", "cuda:1"], visible=2)] == ["cuda:0", "cuda:1"]
+    for devices, visible in ((["cuda:99"], 2), (["cpu", "cuda:2"], 2), (["cuda"], 0)):
+        with pytest.raises(PlacementError, match=f"device '{devices[-1]}' does not exist: {visible} CUDA device"):
+            plan(CAMS, devices, visible=visible)
+    assert plan(CAMS, ["cpu", "auto"], visible=0)
+
+
+def test_one_camera_spelled_two_ways_is_refused_naming_both():
+    """Cameras are compared as the nodes resolve them: absolute, relative
+    (under the launch namespace) and with a trailing '/' alike."""
+    for cameras, namespace, shown in (
+        (["/cam0/image_raw", "cam0/image_raw"], "", "cam0/image_raw (= /cam0/image_raw, both /cam0/image_raw)"),
+        (["/robot/x", "x"], "robot", "x (= /robot/x, both /robot/x)"),
+        (["/x", "/x/"], "", "/x/ (= /x, both /x)"),
+    ):
+        with pytest.raises(PlacementError, match=re.escape(f"camera(s) {shown} given more than once in cameras:=")):
+            plan(cameras, ["cpu", "cpu"], namespace)
+    with pytest.raises(PlacementError, match="private name"):
+        plan(["~/image"], ["cpu"])
+    with pytest.raises(PlacementError, match="has an empty part"):
+        plan(["a//b"], ["cpu"])
+    with pytest.raises(PlacementError, match="namespace 'a b//c' holds ' '"):
+        plan(CAMS, ["cpu"], "a b//c")
+    # A camera the params file gives a node is not dealt again, however it is spelled.
+    assert assign(["cam/image"], 2, {1: ["/cam/image/"]}) == [[], ["/cam/image/"]]
+
+
+def test_a_params_file_section_that_is_not_a_mapping_is_refused():
+    with pytest.raises(PlacementError, match="ros__parameters of activesam_0 in the params file must map"):
+        explicit_cameras({"activesam_0": {"ros__parameters": 5}}, 1)
 
 
 def test_rviz_shows_every_camera_as_its_node_reads_it_with_its_shared_outputs():

@@ -4,6 +4,7 @@ every frame the camera sends is labelled once or counted."""
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 
@@ -74,6 +75,20 @@ def test_a_cut_large_motion_and_old_labels_are_refused(photos):
     assert propagator.propagate(rgb[:-2], 0.1).refused == "the image size changed"
 
 
+def test_labels_are_carried_forward_in_time_only(photos):
+    """A frame stamped before its model frame (age -99.9 s) or with a stamp
+    that is not a number gets no labels, whatever the flow says."""
+    rgb = photos["chelsea.png"]
+    propagator = LabelPropagator(TemporalConfig())
+    propagator.anchor(rgb, labelled(rgb), stamp=100.0)
+    assert propagator.propagate(rgb, 100.5).result is not None
+    assert propagator.propagate(rgb, 100.0).result is not None  # the model frame's own stamp: age 0
+    for stamp, why in ((0.1, "stamped 99.900 s before the model frame"), (math.nan, "not a number"),
+                       (math.inf, "not a number")):
+        carried = propagator.propagate(rgb, stamp)
+        assert carried.result is None and why in carried.refused
+
+
 def test_the_flow_image_is_small_and_keeps_the_aspect():
     grey = small_grey(np.zeros((480, 640, 3), np.uint8))
     assert grey.shape == (120, 160) and grey.dtype == np.uint8
@@ -104,7 +119,9 @@ class Collected:
 def test_frames_the_busy_model_skips_get_propagated_labels_at_once(photos):
     """The newest frame waits for the model; each frame it replaces is
     labelled from the last model frame on the submitting thread, so every
-    frame is labelled once, and nothing queues."""
+    frame is labelled once, and nothing queues. The model frame that
+    finishes after later frames went out is withheld (stamps never go
+    back, ``stream.ordering``) but anchors the next propagation."""
     rgb = photos["chelsea.png"]
     c = Collected(TemporalConfig())
     with c.runtime:
@@ -123,12 +140,30 @@ def test_frames_the_busy_model_skips_get_propagated_labels_at_once(photos):
         assert [round(o.age, 3) for o in carried] == [round(t / 30, 3) for t in (2, 3, 4)]
         assert all(o.model_context == {"tag": 0} for o in carried)
         c.engine.unhold()
-        rest = sorted((c.get() for _ in range(2)), key=lambda o: o.frame.frame_id)
-        assert [(o.frame.frame_id, o.source) for o in rest] == [("a1", MODEL), ("a5", MODEL)]
-    threads = [c.threads.get() for _ in range(6)]
+        published = [first, *carried, c.get()]             # frame 1 is withheld: frame 4 went out first
+        assert (published[-1].frame.frame_id, published[-1].source) == ("a5", MODEL)
+        c.engine.started.acquire(timeout=GUARD)            # (frame 5 entered the engine)
+        c.engine.hold()
+        c.runtime.submit(frame(6, shifted(rgb, 12, 0)))
+        c.engine.started.acquire(timeout=GUARD)            # the model is busy with frame 6
+        for tag in (7, 8):
+            c.runtime.submit(frame(tag, shifted(rgb, 2 * tag, 0)))  # 7 replaced: carried from frame 5
+        published.append(c.get())
+        c.engine.release()                                 # frame 6 done (withheld), the model takes frame 8
+        c.engine.started.acquire(timeout=GUARD)
+        for tag in (9, 10):
+            c.runtime.submit(frame(tag, shifted(rgb, 2 * tag, 0)))  # 9 replaced: carried from frame 6
+        published.append(c.get())
+        c.engine.unhold()                                  # frame 8 withheld, frame 10 published
+        published.append(c.get())
+    assert [(o.frame.frame_id, o.source, (o.model_context or {}).get("tag")) for o in published[-4:]] == [
+        ("a5", MODEL, 5), ("a7", PROPAGATED, 5), ("a9", PROPAGATED, 6), ("a10", MODEL, 10)]
+    stamps = [o.frame.stamp for o in published]
+    assert stamps == sorted(stamps) and len(published) == 8  # never back; withheld frames still anchor
+    threads = [c.threads.get() for _ in range(8)]
     assert threads.count("activesam-runtime") == 3  # model frames on the worker, the rest where they came
     stats = c.runtime.stats("a")
-    assert (stats.received, stats.processed, stats.propagated, stats.dropped) == (6, 3, 3, 0)
+    assert (stats.received, stats.processed, stats.propagated, stats.withheld, stats.dropped) == (11, 6, 5, 3, 0)
 
 
 def test_without_propagation_skipped_frames_are_dropped_and_counted(photos):

@@ -108,12 +108,14 @@ ROSDEP_KEYS = {
     "torch": "python3-torch", "torchvision": "python3-torchvision",
     "rosbags": "python3-rosbags-pip", "huggingface_hub": "python3-huggingface-hub-pip",
 }
-PIP_ONLY = {"sam3": "sam3", "open_clip": "open_clip_torch", "nltk": "nltk", "safetensors": "safetensors"}
+PIP_ONLY = {"sam3": "sam3", "open_clip": "open_clip_torch", "nltk": "nltk", "safetensors": "safetensors",
+            "backports": "backports.zstd"}
 """Imports without a rosdep key: setup.py's install_requires (the documented pip step)."""
 PIP_NAMES = {"numpy": "numpy", "yaml": "pyyaml", "cv2": "opencv-python-headless", "PIL": "pillow", "tqdm": "tqdm",
              "psutil": "psutil", "ruamel": "ruamel.yaml", "torch": "torch", "torchvision": "torchvision",
              "rosbags": "rosbags", "huggingface_hub": "huggingface_hub", **PIP_ONLY}
-OPTIONAL = {"triton": "cpu_shims stands in for it", "skimage": "the bench extra's photographs"}
+OPTIONAL = {"triton": "cpu_shims stands in for it", "skimage": "the bench extra's photographs",
+            "compression": "Python 3.14's zstd; backports.zstd before"}
 ROS_PACKAGES = {"rclpy", "builtin_interfaces", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs",
                 "diagnostic_updater", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
 

@@ -18,7 +18,7 @@ import pytest
 from activesam_ros.engine.config import ActiveSAMConfig, ConfigError
 from activesam_ros.engine.vocabulary import Vocabulary, VocabularyError
 from activesam_ros.stream.runtime import Frame, FrameResult, StreamProcessor, StreamRuntime
-from activesam_ros.stream.stats import StreamStatistics
+from activesam_ros.stream.stats import RATE_WINDOW, StreamStatistics
 from activesam_ros.stream.temporal import TemporalConfig
 
 from fake_engine import FakeEngine
@@ -371,8 +371,10 @@ def test_statistics_rates_latency_refreshes_and_label_age():
         stats.propagated("a", 0.01, age)
     stats.count("b", "dropped")
     a = stats.snapshot("a")
-    assert a.input_rate == pytest.approx(2.0) and a.model_rate == pytest.approx(1.0)
-    assert a.output_rate == pytest.approx(4 / 3.0)  # five outputs over three seconds
+    # Rates over the stream's four seconds so far: 5 arrivals, 3 model frames, 5 outputs.
+    assert a.input_rate == pytest.approx(5 / 4) and a.model_rate == pytest.approx(3 / 4)
+    assert a.output_rate == pytest.approx(5 / 4)
+    assert (a.since_input, a.since_output) == (pytest.approx(2.0), pytest.approx(0.0))
     assert a.latency_last == pytest.approx(0.01)
     assert a.label_age_mean == pytest.approx(0.8 / 5) and a.label_age_max == pytest.approx(0.5)
     assert a.refresh_rate == pytest.approx(2 / 3) and a.preview_rate == pytest.approx(1 / 3)
@@ -380,6 +382,30 @@ def test_statistics_rates_latency_refreshes_and_label_age():
     total = stats.snapshot()
     assert (total.received, total.processed, total.propagated, total.dropped) == (5, 3, 2, 1)
     assert stats.snapshot("nobody").received == 0 and stats.cameras == ("a", "b")
+
+
+def test_rates_fall_to_zero_when_the_stream_stops():
+    """A camera that stopped never shows the rate it had: the rates count
+    the last RATE_WINDOW seconds only, and the time since the last frame
+    and the last labels is reported."""
+    now = [0.0]
+    stats = StreamStatistics(clock=lambda: now[0])
+    for i in range(300):  # 30 Hz in, 10 Hz out, for 10 s
+        now[0] = i / 30
+        stats.received("a", now[0])
+        if i % 3 == 0:
+            stats.processed("a", 0.05, False, False, 2)
+    steady = stats.snapshot("a")
+    assert steady.input_rate == pytest.approx(30, rel=0.06) and steady.output_rate == pytest.approx(10, rel=0.06)
+    rates = []
+    for later in (5.0, RATE_WINDOW - 0.1, RATE_WINDOW + 0.6, 80.0):
+        now[0] = 10.0 + later
+        snap = stats.snapshot("a")
+        rates.append((snap.input_rate, snap.output_rate))
+        assert snap.since_input == pytest.approx(later + 1 / 30, abs=1e-6)
+    assert rates[0][0] < steady.input_rate * 0.6 and rates[1][0] < 1.0
+    assert rates[2:] == [(0.0, 0.0), (0.0, 0.0)]
+    assert stats.snapshot("a").received == 300  # the counts stay
 
 
 # -- the tiny SAM 3 ----------------------------------------------------------

@@ -276,9 +276,7 @@ def test_report_tables_targets_and_plot(tiny_stages, tmp_path):
                                 / frame["modes"][mode]["gflop"])
     assert {t["met"] for t in report["targets"]} <= {True, False}
     assert "ESTIMATES" in work_tables(report)
-    path = tmp_path / "work.png"
-    plot_work([ade], work.MODES, "test", path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_work([ade], work.MODES, "test")[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_shape_only_refuses_to_read_a_value():

@@ -5,7 +5,6 @@ per frame against vocabulary size, one line per mode, log-scaled x axis
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, List, Mapping, Sequence, Tuple
 
 import cv2
@@ -32,7 +31,7 @@ def _text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float = 0.
     cv2.putText(canvas, text, (x, org[1] + h // 2), FONT, scale, colour, 1, cv2.LINE_AA)
 
 
-def plot_scaling(rows: Sequence[Mapping[str, Any]], title: str, path: Path) -> None:
+def plot_scaling(rows: Sequence[Mapping[str, Any]], title: str) -> bytes:
     """Write a PNG of ``time_per_frame_s`` per mode against ``vocabulary_size``."""
     sizes = [row["vocabulary_size"] for row in rows]
     modes = list(rows[0]["modes"])
@@ -75,14 +74,14 @@ def plot_scaling(rows: Sequence[Mapping[str, Any]], title: str, path: Path) -> N
     ok, png = cv2.imencode(".png", np.ascontiguousarray(canvas[:, :, ::-1]))
     if not ok:
         raise OSError("OpenCV could not encode the plot as PNG")
-    Path(path).write_bytes(png.tobytes())
+    return png.tobytes()
 
 
 WORK_COLOURS = {"decode_all": (127, 127, 127), "exact": (214, 39, 40), "fast": (31, 119, 180),
                 "stream_reuse": (44, 160, 44), "stream_propagation": (148, 103, 189)}  # RGB
 
 
-def plot_work(frames: Sequence[Mapping[str, Any]], modes: Sequence[str], title: str, path: Path) -> None:
+def plot_work(frames: Sequence[Mapping[str, Any]], modes: Sequence[str], title: str) -> bytes:
     """Write a PNG of counted TFLOP per frame: one group of bars per
     vocabulary, one bar per mode, log-scaled y axis, values on the bars."""
     shown = [m for m in modes if all(m in frame["modes"] for frame in frames)]
@@ -123,4 +122,4 @@ def plot_work(frames: Sequence[Mapping[str, Any]], modes: Sequence[str], title: 
     ok, png = cv2.imencode(".png", np.ascontiguousarray(canvas[:, :, ::-1]))
     if not ok:
         raise OSError("OpenCV could not encode the plot as PNG")
-    Path(path).write_bytes(png.tobytes())
+    return png.tobytes()

@@ -20,8 +20,6 @@ method's agreement is bounded by it).
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import tempfile
 import time
 from collections import Counter
@@ -34,9 +32,10 @@ import numpy as np
 import torch
 
 from ..engine.config import ActiveSAMConfig
-from ..engine.limits import check_image_size
+from ..engine.limits import MAX_INFLATED_VIDEO_BYTES, check_image_size
 from ..engine.pipeline import ActiveSAM
 from ..engine.vocabulary import Vocabulary
+from ..files.inflate import InflateError, disk_room, inflate_file
 from ..stream.runtime import MODEL, Frame, StreamProcessor
 from ..stream.temporal import TemporalConfig
 
@@ -54,8 +53,11 @@ def read_video(path: Path, frames: int, max_side: int) -> tuple:
     with tempfile.TemporaryDirectory() as folder:
         if path.suffix == ".gz":  # OpenCV's own sample videos ship gzipped
             plain = Path(folder) / path.stem
-            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            limit = min(MAX_INFLATED_VIDEO_BYTES, disk_room(Path(folder)))
+            try:
+                inflate_file(path, plain, "gzip", limit, str(path))
+            except InflateError as exc:
+                raise VideoError(str(exc)) from None
             path = plain
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():

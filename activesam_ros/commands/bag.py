@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from ..engine.config import ConfigError
-from ..engine.vocabulary import VocabularyError
-from ..ros import bagio
+from ..engine.stopping import Interrupted
+from ..ros import bagio, names
+from ..ros.committed_bag import COMMIT_EVERY
 from ..ros.topics import CameraOutputs
 from ..stream.parameters import default
 from . import distributed
@@ -31,8 +31,9 @@ from .common import (
     add_model_args,
     add_temporal_args,
     add_vocab_args,
+    build_engine,
+    check_combination,
     config_from_args,
-    load_model_from_args,
     model_description,
     temporal_from_args,
     vocabulary_from_args,
@@ -41,6 +42,7 @@ from .common import (
 if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
     from tqdm import tqdm
 
+    from ..ros.committed_bag import CommittedBag
     from ..stream.runtime import FrameResult, StreamProcessor
 
 PROG = "activesam bag"
@@ -97,6 +99,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--start-time", type=int, metavar="NS",
                         help="segment only input messages at or after this bag time (ns); a stopped run "
                         "says where to continue")
+    parser.add_argument("--commit-every", type=int, default=COMMIT_EVERY, metavar="N",
+                        help="close a part of OUT (one file each, a split bag) and rewrite its metadata.yaml "
+                        "every N input messages, so that a kill, a power loss or a full disk loses at most "
+                        f"the last N (default {COMMIT_EVERY})")
     add_engine_args(parser, stream=True)
     add_temporal_args(parser)
     distributed.add_args(parser)
@@ -108,7 +114,7 @@ class Camera(CameraOutputs):
     """One input topic: its output connections in OUT (``handles``) and what happened to its frames."""
 
     msgtype: str = ""
-    copy: Optional["bagio.Connection"] = None  # the input topic's connection in OUT (--include-input)
+    copy: Optional[str] = None  # the input topic's handle in OUT (--include-input)
     segmented: int = 0
     propagated: int = 0
     refreshes: int = 0
@@ -124,14 +130,13 @@ class Camera(CameraOutputs):
         return line
 
 
-def _add_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, args: argparse.Namespace) -> None:
+def _add_outputs(out: "CommittedBag", store: "bagio.Typestore", camera: Camera, args: argparse.Namespace) -> None:
     """The node's output topics of one camera, with its message types and QoS."""
     from ..ros.topics import enabled
 
     for output in enabled(vars(args)):
         qos = bagio.LATCHED_QOS if output.latched else bagio.OUTPUT_QOS
-        camera.handles[output.name] = writer.add_connection(f"{camera.prefix}/{output.name}", output.msgtype,
-                                                            typestore=store, offered_qos_profiles=[qos])
+        camera.handles[output.name] = out.add_topic(f"{camera.prefix}/{output.name}", output.msgtype, store, (qos,))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,26 +178,46 @@ def _pairs(args: argparse.Namespace) -> List[Tuple[Path, Path]]:
 def _plan(args: argparse.Namespace, source: Path, out: Path) -> BagPlan:
     """Check one input bag and its output before the model loads."""
     bagio.check_new_output(out, source)
-    reader = bagio.open_bag(source)
+    bag = bagio.open_bag(source)
     try:
-        connections = bagio.image_connections(reader, args.image_topics)
+        connections = bagio.image_connections(bag, args.image_topics)
         prefixes = bagio.output_prefixes({topic: conns[0].msgtype for topic, conns in connections.items()},
                                          args.namespace)
         frames = sum(c.msgcount for conns in connections.values() for c in conns)
+        if args.start_time is not None and frames and args.start_time >= bag.end_time:
+            raise UserError(f"--start-time {args.start_time} is after the last message of {source} (bag time "
+                            f"{bag.end_time - 1} ns): there is nothing to segment")
     finally:
-        reader.close()
+        bag.close()
     return BagPlan(source, out, args.storage or bagio.storage_of(source), prefixes, frames)
+
+
+def _bag_topics(topics: List[str]) -> List[str]:
+    """--image-topic values as the bag names topics: normalised and absolute
+    (``cam/image/`` is ``/cam/image``), checked by ROS's rules, each once."""
+    problems = names.camera_problems(topics, "/", bagio.NODE_NAME, what="--image-topic")
+    private = [t for t in topics if names.normalise(t).startswith("~")]
+    if private:
+        problems.append(f"--image-topic {private[0]!r}: a bag's topics have no private (~) names")
+    if problems:
+        raise UserError("; ".join(problems))
+    return [names.resolve(t, "/", bagio.NODE_NAME) for t in topics]
 
 
 def _run(args: argparse.Namespace) -> int:
     """Check everything the user gave before the model loads, then segment."""
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
-    if len(set(args.image_topics)) != len(args.image_topics):
-        raise UserError(f"--image-topic names a topic twice: {', '.join(args.image_topics)}")
+    args.image_topics = _bag_topics(args.image_topics)
+    problem = names.namespace_problem(names.normalise(args.namespace))
+    if problem:
+        raise UserError(f"--namespace: {problem}")
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
+    check_combination(config, vocabulary)
     temporal = temporal_from_args(args)
+    if args.commit_every < 1:
+        raise UserError(f"--commit-every must be at least 1, got {args.commit_every}")
     if args.model_every < 1:
         raise UserError(f"--model-every must be at least 1, got {args.model_every}")
     if args.start_time is not None and args.start_time < 0:
@@ -208,28 +233,23 @@ def _run(args: argparse.Namespace) -> int:
                   f"{job.world_size} processes)", file=sys.stderr)
             return 0
 
-        from ..engine.pipeline import ActiveSAM
         from ..stream.runtime import StreamProcessor
 
-        model = load_model_from_args(args)
-        try:
-            engine = ActiveSAM(model, vocabulary, config)
-        except (ConfigError, VocabularyError) as exc:
-            raise UserError(str(exc)) from exc
+        engine = build_engine(args, vocabulary, config)
         empty = []
-        with StopRequests() as stop:
+        with StopRequests(engine.stop.set) as stop:
             for plan in mine:
-                reader = bagio.open_bag(plan.source)
+                bag = bagio.open_bag(plan.source)
                 try:
-                    connections = bagio.image_connections(reader, args.image_topics)
+                    connections = bagio.image_connections(bag, args.image_topics)
                     if len(plans) > 1:
                         plan.out.parent.mkdir(parents=True, exist_ok=True)
                     # A new processor per bag: temporal state never crosses from one recording into another.
-                    if not _segment(args, plan.source, reader, connections, plan.prefixes,
-                                    StreamProcessor(engine, temporal), plan.out, plan.storage, stop, job):
+                    if not _segment(args, bag, connections, plan.prefixes, StreamProcessor(engine, temporal),
+                                    plan.out, plan.storage, stop, job):
                         empty.append(str(plan.source))
                 finally:
-                    reader.close()
+                    bag.close()
     if empty:
         print(f"{PROG}: error: no frame could be segmented{'' if len(plans) == 1 else ' in ' + ', '.join(empty)}",
               file=sys.stderr)
@@ -237,85 +257,92 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segment(args: argparse.Namespace, source: Path, reader: "bagio.Reader",
-             connections: Dict[str, List["bagio.Connection"]], prefixes: Dict[str, str], processor: "StreamProcessor",
-             out: Path, storage: str, stop: StopRequests, job: "distributed.Job") -> int:
+def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[str, List["bagio.Connection"]],
+             prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str, stop: StopRequests,
+             job: "distributed.Job") -> int:
     """Every frame of the image topics through ``processor``, in bag order,
-    outputs into a new bag at ``out``; returns how many were segmented. A
-    stop request ends it between two messages, the bag closed and marked
-    partial (so do errors)."""
+    outputs into a new bag at ``out`` committed every --commit-every input
+    messages (``CommittedBag``); returns how many were labelled. A stop
+    request ends it between two messages, the bag closed and marked partial
+    (so do errors, a full disk included)."""
+    from ..ros.committed_bag import CommittedBag
     from ..ros.rosbags_types import typestore
 
     store = typestore(args.distro)
-    writer = bagio.create_writer(out, storage, args.distro)
-    for key, value in _provenance(source, args, processor).items():
-        writer.set_custom_data(key, value)
+    writer = CommittedBag(out, storage, args.distro, _provenance(bag.path, args, processor), args.commit_every)
     cameras: Dict[str, Camera] = {}
     total = sum(c.msgcount for conns in connections.values() for c in conns)
     progress = job.progress(total=total, desc="bag", unit="frame", file=sys.stderr)
-    last = None  # bag time of the last input message handled
     try:
         for topic, conns in connections.items():
             camera = cameras[topic] = Camera(topic, prefixes[topic], msgtype=conns[0].msgtype)
             _add_outputs(writer, store, camera, args)
             if args.include_input:
-                camera.copy = writer.add_connection(topic, camera.msgtype, typestore=store,
-                                                    offered_qos_profiles=conns[0].ext.offered_qos_profiles)
+                camera.copy = writer.add_topic(topic, camera.msgtype, store, tuple(conns[0].ext.offered_qos_profiles))
         every = [c for conns in connections.values() for c in conns]
-        for connection, timestamp, raw in bagio.messages(reader, every, start=args.start_time):
+        for connection, timestamp, raw in bagio.messages(bag, every, start=args.start_time):
             stop.check()
             progress.update()
-            _handle(args, writer, store, processor, cameras[connection.topic], timestamp, raw, progress)
-            last = timestamp
-    except BaseException as error:  # a stop request, a damaged input, a failure: OUT says it is partial
-        frames = sum(c.segmented + c.propagated for c in cameras.values())
+            labelled = _handle(args, bag, writer, store, processor, cameras[connection.topic], timestamp, raw,
+                               progress)
+            writer.frame_done(timestamp, labelled)
+        writer.close()
+    except BaseException as error:  # a stop request, a damaged input, a full disk: OUT says it is partial
+        if isinstance(error, Interrupted) and stop.signum is not None:  # the frame in progress, abandoned
+            error = Stopped(stop.signum)
         reason = f"stopped by {error}" if isinstance(error, (KeyboardInterrupt, Stopped)) else f"failed: {error}"
-        writer.set_custom_data(bagio.STATUS_KEY, bagio.partial_status(reason, frames, last))
+        writer.stop(reason)
         progress.close()
-        writer.close()  # OUT then holds a valid bag of the frames so far
-        resume = "" if last is None else f", or continue into a new OUT with --start-time {last + 1}"
-        print(f"{PROG}: {out} is a readable but partial bag ({frames} frame(s) labelled"
-              f"{'' if last is None else f' up to bag time {last} ns'}); to redo it remove it "
-              f"(rm -r {out}) and run again{resume}", file=sys.stderr)
+        where = "" if writer.last is None else f" up to bag time {writer.last} ns"
+        print(f"{PROG}: {out} is a readable but partial bag ({writer.frames} frame(s) labelled{where}): "
+              f"{bagio.resume_advice(out, writer.last)}", file=sys.stderr)
+        if isinstance(error, bagio.BagError):
+            raise UserError(str(error)) from error
+        if isinstance(error, Stopped):
+            raise error from None
         raise
-    writer.set_custom_data(bagio.STATUS_KEY, bagio.COMPLETE)
     progress.close()
-    writer.close()
     for camera in cameras.values():
         print(f"{PROG}: {camera.summary()}", file=sys.stderr)
-    orphans = bagio.orphan_messages(source)
+    orphans = bagio.orphan_messages(bag.path)
     if orphans:
-        print(f"{PROG}: {orphans} message(s) of {source} belong to no topic of its index and were not read",
+        print(f"{PROG}: {orphans} message(s) of {bag.path} belong to no topic of its index and were not read",
               file=sys.stderr)
-    print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro})", file=sys.stderr)
-    return sum(c.segmented + c.propagated for c in cameras.values())
+    print(f"{PROG}: wrote {out} ({storage}, for ROS 2 {args.distro}, {len(writer.parts)} file(s))", file=sys.stderr)
+    return writer.frames
 
 
-def _handle(args: argparse.Namespace, writer: "bagio.Writer", store: "bagio.Typestore", processor: "StreamProcessor",
-            camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> None:
+def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedBag", store: "bagio.Typestore",
+            processor: "StreamProcessor", camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> bool:
     """One input message: copied if asked, segmented, its outputs written;
-    a frame that cannot be segmented is skipped and counted."""
-    from ..engine.limits import ImageError
+    a frame that cannot be segmented is skipped and counted (False)."""
+    from ..engine.limits import InputError
     from ..engine.pipeline import NonFiniteScores
-    from ..ros.imgconv import UnsupportedImage
+    from ..ros.messages import stamp_seconds
     from ..stream.runtime import Frame
 
+    try:
+        raw = bag.inflate(raw, timestamp)
+    except InputError as exc:
+        _skip(camera, timestamp, str(exc), progress)
+        return False
     if camera.copy is not None:
         writer.write(camera.copy, timestamp, raw)
     try:
         msg = store.deserialize_cdr(raw, camera.msgtype)
     except Exception as exc:  # damaged CDR fails in many ways inside rosbags
         _skip(camera, timestamp, f"not a valid {camera.msgtype}: {exc!r}", progress)
-        return
+        return False
     header = msg.header
     try:
         rgb = bagio.DECODERS[camera.msgtype](msg)
-        stamp = header.stamp.sec + 1e-9 * header.stamp.nanosec
-        done = processor.label(Frame(rgb, stamp, header.frame_id, camera.topic, context=header), args.model_every)
-    except (UnsupportedImage, ImageError, NonFiniteScores) as exc:
+        done = processor.label(Frame(rgb, stamp_seconds(header.stamp), header.frame_id, camera.topic,
+                                     context=header), args.model_every)
+    except (InputError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
-        return
+        return False
     _write_outputs(writer, store, camera, timestamp, done, args, processor.engine.config.confidence_threshold)
+    return True
 
 
 def _provenance(source: Path, args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
@@ -330,17 +357,17 @@ def _provenance(source: Path, args: argparse.Namespace, processor: "StreamProces
     }
 
 
-def _write_outputs(writer: "bagio.Writer", store: "bagio.Typestore", camera: Camera, timestamp: int,
+def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Camera, timestamp: int,
                    done: "FrameResult", args: argparse.Namespace, threshold: float) -> None:
     """One frame's messages, each with the input's header and bag timestamp."""
     from ..ros.rosbags_types import rosbags_messages
     from ..stream.runtime import MODEL
 
     ns = rosbags_messages(args.distro)
-    for connection, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
+    for handle, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
                                                      args.overlay_alpha, threshold, done.source, done.model_context,
                                                      overlay_legend=args.overlay_legend):
-        writer.write(connection, timestamp, store.serialize_cdr(message, message.__msgtype__))
+        writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1
         camera.refreshes += int(done.plan.refresh)

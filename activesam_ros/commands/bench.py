@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..engine.limits import InputError
+from ..engine.paths import check_regular, read_regular
+from ..files.outputs import Inputs, OutputError, check_outputs, write_files
 from .common import (
     UserError,
     add_model_args,
@@ -36,6 +39,9 @@ def add_parser(sub: Any) -> None:
                         "with --gpu: one vocabulary, buckets 1 and 8, three small frames")
     parser.add_argument("--json", required=True, metavar="OUT", help="write the report here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG of time per frame against |V| here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --json and --plot files of an earlier run (a link, a non-regular file or an "
+                        "input is never replaced)")
     work = parser.add_argument_group(
         "counted work at SAM 3's real size (instead of the sections above)",
         "--work counts the floating-point work per frame of every mode on the released architecture "
@@ -100,11 +106,18 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _writable(path: str, flag: str) -> Path:
-    out = Path(path)
-    if not out.resolve().parent.is_dir():
-        raise UserError(f"cannot write {flag} {path}: its folder does not exist")
-    return out
+def _check_report(args: argparse.Namespace) -> None:
+    """--json and --plot, checked as every output is (``files.outputs``)
+    before any work: never an input, a link or a non-regular file, never an
+    existing file without --overwrite, into a folder that exists and takes it."""
+    try:
+        check_outputs([Path(p) for p in (args.json, args.plot) if p], args.overwrite, _inputs(args), create=False)
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _inputs(args: argparse.Namespace) -> Inputs:
+    return Inputs([Path(p) for p in (args.video, getattr(args, "work_stream", None)) if p])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return run_work(args)
     if args.video:
         return run_video(args)
-    json_path = _writable(args.json, "--json")
-    plot_path = _writable(args.plot, "--plot") if args.plot else None
+    _check_report(args)
     config = config_from_args(args)
 
     from ..benchmark.inputs import InputError, photo_path
@@ -136,19 +148,20 @@ def run(args: argparse.Namespace) -> int:
     env = report["environment"]
     title = f"{report['model']['description']} - {env['device_name']} ({env['device']})"
     rows = report["scaling"]["rows"]
-    return _write_report(report, json_path, table(report),
-                         None if plot_path is None else lambda: plot_scaling(rows, title, plot_path))
+    return _write_report(args, report, table(report), lambda: plot_scaling(rows, title))
 
 
-def _write_report(report: dict, json_path: Path, table_text: str, plot: Optional[Callable[[], None]] = None) -> int:
-    """The report as JSON to ``json_path`` and stdout, its plot if asked
-    for, and its table to stderr."""
+def _write_report(args: argparse.Namespace, report: dict, table_text: str,
+                  plot: Optional[Callable[[], bytes]] = None) -> int:
+    """The report as JSON to --json and stdout, its plot to --plot if asked
+    for (both written together), and its table to stderr."""
     text = json.dumps(report, indent=2)
+    outputs = [(Path(args.json), (text + "\n").encode())]
+    if args.plot and plot is not None:
+        outputs.append((Path(args.plot), plot()))
     try:
-        json_path.write_text(text + "\n")
-        if plot is not None:
-            plot()
-    except OSError as exc:
+        write_files(outputs, args.overwrite, _inputs(args))
+    except OutputError as exc:
         raise UserError(f"cannot write the report: {exc}") from exc
     print(text)
     print(table_text, file=sys.stderr)
@@ -157,8 +170,11 @@ def _write_report(report: dict, json_path: Path, table_text: str, plot: Optional
 
 def _check_video_args(args: argparse.Namespace) -> None:
     """--video and the flags that shape how it is read."""
-    if args.video and not Path(args.video).is_file():
-        raise UserError(f"--video {args.video}: no such file")
+    if args.video:
+        try:
+            check_regular(args.video, f"--video {args.video}")
+        except InputError as exc:
+            raise UserError(str(exc)) from exc
     if args.video_frames is None:
         args.video_frames = 400 if args.device_rate else 40
     if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
@@ -182,7 +198,7 @@ def _video_vocabularies(args: argparse.Namespace) -> dict:
 
 def run_precision(args: argparse.Namespace) -> int:
     """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
-    json_path = _writable(args.json, "--json")
+    _check_report(args)
     _check_video_args(args)
     from ..benchmark.precision import measure_precision, precision_table
     from ..benchmark.video import VideoError, read_video
@@ -200,7 +216,7 @@ def run_precision(args: argparse.Namespace) -> int:
               "random_weights": bool(args.model), "video": Path(args.video).name,
               "frame_size": list(frames[0].shape[:2]) if frames else None,
               "resolution": config.resolution, "rows": rows}
-    return _write_report(report, json_path, precision_table(rows))
+    return _write_report(args, report, precision_table(rows))
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -208,7 +224,7 @@ def run_video(args: argparse.Namespace) -> int:
     or the stream at simulated device rates (benchmark/device_rates.py)."""
     if args.precision:
         return run_precision(args)
-    json_path = _writable(args.json, "--json")
+    _check_report(args)
     _check_video_args(args)
     from ..benchmark.device_rates import measure_rates, rates_table
     from ..benchmark.video import VideoError, measure_video, video_table
@@ -233,12 +249,12 @@ def run_video(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     schema = "activesam-bench-device-rates/1" if args.device_rate else "activesam-bench-video/1"
     report = {"schema": schema, "model": model_description(args), "random_weights": args.model == "tiny", **report}
-    return _write_report(report, json_path, (rates_table if args.device_rate else video_table)(report))
+    return _write_report(args, report, (rates_table if args.device_rate else video_table)(report))
 
 
 def run_gpu(args: argparse.Namespace) -> int:
     """``--gpu``: the first GPU run's measurements (benchmark/gpu.py)."""
-    json_path = _writable(args.json, "--json")
+    _check_report(args)
     config = config_from_args(args)
     temporal = temporal_from_args(args)
 
@@ -252,7 +268,7 @@ def run_gpu(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     report = run_gpu_bench(model, model_description(args), random_weights=not (args.checkpoint or args.hub_id),
                            config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
-    return _write_report(report, json_path, gpu_tables(report))
+    return _write_report(args, report, gpu_tables(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20
@@ -262,21 +278,16 @@ STREAM_FILE_LIMIT = 1 << 20
 def _stream_file(path: str, names) -> dict:
     from ..benchmark.work_report import stream_mixes_from_json
 
-    source = Path(path)
-    if not source.is_file():
-        raise UserError(f"--work-stream {path}: no such file")
-    if source.stat().st_size > STREAM_FILE_LIMIT:
-        raise UserError(f"--work-stream {path}: larger than {STREAM_FILE_LIMIT} bytes")
     try:
-        return stream_mixes_from_json(json.loads(source.read_text()), names)
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise UserError(f"--work-stream {path}: {exc}") from exc
+        data = read_regular(path, STREAM_FILE_LIMIT, f"--work-stream {path}")
+        return stream_mixes_from_json(json.loads(data.decode("utf-8")), names)
+    except (InputError, ValueError, TypeError) as exc:  # UnicodeDecodeError and JSON errors are ValueErrors
+        raise UserError(str(exc) if isinstance(exc, InputError) else f"--work-stream {path}: {exc}") from exc
 
 
 def run_work(args: argparse.Namespace) -> int:
     """``--work``: counted work per frame at the released size (benchmark/work.py)."""
-    json_path = _writable(args.json, "--json")
-    plot_path = _writable(args.plot, "--plot") if args.plot else None
+    _check_report(args)
     if not args.work_stream and not args.video:
         raise UserError("--work needs --video FILE (the stream mix is measured on it with the given model) "
                         "or --work-stream FILE")
@@ -310,8 +321,7 @@ def run_work(args: argparse.Namespace) -> int:
                          real_check=real)
     full = [f for f in report["frames"] if f["resolution"] == max(RESOLUTIONS)]
     title = f"SAM 3 released architecture at {max(RESOLUTIONS)} px: counted work per frame (not timed)"
-    return _write_report(report, json_path, work_tables(report),
-                         None if plot_path is None else lambda: plot_work(full, MODES, title, plot_path))
+    return _write_report(args, report, work_tables(report), lambda: plot_work(full, MODES, title))
 
 
 def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say) -> dict:
@@ -339,7 +349,7 @@ def _measure_mixes(args: argparse.Namespace, config, temporal, vocabularies, say
 
 def run_memory(args: argparse.Namespace) -> int:
     """``--memory``: peak memory per stage, the fit, and per frame (benchmark/memory_report.py)."""
-    json_path = _writable(args.json, "--json")
+    _check_report(args)
     if args.model not in ("tiny", "released"):
         raise UserError("--memory measures a random-weight model: give --model released (or tiny)")
     dtypes = [d.strip() for d in args.memory_dtypes.split(",") if d.strip()]
@@ -357,4 +367,4 @@ def run_memory(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise UserError(str(exc)) from exc
     report = memory_report(rows, model_description(args), config_from_args(args))
-    return _write_report(report, json_path, memory_tables(report))
+    return _write_report(args, report, memory_tables(report))

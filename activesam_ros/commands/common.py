@@ -10,9 +10,9 @@ import argparse
 import dataclasses
 import signal
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
-from ..engine.config import ActiveSAMConfig, ConfigError
+from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 
 
@@ -41,14 +41,19 @@ class StopRequests:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Optional[Callable[[], None]] = None) -> None:
+        """``on_request`` runs at the first signal: the engine's stop flag,
+        so that the frame in progress is abandoned between two buckets."""
         self.signum: Optional[int] = None
+        self.on_request = on_request
         self._previous: Dict[int, Any] = {}
 
     def _note(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
             raise Stopped(signum)
         self.signum = signum
+        if self.on_request is not None:
+            self.on_request()
 
     def check(self) -> None:
         if self.signum is not None:
@@ -61,6 +66,21 @@ class StopRequests:
     def __exit__(self, *exc: Any) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed torch's generators take as a signed 64-bit integer."""
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed torch accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {value}")
+    return value
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) -> None:
@@ -78,7 +98,7 @@ def add_model_args(parser: argparse.ArgumentParser, default_tiny: bool = False) 
     compile_spec = SHARED_BY_NAME["compile"]
     group.add_argument(compile_spec.flag, choices=compile_spec.choices, default=compile_spec.default,
                        help=f"{compile_spec.description} (default {compile_spec.default})")
-    group.add_argument("--seed", type=int, default=0, help="seed of the tiny model (default 0)")
+    group.add_argument("--seed", type=seed, default=0, help=f"seed of the tiny model, in [0, {MAX_SEED}] (default 0)")
 
 
 def add_vocab_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -134,6 +154,10 @@ def temporal_from_args(args: argparse.Namespace):
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMConfig:
+    """The engine config the flags give, checked as the node checks its
+    parameters (the sizes in multiples of the patch, too)."""
+    from ..stream.parameters import ENGINE_PARAMS, value_error
+
     values: Dict[str, Any] = {}
     for f in dataclasses.fields(ActiveSAMConfig):
         value = getattr(args, f.name, None)
@@ -141,9 +165,33 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> ActiveSAMCon
             # 0 means "derived from the model" for the sizes, as in the node.
             values[f.name] = None if f.default is None and value == 0 else value
     values.update(overrides)
+    problems = [value_error(spec, getattr(args, spec.name)) for spec in ENGINE_PARAMS
+                if spec.step and getattr(args, spec.name, None) is not None]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise UserError("; ".join(problems))
     try:
         return ActiveSAMConfig().replace(**values)
     except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def check_combination(config: ActiveSAMConfig, vocabulary: Vocabulary) -> None:
+    """A config and a vocabulary that go together (background calibration needs its class)."""
+    try:
+        require_background_class(config, vocabulary)
+    except ConfigError as exc:
+        raise UserError(f"{exc} (--background-threshold {config.background_threshold:g})") from exc
+
+
+def build_engine(args: argparse.Namespace, vocabulary: Vocabulary, config: ActiveSAMConfig):
+    """The model the flags name, and ActiveSAM on it; what the engine refuses is a UserError."""
+    from ..engine.pipeline import ActiveSAM
+
+    model = load_model_from_args(args)
+    try:
+        return ActiveSAM(model, vocabulary, config)
+    except (ConfigError, VocabularyError) as exc:
         raise UserError(str(exc)) from exc
 
 

@@ -58,9 +58,24 @@ before it exits itself: torchrun (checking every 0.1 s by default) then sees
 the failing rank first and names it as the root cause of the job's failure."""
 
 
+MAX_TIMEOUT = 7 * 24 * 3600.0
+"""The longest --dist-timeout (a week): longer means never, and overflows the process group's timer."""
+
+
+def timeout_seconds(text: str) -> float:
+    """An argparse type: seconds in (0, MAX_TIMEOUT]; NaN and infinity refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= MAX_TIMEOUT:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_TIMEOUT:g}] seconds, got {text}")
+    return value
+
+
 def add_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("under torchrun (docs/scaling.md)")
-    group.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+    group.add_argument("--dist-timeout", type=timeout_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="under torchrun, fail when the processes wait this many seconds for each other "
                        f"with no progress of any (joining, merging, the end; default {DEFAULT_TIMEOUT:g})")
 
@@ -367,6 +382,4 @@ def join(args: argparse.Namespace) -> Job:
     import torch
 
     args.device = rank_device(args.device, where, torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    if args.dist_timeout <= 0:
-        raise UserError(f"--dist-timeout must be positive, got {args.dist_timeout:g}")
     return DistributedJob(where, args.device, args.dist_timeout)

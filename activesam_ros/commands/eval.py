@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import sys
@@ -16,19 +17,22 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from ..files.outputs import Inputs, OutputError, check_outputs, write_file
 from . import distributed
 from .common import (
     UserError,
     add_engine_args,
     add_model_args,
     add_vocab_args,
+    build_engine,
+    check_combination,
     config_from_args,
-    load_model_from_args,
     model_description,
     vocabulary_from_args,
 )
 
 if TYPE_CHECKING:
+    from ..engine.config import ActiveSAMConfig
     from ..engine.pipeline import ActiveSAM
     from ..engine.vocabulary import Vocabulary
     from ..evaluation.datasets import Benchmark, Sample
@@ -59,7 +63,11 @@ def add_parser(subparsers: Any) -> None:
                         help="seed of the corruption's random draws, mixed with each image's name (default 0)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON to this file")
     parser.add_argument("--save-predictions", metavar="DIR",
-                        help="write each prediction as <image stem>.png in the dataset's own label ids")
+                        help="write each prediction as <image stem>.png in the dataset's own label ids "
+                        "(the folder is created if missing; never one of the dataset's files)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --json and --save-predictions files of an earlier run (an input, a link "
+                        "or a non-regular file is never replaced)")
     add_engine_args(parser)
     distributed.add_args(parser)
     parser.set_defaults(run=run)
@@ -75,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     bench = get_benchmark(args.dataset)
     with distributed.join(args) as job:  # under torchrun: this rank's device, shard and share of the merge
         samples, vocabulary = _check_inputs(args, bench)
+        config = _config(args, bench, vocabulary)
         mine = job.shard(samples)  # every rank's inputs checked: one failure stops all before the model loads
-        engine = _build_engine(args, bench, vocabulary)
+        engine = build_engine(args, vocabulary, config)  # warns on stderr when the weights are random
         matrix, stage_seconds, wall = _evaluate(args, bench, mine, engine, job)
         matrix.matrix = job.sum(matrix.matrix)
         stage_seconds, wall = _merge_times(job.gather([stage_seconds, wall]))
@@ -88,10 +97,34 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.json:
         try:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.json}: {exc.strerror}") from exc
+            write_file(Path(args.json), (json.dumps(report, indent=2) + "\n").encode(), args.overwrite,
+                       Inputs(_input_files(samples)))
+        except OutputError as exc:
+            raise UserError(str(exc)) from exc
     return 0
+
+
+def _input_files(samples: List["Sample"]) -> List[Path]:
+    return [path for sample in samples for path in (sample.image, sample.label)]
+
+
+def _prediction_path(folder: Path, sample: "Sample") -> Path:
+    return folder / f"{sample.image.stem}.png"
+
+
+def _check_outputs(args: argparse.Namespace, samples: List["Sample"]) -> None:
+    """--json and --save-predictions, checked as ``segment`` checks its
+    outputs, before the model loads: never a dataset file, a link or a
+    non-regular file, never an existing file without --overwrite."""
+    inputs = Inputs(_input_files(samples))
+    try:
+        if args.json:
+            check_outputs([Path(args.json)], args.overwrite, inputs, create=False)
+        if args.save_predictions:
+            folder = Path(args.save_predictions)
+            check_outputs([_prediction_path(folder, s) for s in samples], args.overwrite, inputs)
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def _check_inputs(args: argparse.Namespace, bench: "Benchmark") -> Tuple[List["Sample"], "Vocabulary"]:
@@ -105,12 +138,11 @@ def _check_inputs(args: argparse.Namespace, bench: "Benchmark") -> Tuple[List["S
         args.severity = DEFAULT_SEVERITY
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise UserError(f"cannot write {args.json}: its folder does not exist")
     try:
         samples = bench.samples(args.data_root)[: args.limit]
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
+    _check_outputs(args, samples)
     vocabulary = vocabulary_from_args(args) if (args.vocab or args.vocab_file) else bench.vocabulary()
     if len(vocabulary) != bench.num_classes:
         raise UserError(
@@ -120,19 +152,12 @@ def _check_inputs(args: argparse.Namespace, bench: "Benchmark") -> Tuple[List["S
     return samples, vocabulary
 
 
-def _build_engine(args: argparse.Namespace, bench: "Benchmark", vocabulary: "Vocabulary") -> "ActiveSAM":
-    """ActiveSAM with the dataset's background threshold unless a flag sets it."""
-    from ..engine.config import ConfigError
-    from ..engine.pipeline import ActiveSAM
-    from ..engine.vocabulary import VocabularyError
-
+def _config(args: argparse.Namespace, bench: "Benchmark", vocabulary: "Vocabulary") -> "ActiveSAMConfig":
+    """The engine config: the dataset's background threshold unless a flag sets it."""
     overrides = {} if args.background_threshold is not None else {"background_threshold": bench.background_threshold}
     config = config_from_args(args, **overrides)
-    model = load_model_from_args(args)  # warns on stderr when the weights are random
-    try:
-        return ActiveSAM(model, vocabulary, config)
-    except (ConfigError, VocabularyError) as exc:
-        raise UserError(str(exc)) from exc
+    check_combination(config, vocabulary)
+    return config
 
 
 def _merge_times(per_rank: List[list]) -> Tuple[Dict[str, float], float]:
@@ -161,8 +186,7 @@ def _evaluate(
     from ..evaluation.metrics import ConfusionMatrix
 
     save_dir = Path(args.save_predictions) if args.save_predictions else None
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
+    inputs = Inputs(_input_files(samples))
     matrix = ConfusionMatrix(bench.num_classes)
     stage_seconds: Dict[str, float] = {}
     started = time.perf_counter()
@@ -190,7 +214,12 @@ def _evaluate(
             stage_seconds[stage] = stage_seconds.get(stage, 0.0) + seconds
         if save_dir is not None:
             ids = result.labels + 1 if bench.reduce_zero_label else result.labels
-            Image.fromarray(ids.astype(np.uint8)).save(save_dir / f"{sample.image.stem}.png")
+            png = io.BytesIO()
+            Image.fromarray(ids.astype(np.uint8)).save(png, format="PNG")
+            try:
+                write_file(_prediction_path(save_dir, sample), png.getvalue(), args.overwrite, inputs)
+            except OutputError as exc:
+                raise UserError(str(exc)) from exc
         progress.set_postfix(mIoU=f"{100 * matrix.miou():.1f}")
     return matrix, stage_seconds, time.perf_counter() - started
 

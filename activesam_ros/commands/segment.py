@@ -8,18 +8,21 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
 import numpy as np
 
+from ..engine.limits import MAX_IMAGE_BYTES, InputError
+from ..files.outputs import Inputs, OutputError, check_outputs, write_files
 from ..stream.parameters import default
 from .common import (
     UserError,
     add_engine_args,
     add_model_args,
     add_vocab_args,
+    build_engine,
+    check_combination,
     config_from_args,
-    load_model_from_args,
     model_description,
     vocabulary_from_args,
 )
@@ -35,12 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(class index per pixel, unlabeled 255; uint16 and 65535 above 254 classes), "
         "<stem>_overlay.png and <stem>.json per image.",
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format OpenCV reads)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files: PNG, JPEG, WebP, BMP or PNM (formats whose size is read before decoding)")
     add_vocab_args(parser)
     add_model_args(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace outputs of an earlier run in --out (an input is never overwritten)")
+                        help="replace outputs of an earlier run in --out (an input, a link or a non-regular file "
+                        "is never replaced)")
     parser.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
                         help=f"weight of the class colours in the overlay, in [0, 1] (default {default('overlay_alpha'):g})")
     parser.add_argument("--overlay-legend", action=argparse.BooleanOptionalAction, default=default("overlay_legend"),
@@ -55,66 +60,24 @@ def output_names(stem: str) -> List[str]:
     return [f"{stem}_labels.png", f"{stem}_overlay.png", f"{stem}.json"]
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
+def _png(pixels: np.ndarray) -> bytes:
+    import cv2
 
-
-def check_outputs(paths: List[Path], out: Path, overwrite: bool) -> None:
-    """Refuse, before anything is written, an output that is one of the
-    inputs (never overwritten, whatever the flags), that is not a regular
-    file, or that exists without ``--overwrite``; the message names it."""
-    clashes, existing = [], []
-    for path in paths:
-        for name in output_names(path.stem):
-            target = out / name
-            victim = next((p for p in paths if _same_file(target, p)), None)
-            if victim is not None:
-                clashes.append(f"{target} is the input {victim}")
-            elif target.is_symlink() or (target.exists() and not target.is_file()):
-                clashes.append(f"{target} exists and is not a regular file")
-            elif target.exists():
-                existing.append(str(target))
-    if clashes:
-        raise UserError(f"an output would replace what must not be replaced: {'; '.join(clashes[:3])}"
-                        f"{' ...' if len(clashes) > 3 else ''}; choose another --out or rename the input")
-    if existing and not overwrite:
-        shown = ", ".join(existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
-        raise UserError(f"{shown} exist(s) already; pass --overwrite to replace them, or choose another --out")
-
-
-def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: a run
-    stopped halfway never leaves a half-written output behind."""
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    try:
-        write(partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    ok, data = cv2.imencode(".png", pixels)
+    if not ok:
+        raise OutputError("OpenCV could not encode a PNG")
+    return data.tobytes()
 
 
 def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, summary: dict,
-                  legend: bool = False) -> None:
-    import cv2
-
+                  legend: bool = False, overwrite: bool = False, inputs: Inputs = Inputs()) -> None:
+    """One image's labels, overlay and summary, written together (all three or none; ``files.outputs``)."""
     from ..render.labels import label_array, unlabeled_value
     from ..render.overlay import overlay
 
     labels_name, overlay_name, json_name = output_names(stem)
     encoded = label_array(result)
     tinted = np.ascontiguousarray(overlay(rgb, result, alpha, legend)[:, :, ::-1])
-
-    def imwrite(pixels: np.ndarray) -> Callable[[Path], None]:
-        def write(path: Path) -> None:
-            if not cv2.imwrite(str(path), pixels):
-                raise OSError(f"OpenCV could not write {path}")
-        return write
-
-    _write_atomically(out / labels_name, imwrite(encoded))
-    _write_atomically(out / overlay_name, imwrite(tinted))
     presence, pixels = result.class_presence, result.class_pixels
     summary = dict(summary)
     summary.update(
@@ -129,56 +92,87 @@ def write_outputs(out: Path, stem: str, rgb: np.ndarray, result, alpha: float, s
         timings_s={k: round(v, 6) for k, v in result.timings.items()},
     )
     text = json.dumps(summary, indent=2) + "\n"
-    _write_atomically(out / json_name, lambda path: path.write_text(text, encoding="utf-8"))
+    write_files([(out / labels_name, _png(encoded)), (out / overlay_name, _png(tinted)),
+                 (out / json_name, text.encode("utf-8"))], overwrite, inputs)
+
+
+def _check_images(paths: List[Path]) -> None:
+    """Every input a regular file within the size limit, of an accepted
+    format by its signature; the pixels are checked when it is decoded."""
+    from ..engine.paths import check_regular
+    from ..files.images import ACCEPTED, sniff
+
+    problems = []
+    for path in paths:
+        try:
+            info = check_regular(path, str(path))
+        except InputError as exc:
+            problems.append("no such file: " + str(path) if not os.path.lexists(path) else str(exc))
+            continue
+        if info.st_size > MAX_IMAGE_BYTES:
+            problems.append(f"{path} has {info.st_size} bytes; the limit is {MAX_IMAGE_BYTES}")
+            continue
+        try:
+            with open(path, "rb") as file:
+                head = file.read(16)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+            continue
+        if sniff(head) is None:
+            problems.append(f"{path} is not a readable image of an accepted format ({ACCEPTED})")
+    if problems:
+        raise UserError("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else ""))
 
 
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
-    import cv2
-
     paths = [Path(p) for p in args.images]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"no such file: {', '.join(missing)}")
-    unreadable = [str(p) for p in paths if not cv2.haveImageReader(str(p))]
-    if unreadable:
-        raise UserError(f"not a readable image: {', '.join(unreadable)}")
+    _check_images(paths)
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         raise UserError("two images share a file stem; their outputs would overwrite each other")
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
+    check_combination(config, vocabulary)
     out = Path(args.out)
-    check_outputs(paths, out, args.overwrite)
+    inputs = Inputs(paths)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {out}: {exc.strerror}") from exc
+        check_outputs([out / name for p in paths for name in output_names(p.stem)], args.overwrite, inputs)
+    except OutputError as exc:
+        raise UserError(str(exc)) from exc
 
     from tqdm import tqdm
 
-    from ..engine.limits import ImageError
-    from ..engine.pipeline import ActiveSAM, NonFiniteScores
-    from ..render.files import read_rgb
+    from ..engine.pipeline import NonFiniteScores
+    from ..files.images import read_image
 
-    model = load_model_from_args(args)
-    engine = ActiveSAM(model, vocabulary, config)
+    engine = build_engine(args, vocabulary, config)
     summary = {
         "model": model_description(args),
         "vocabulary": list(vocabulary.lines),
         "config": config.as_dict(),
     }
     failures: List[str] = []
+    written = 0
     for path in tqdm(paths, desc="segment", unit="image", disable=len(paths) < 2, file=sys.stderr):
         try:
-            rgb = read_rgb(path)
-            result = engine.segment(rgb)
-        except (ImageError, NonFiniteScores) as exc:  # this image only: report it and go on
+            image = read_image(path)
+            result = engine.segment(image.rgb)
+        except (InputError, NonFiniteScores) as exc:  # this image only: report it and go on
             failures.append(str(path))
-            print(f"{PROG}: error: {path}: {exc}; skipped", file=sys.stderr)
+            print(f"{PROG}: error: {exc}; skipped", file=sys.stderr)
             continue
-        write_outputs(out, path.stem, rgb, result, args.overlay_alpha, summary, args.overlay_legend)
+        if image.header.orientation != 1:
+            print(f"{PROG}: note: {path} has EXIF orientation {image.header.orientation}; its labels follow the "
+                  "pixels as stored, not the rotated view", file=sys.stderr)
+        try:
+            write_outputs(out, path.stem, image.rgb, result, args.overlay_alpha, summary, args.overlay_legend,
+                          args.overwrite, inputs)
+        except OutputError as exc:  # a full disk, a file size limit, another run: the rest would fail alike
+            raise UserError(f"{exc}; stopped with the outputs of {written} of {len(paths)} image(s) written "
+                            "whole, nothing of the others") from exc
+        written += 1
     if failures:
         print(f"{PROG}: {len(failures)} of {len(paths)} image(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1

@@ -27,8 +27,31 @@ MAX_ALIAS_CHARS = 200
 MAX_VOCABULARY_FILE_BYTES = 1 << 20
 """Bytes of a vocabulary file (1 MiB: tens of thousands of class lines)."""
 
+MAX_PATH_BYTES = 4096
+"""Bytes of a path a user types (Linux's PATH_MAX)."""
 
-class ImageError(ValueError):
+MAX_IMAGE_BYTES = MAX_IMAGE_PIXELS * 8 + (1 << 20)
+"""Bytes of one image in any form before it is decoded: an image file, a
+CompressedImage's data, a bag message after inflating (135 MB): an image at
+the pixel limit stored uncompressed at 16-bit RGBA, plus 1 MiB of headers.
+Larger inputs are refused before they are read whole."""
+
+MAX_BAG_METADATA_BYTES = 16 << 20
+"""Bytes of an input rosbag2's metadata.yaml (16 MiB: thousands of topics and files)."""
+
+MAX_INFLATED_VIDEO_BYTES = 1 << 30
+"""Bytes a gzipped video (``bench --video x.gz``) may inflate to (1 GiB)."""
+
+INFLATE_DISK_RESERVE = 256 << 20
+"""Bytes left free on the temporary folder's disk when a compressed file is
+inflated there (a file-compressed rosbag2): inflating stops before."""
+
+
+class InputError(ValueError):
+    """An input (file, message, parameter) refused by a limit or a rule; the message says why."""
+
+
+class ImageError(InputError):
     """An image the engine cannot take; the message says why."""
 
 

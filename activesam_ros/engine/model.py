@@ -20,6 +20,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import cpu_shims
+from .paths import PathError, user_path
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +229,12 @@ def _read_checkpoint(path: Path) -> CheckpointWeights:
     """The image model's weights in a SAM 3 checkpoint: sam3's ``sam3.pt``
     (maybe under ``model``) or transformers' ``model.safetensors``;
     ModelLoadError, saying why, for anything else."""
-    if not path.exists():
+    if not os.path.exists(path):  # a name too long for the file system is "not there" too, not a traceback
         raise ModelLoadError(
             f"checkpoint {str(path)!r} does not exist; download sam3.pt (docs/weights.md) "
             "or pass --hub-id facebook/sam3 to download it"
         )
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise ModelLoadError(f"checkpoint {str(path)!r} is not a file")
     source = repr(str(path))
     if path.suffix == ".safetensors":
@@ -351,7 +352,13 @@ def load_sam3_with_report(
     if (checkpoint is None) == (hub_id is None):
         raise ModelLoadError("give exactly one of a checkpoint path or a hub id")
     spec = resolve_device(device)
-    path = _download_from_hub(hub_id) if hub_id is not None else Path(checkpoint).expanduser()
+    if hub_id is not None:
+        path = _download_from_hub(hub_id)
+    else:
+        try:
+            path = user_path(os.fspath(checkpoint), "checkpoint")
+        except PathError as exc:
+            raise ModelLoadError(str(exc)) from None
     source = f"SAM 3 checkpoint {str(path)!r}"
     start = time.perf_counter()
     read = _read_checkpoint(path)  # first: a wrong file fails at once

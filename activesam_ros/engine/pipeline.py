@@ -61,6 +61,7 @@ from .scoring import (
     resize_logits,
     top_instances,
 )
+from .stopping import StopFlag
 from .vocabulary import Vocabulary, canonicalize
 
 
@@ -234,6 +235,7 @@ class ActiveSAM:
         self.grounder = wrap_grounder(grounder) if wrap_grounder is not None else grounder
         self._check_mode(config)
         self.text = TextCache(self.grounder)
+        self.stop = StopFlag()  # checked before each image encode and bucket: stopping never waits on a frame
         self._lock = threading.Lock()
         self._config, self._sizes = config, input_sizes(config, self.grounder)
         self._prepared = self.prepare(vocabulary, config)
@@ -330,6 +332,7 @@ class ActiveSAM:
         size = frame.config.bucket_size
         out = []
         for start in range(0, len(queries), size):
+            self.stop.check()
             text = frame.prepared.text(queries[start : start + size], memory=False)
             out.append(self.grounder.ground(image, text, heads=False, share=True).presence_logits.sigmoid())
         return torch.cat(out)
@@ -377,6 +380,7 @@ class ActiveSAM:
         buckets = []
         with watch("decode"):
             for start in range(0, len(active), cfg.bucket_size):
+                self.stop.check()
                 slots = slice(start, min(len(active), start + cfg.bucket_size))
                 buckets.append(self._decode_bucket(encoded, prepared, index[slots], slots))
             decisions = torch.stack([torch.cat([b.decoded.presence for b in buckets]),
@@ -392,6 +396,7 @@ class ActiveSAM:
         class_scores = None
         done = 0
         for bucket in buckets:
+            self.stop.check()
             local = np.flatnonzero(scored[bucket.slots])
             if not len(local):
                 continue
@@ -504,6 +509,7 @@ class ActiveSAM:
             active = np.flatnonzero(packed[n : 2 * n]).tolist()
         else:
             active = list(range(n))
+        self.stop.check()
         with watch("encode"):
             encoded = images.at(frame.sizes.full)
         scores = self._decode(encoded, frame, active, watch)

@@ -9,14 +9,15 @@ line (semicolons between classes) and the node's ``vocabulary`` parameter
 
 from __future__ import annotations
 
+import os
 import re
-import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-from .limits import MAX_ALIAS_CHARS, MAX_QUERIES, MAX_VOCABULARY_FILE_BYTES
+from .limits import MAX_ALIAS_CHARS, MAX_QUERIES, MAX_VOCABULARY_FILE_BYTES, InputError
+from .paths import PathError, read_regular, user_path
 
 BACKGROUND = "background"
 
@@ -25,11 +26,25 @@ class VocabularyError(ValueError):
     """A vocabulary that cannot be used; the message says why."""
 
 
+class VocabularyFileError(VocabularyError, InputError):
+    """A vocabulary file that cannot be read (missing, not a regular file, too large)."""
+
+
+_INVISIBLE = "\ufeff\u200b"
+"""A byte order mark and a zero-width space: invisible at either end of a name, so dropped there."""
+
+
+def _clean(text: str) -> str:
+    return text.strip().strip(_INVISIBLE).strip()
+
+
 def _split_aliases(line: str) -> Tuple[str, ...]:
-    return tuple(a.strip() for a in line.split(",") if a.strip())
+    return tuple(_clean(a) for a in line.split(",") if _clean(a))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters (C0, DEL, C1 with NEL) and the line and paragraph
+separators: a line break in any of its spellings never sits inside a class name."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,7 @@ class Vocabulary:
         ``#`` starts a comment line. ``source`` names the file in errors."""
         classes, origin = [], []
         for number, line in enumerate(lines, start=1):
-            line = line.strip()
+            line = _clean(line)
             if not line or line.startswith("#"):
                 continue
             aliases = _split_aliases(line)
@@ -95,7 +110,7 @@ class Vocabulary:
         dropped, and an item holding a line break too."""
         classes, origin = [], []
         for number, item in enumerate(items, start=1):
-            text = item.strip()
+            text = _clean(item)
             if not text:
                 continue
             if text.startswith("#"):
@@ -114,28 +129,16 @@ class Vocabulary:
     def from_file(cls, path: Union[str, Path]) -> "Vocabulary":
         """A vocabulary file: a regular file of UTF-8 text, at most
         ``MAX_VOCABULARY_FILE_BYTES`` long."""
-        path = Path(path)
-        shown = str(path)
+        shown = repr(str(path)) if len(str(path)) <= 80 else repr(str(path)[:77] + "...")
+        data = read_regular(path, MAX_VOCABULARY_FILE_BYTES, f"vocabulary file {shown}", VocabularyFileError)
         try:
-            info = path.stat()
-            if not stat.S_ISREG(info.st_mode):
-                raise VocabularyError(f"vocabulary file {shown!r} is not a regular file")
-            if info.st_size > MAX_VOCABULARY_FILE_BYTES:
-                raise VocabularyError(f"vocabulary file {shown!r} has {info.st_size} bytes; "
-                                      f"the limit is {MAX_VOCABULARY_FILE_BYTES}")
-            with open(path, "rb") as f:
-                data = f.read(MAX_VOCABULARY_FILE_BYTES + 1)
-        except OSError as exc:
-            raise VocabularyError(f"cannot read vocabulary file {shown!r}: {exc.strerror}") from exc
-        if len(data) > MAX_VOCABULARY_FILE_BYTES:  # grew since stat
-            raise VocabularyError(f"vocabulary file {shown!r} is larger than {MAX_VOCABULARY_FILE_BYTES} bytes")
-        try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")  # a byte order mark is not part of the first class
         except UnicodeDecodeError as exc:
             line = data[: exc.start].count(b"\n") + 1
-            raise VocabularyError(f"vocabulary file {shown!r} is not UTF-8 text "
+            raise VocabularyError(f"vocabulary file {shown} is not UTF-8 text "
                                   f"(byte 0x{data[exc.start]:02x} on line {line})") from None
-        return cls.from_lines(text.splitlines(), source=path.name)
+        # Lines end at \n (\r\n, \r): other line separators inside a line are refused, not split on.
+        return cls.from_lines(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), source=Path(path).name)
 
     @classmethod
     def coerce(cls, vocabulary: Union["Vocabulary", Sequence[str], str]) -> "Vocabulary":
@@ -198,8 +201,11 @@ def load_vocabulary_file(name: str) -> Vocabulary:
     if is_shipped_name(name):
         shipped = resources.files("activesam_ros").joinpath("vocabularies", f"{name}.txt")
         return Vocabulary.from_lines(shipped.read_text(encoding="utf-8").splitlines(), source=f"{name}.txt")
-    path = Path(name).expanduser()
-    if _SHORT_NAME.match(name) and not path.exists():
+    try:
+        path = user_path(name, "vocabulary file")
+    except PathError as exc:
+        raise VocabularyError(str(exc)) from None
+    if _SHORT_NAME.match(name) and not os.path.exists(path):
         raise VocabularyError(f"{name!r} is neither a file nor a shipped vocabulary ({', '.join(shipped_names())})")
     return Vocabulary.from_file(path)
 

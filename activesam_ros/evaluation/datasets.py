@@ -8,6 +8,7 @@ VOC2010, ADEChallengeData2016) or the folder that holds it.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -15,12 +16,14 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 from PIL import Image
 
-from ..engine.limits import ImageError, check_image_size
+from ..engine.limits import MAX_IMAGE_BYTES, ImageError, InputError, check_image_size
+from ..engine.paths import read_regular
 from ..engine.vocabulary import Vocabulary, load_vocabulary_file
+from ..files.images import read_image
 from .metrics import reduce_zero_label
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Missing or malformed benchmark data; the message names the path."""
 
 
@@ -93,24 +96,26 @@ class Benchmark:
 
 
 def load_image(path: Path) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB; its size is checked against
-    the limit from the header, before decoding."""
+    """An image file as H x W x 3 uint8 RGB, by the decoder every front end
+    uses (``files.images``: its size checked from the header, before decoding)."""
     try:
-        with Image.open(path) as image:
-            check_image_size(*image.size, what=str(path))
-            return np.array(image.convert("RGB"))
-    except (OSError, ImageError, Image.DecompressionBombError) as exc:
+        return read_image(path).rgb
+    except InputError as exc:
         raise DatasetError(f"cannot read image {path}: {exc}") from exc
 
 
 def read_png_ids(path: Path) -> np.ndarray:
-    """A label map's ids: palette PNGs give their indices, not their colours."""
+    """A label map's ids: palette PNGs give their indices, not their colours.
+    Read as the images are: a regular file within the limits, its size
+    checked from the header before decoding."""
     try:
-        with Image.open(path) as image:
+        data = read_regular(path, MAX_IMAGE_BYTES, f"ground truth {path}", DatasetError)
+        with Image.open(io.BytesIO(data)) as image:
+            check_image_size(*image.size, what=f"ground truth {path}")
             if image.mode not in ("L", "P", "I", "I;16"):
                 raise DatasetError(f"{path} is a {image.mode} image, not a map of label ids")
             return np.asarray(image)
-    except OSError as exc:
+    except (OSError, ImageError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"cannot read ground truth {path}: {exc}") from exc
 
 

@@ -3,7 +3,10 @@
 One status per camera from the runtime's :class:`StreamStats`, compared with
 the previous report so that a level says what happened *since* then: a
 robot's operator wants to see a camera that stopped, or frames that started
-failing, not a total that was non-zero an hour ago.
+failing, not a total that was non-zero an hour ago. Rates are over the last
+``stream.stats.RATE_WINDOW`` seconds (they fall to zero when a camera
+stops); a camera whose frames arrive but that has published no labels for
+:data:`SILENCE_WARN` seconds is a WARN.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ if TYPE_CHECKING:  # torch-free at import
 
 OK, WARN, ERROR = 0, 1, 2
 """diagnostic_msgs/DiagnosticStatus levels."""
+
+SILENCE_WARN = 10.0
+"""Seconds without published labels, while frames arrive, that make a camera's status WARN."""
+
+
+def _ago(seconds: Optional[float]) -> str:
+    return "never" if seconds is None else f"{seconds:.1f}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,11 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
     elif undecodable > undecodable_before:
         level, message = WARN, f"{undecodable - undecodable_before} undecodable frame(s) dropped; {rate}"
     elif now.received == before.received:
-        level, message = WARN, f"no images on {topic} since the last report"
+        since = "" if now.since_input is None else f" for {now.since_input:.0f} s"
+        level, message = WARN, f"no images on {topic}{since} (none since the last report)"
+    elif now.since_output is None or now.since_output > SILENCE_WARN:
+        silent = "yet" if now.since_output is None else f"for {now.since_output:.0f} s"
+        level, message = WARN, f"no labels published {silent} while images arrive; {rate}"
     else:
         level, message = OK, rate
     values = [
@@ -58,6 +72,9 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         ("frames labelled by propagation", str(now.propagated)),
         ("frames dropped (a newer frame came first, labels not carried)", str(now.dropped)),
         ("frames failed", str(now.failed)),
+        ("frames withheld (a later frame's labels were out first)", str(now.withheld)),
+        ("seconds since the last image", _ago(now.since_input)),
+        ("seconds since the last labels", _ago(now.since_output)),
         ("frames undecodable", str(undecodable)),
         ("refresh rate", f"{now.refresh_rate:.2f}"),
         ("preview rate", f"{now.preview_rate:.2f}"),

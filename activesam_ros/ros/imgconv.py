@@ -7,12 +7,14 @@ both work.
 
 Every input becomes H x W x 3 uint8 RGB, the engine's one pixel format.
 An image beyond ``engine.limits.MAX_IMAGE_PIXELS`` is refused (ImageError)
-from its header fields, or a compressed image's header, before decoding.
-16-bit data (mono16, 16UC1, rgb16, bayer_*16, 16-bit PNG...) is brought to
-8 bits by a per-frame min/max contrast stretch: 12-bit cameras and depth
-images in millimetres use a small part of the 16-bit range, and ``>> 8``
-would leave them nearly black. A constant image falls back to ``>> 8``.
-The price: brightness can change between frames as the range changes.
+from its header fields before its data is read. A CompressedImage is
+decoded by ``files.images``, the decoder of image files too (the formats
+it accepts, and why, are listed there). 16-bit data (mono16, 16UC1,
+rgb16, bayer_*16, 16-bit PNG...) is brought to 8 bits by the same per-frame
+min/max contrast stretch (``files.images.to_8bit``): 12-bit cameras and
+depth images in millimetres use a small part of the 16-bit range, and
+``>> 8`` would leave them nearly black. The price: brightness can change
+between frames as the range changes.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any, Dict, NamedTuple, Optional
 import cv2
 import numpy as np
 
-from ..engine.limits import check_image_size
-from ..render.files import check_encoded
+from ..engine.limits import ImageError, check_image_size
+from ..files.images import decode_rgb, to_8bit
 
 
-class UnsupportedImage(ValueError):
+class UnsupportedImage(ImageError):
     """An image message that cannot be turned into RGB; the message says why."""
 
 
@@ -80,19 +82,10 @@ def _as_uint8(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
-def _to_8bit(pixels: np.ndarray) -> np.ndarray:
-    """16-bit pixels to uint8 by the min/max stretch described in the module doc."""
-    lo, hi = int(pixels.min()), int(pixels.max())
-    if hi == lo:
-        return (pixels >> 8).astype(np.uint8)
-    scaled = (pixels.astype(np.float32) - lo) * (255.0 / (hi - lo)) + 0.5
-    return scaled.astype(np.uint8)
-
-
 def _convert(pixels: np.ndarray, layout: _Layout) -> np.ndarray:
     """(H, W, C) uint8/uint16 pixels of ``layout`` to a new (H, W, 3) uint8 RGB array."""
     if pixels.dtype != np.uint8:
-        pixels = _to_8bit(pixels)
+        pixels = to_8bit(pixels)
     if layout.channels == 1:
         pixels = pixels[:, :, 0]
     if layout.to_rgb is None:
@@ -136,29 +129,17 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     order and says so in ``format`` ("rgb8; jpeg compressed bgr8"); a
     format saying ``compressed rgb`` is taken at its word.
     """
-    fmt = msg.format
+    fmt = str(msg.format)
     if "compresseddepth" in fmt.lower():
         raise UnsupportedImage(
-            f"compressed image format {fmt!r}: compressedDepth is not supported, "
+            f"compressed image format {fmt[:80]!r}: compressedDepth is not supported, "
             "subscribe to the raw depth image"
         )
-    buf = _as_uint8(msg.data)
-    check_encoded(buf, what=f"compressed image of format {fmt!r}")
-    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if decoded is None:
-        raise UnsupportedImage(
-            f"cannot decode compressed image of format {fmt!r} ({buf.size} bytes)"
-        )
-    check_image_size(decoded.shape[1], decoded.shape[0], what=f"compressed image of format {fmt!r}")
-    pixels = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
-    rgb_order = "compressed rgb" in fmt.lower()
-    name = {1: "mono", 3: "rgb" if rgb_order else "bgr", 4: "rgba" if rgb_order else "bgra"}
-    if pixels.shape[2] not in name or pixels.dtype not in (np.uint8, np.uint16):
-        raise UnsupportedImage(
-            f"compressed image of format {fmt!r} decodes to {pixels.shape[2]} channels "
-            f"of {pixels.dtype}"
-        )
-    return _convert(pixels, LAYOUTS[f"{name[pixels.shape[2]]}{8 * pixels.itemsize}"])
+    try:
+        return decode_rgb(_as_uint8(msg.data), f"compressed image of format {fmt[:80]!r}",
+                          rgb_order="compressed rgb" in fmt.lower())
+    except ImageError as exc:
+        raise UnsupportedImage(str(exc)) from None
 
 
 class ImageFields(NamedTuple):

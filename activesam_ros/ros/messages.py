@@ -109,6 +109,11 @@ def copy_header(ns: MessageClasses, header: Any) -> Any:
     return make_header(ns, header.stamp.sec, header.stamp.nanosec, header.frame_id)
 
 
+def stamp_seconds(stamp: Any) -> float:
+    """A builtin_interfaces/Time as seconds: the stream's frame stamp."""
+    return int(stamp.sec) + 1e-9 * int(stamp.nanosec)
+
+
 def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) -> Any:
     """A sensor_msgs/Image of ``pixels`` (see ``imgconv.rgb_to_image_fields``)."""
     fields = rgb_to_image_fields(pixels, encoding)

@@ -52,12 +52,13 @@ from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  #
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
+from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
 from . import messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
-from .diagnostics import Report, camera_report, load_values, memory_value  # noqa: E402
+from .diagnostics import ERROR, Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
 try:  # Jazzy's name; Humble has them in qos_event
@@ -71,7 +72,7 @@ except ImportError:  # pragma: no cover - depends on the ROS install
     Updater = None
 
 BAD_INPUT_LOG_PERIOD = 10.0  # seconds between warnings about undecodable frames
-STOP_TIMEOUT = 30.0          # seconds to wait for the frame in progress at shutdown
+STOP_TIMEOUT = 3.0           # seconds to wait for the worker at shutdown: the engine stops between two buckets
 
 _ROS_TYPES = {
     params.BOOL: Parameter.Type.BOOL,
@@ -143,13 +144,12 @@ class ActiveSAMNode(LifecycleNode):
         self._updater = Updater(self, period=params.BY_NAME[params.DIAGNOSTICS_PERIOD].default) if Updater else None
         if self._updater is not None:
             self._updater.setHardwareID("none")  # no device before configure
-        self._values: Dict[str, Any] = {
-            name: self.get_parameter_or(name).value for name in params.BY_NAME
-        }
+        self._params = params.LiveParameters(
+            {name: self.get_parameter_or(name).value for name in params.BY_NAME},
+            params.NodeContext(self.get_namespace(), self.get_name(), getattr(self, "resolve_topic_name", None)))
         self._ns = messages.rclpy_messages()
         self._closing = False
         self._outputs_lock = threading.Lock()  # the worker publishes while parameters add/remove publishers
-        self._settings: Optional[params.Settings] = None
         self.runtime: Optional[StreamRuntime] = None  # from configure to cleanup
         self._device = ""
         self._cameras: Dict[str, Camera] = {}
@@ -165,6 +165,14 @@ class ActiveSAMNode(LifecycleNode):
     def autostart(self) -> bool:
         return bool(self._values[params.AUTOSTART])
 
+    @property
+    def _values(self) -> Dict[str, Any]:
+        return self._params.values
+
+    @property
+    def _settings(self) -> Optional[params.Settings]:
+        return self._params.settings
+
     # -- lifecycle -------------------------------------------------------------
 
     @_transition
@@ -172,9 +180,10 @@ class ActiveSAMNode(LifecycleNode):
         """Validate the parameters, load the model, create the worker (stopped) and the publishers."""
         self._configured_at, self._first_label = time.monotonic(), None
         try:
-            self._settings = params.settings(self._values)
+            self._params.configure()
             source = model_source(self._values)
-            self.get_logger().info(f"loading {source.describe()} on device {self._values['device']!r}")
+            self.get_logger().info(f"loading {shorten(source.describe(), 300)} on device "
+                                   f"{summary(self._values['device'])}")
             if source.tiny:
                 self.get_logger().warning("model:=tiny has random weights: its labels mean nothing")
             model, self._load = load_model_with_report(source.checkpoint, source.hub_id, tiny=source.tiny,
@@ -184,11 +193,12 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().info(self._load.line())
             engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
         except STARTUP_ERRORS as exc:
-            self.failure = str(exc)
-            self.get_logger().error(f"cannot configure: {exc}")
+            self.failure = shorten(str(exc), params.MAX_REASON_CHARS)
+            self.get_logger().error(f"cannot configure: {self.failure}")
             return TransitionCallbackReturn.FAILURE
         self._device = str(engine.device)
         self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
+        self._params.runtime = self.runtime
         self._cameras = self._create_cameras()
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
@@ -232,9 +242,8 @@ class ActiveSAMNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _describe(self) -> str:
-        vocabulary = self._settings.vocabulary
-        return (f"{', '.join(c.resolved or c.topic for c in self._cameras.values())} into {len(vocabulary)} classes "
-                f"({', '.join(vocabulary.names[:8])}{', ...' if len(vocabulary) > 8 else ''}) on {self._device}")
+        return (f"{summary([c.resolved or c.topic for c in self._cameras.values()])} into "
+                f"{vocabulary_summary(self._settings.vocabulary.names)} on {self._device}")
 
     def _stop(self) -> None:
         """What deactivate undoes: subscriptions, diagnostics, the worker (idempotent)."""
@@ -255,6 +264,7 @@ class ActiveSAMNode(LifecycleNode):
                 camera.handles.clear()
             self._cameras = {}
         device, self.runtime = self._device, None
+        self._params.runtime = None
         if device:
             release_memory(device)
 
@@ -268,39 +278,21 @@ class ActiveSAMNode(LifecycleNode):
             self.declare_parameter(spec.name, default, descriptor(spec))
 
     def _on_set_parameters(self, changed: List[Parameter]) -> SetParametersResult:
-        """Validate the new values together with the others, then hand them to
-        the runtime, which swaps them in between two frames."""
-        changes = {p.name: p.value for p in changed if p.name in params.BY_NAME}
-        if not changes:
-            return SetParametersResult(successful=True)
+        """Decided by ``node_params.LiveParameters.set`` (validated with the
+        other values, then staged into the runtime, which swaps them in
+        between two frames; unconfigured, configure reads them); a refusal
+        never stops the node."""
+        outcome = self._params.set({p.name: p.value for p in changed})
         try:
-            new = params.check_change(self._values, changes)
-            if self.runtime is not None:  # unconfigured: configure reads the values
-                self._apply(new)
-        except (ParameterError, ConfigError, VocabularyError) as exc:
-            self.get_logger().warning(f"rejected {', '.join(changes)}: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._values.update(changes)
-        self._update_optional_outputs()
-        self.get_logger().info("set " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
-        return SetParametersResult(successful=True)
-
-    def _apply(self, new: params.Settings) -> None:
-        """Stage what changed; the order keeps every intermediate state valid
-        (a vocabulary without 'background' only after calibration is off)."""
-        old = self._settings
-        steps: List[Callable[[], Any]] = []
-        if new.engine != old.engine:
-            steps.append(lambda: self.runtime.set_config(new.engine))
-        if new.vocabulary != old.vocabulary:
-            set_vocabulary = lambda: self.runtime.set_vocabulary(new.vocabulary)  # noqa: E731
-            config_first = old.engine.background_threshold > 0 and new.vocabulary.background_index is None
-            steps.insert(len(steps) if config_first else 0, set_vocabulary)
-        if new.temporal != old.temporal:
-            steps.append(lambda: self.runtime.set_temporal(new.temporal))
-        for step in steps:
-            step()
-        self._settings = new
+            if outcome.successful:
+                self._update_optional_outputs()
+                if outcome.log:
+                    self.get_logger().info(outcome.log)  # rclpy fixes a severity per call site: one each
+            else:
+                self.get_logger().warning(outcome.log)
+        except Exception as exc:  # a publisher that cannot be created: the values stand, the node goes on
+            self.get_logger().error(f"after setting parameters: {shorten(str(exc), 300)}")
+        return SetParametersResult(successful=outcome.successful, reason=outcome.reason)
 
     # -- topics --------------------------------------------------------------
 
@@ -370,20 +362,20 @@ class ActiveSAMNode(LifecycleNode):
     def _image_callback(self, camera: Camera, decode: Callable[[Any], Any]) -> Callable[[Any], None]:
         def on_image(msg: Any) -> None:
             try:
-                rgb = decode(msg)
+                frame = Frame(decode(msg), messages.stamp_seconds(msg.header.stamp), str(msg.header.frame_id),
+                              camera.topic, context=msg.header)
             except Exception as exc:  # never let one bad frame stop the node
                 camera.undecodable += 1
                 encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "")
                 self.get_logger().warning(
-                    f"dropped an undecodable frame (encoding {encoding!r}) on {camera.resolved}: {exc} "
-                    f"[{camera.undecodable} so far; this warning is throttled]",
+                    f"dropped an undecodable frame (encoding {summary(encoding)}) on {camera.resolved}: "
+                    f"{shorten(str(exc), 300)} [{camera.undecodable} so far; this warning is throttled]",
                     throttle_duration_sec=BAD_INPUT_LOG_PERIOD,
                 )
                 return
-            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
             runtime = self.runtime
             if runtime is not None:  # None once cleanup ran: a callback that was already under way
-                runtime.submit(Frame(rgb, stamp, msg.header.frame_id, camera.topic, context=msg.header))
+                runtime.submit(frame)
 
         return on_image
 
@@ -411,15 +403,21 @@ class ActiveSAMNode(LifecycleNode):
         if self._closing:
             return
         if frame is None:
-            self.get_logger().error(f"a parameter update was refused: {error}")
+            self.get_logger().error(f"a parameter update was refused: {shorten(str(error), 300)}")
         else:
             camera = self._cameras.get(frame.camera)
-            self.get_logger().error(f"a frame on {camera.resolved if camera else frame.camera} failed: {error}",
-                                    throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            self.get_logger().error(f"a frame on {camera.resolved if camera else summary(frame.camera)} failed: "
+                                    f"{shorten(str(error), 300)}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
 
     def _report(self, camera: Camera) -> Report:
+        try:
+            return self._camera_report(camera)
+        except Exception as exc:  # /diagnostics must never stop the node
+            return Report(ERROR, f"diagnostics failed: {shorten(str(exc), 200)}", [("input topic", camera.resolved)])
+
+    def _camera_report(self, camera: Camera) -> Report:
         stats = self.runtime.stats(camera.topic)
         report = camera_report(camera.resolved, stats, camera.reported, camera.undecodable,
                                camera.reported_undecodable, self.runtime.running)
@@ -469,7 +467,8 @@ class ActiveSAMNode(LifecycleNode):
     # -- shutdown --------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the worker after its current frame; nothing is published after this."""
+        """Stop the worker (the frame in progress is abandoned between two of
+        its buckets); nothing is published after this."""
         self._closing = True
         if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
@@ -480,17 +479,18 @@ STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, 
 
 def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
     """rclpy's own SIGINT/SIGTERM handler shuts the context down, which ends
-    the spin; it also chains to Python's SIGINT handler, whose
-    KeyboardInterrupt would land anywhere in the shutdown that follows."""
+    the spin; it also chains to Python's handlers, whose KeyboardInterrupt
+    (or the early exit ``node_main`` installs) would cut the shutdown short."""
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters.
+    """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters, 1 if it cannot start.
 
     With ``autostart`` the node configures and activates itself first (a
     failed configure ends it with status 2); without, it waits unconfigured
     for a lifecycle manager."""
-    signal.signal(signal.SIGINT, _leave_it_to_rclpy)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # rclpy's handlers chain to these: they must do nothing
+        signal.signal(signum, _leave_it_to_rclpy)
     rclpy.init(args=args)
     try:
         node = ActiveSAMNode()
@@ -501,13 +501,16 @@ def main(args: Optional[List[str]] = None) -> int:
     except STARTUP_ERRORS as exc:
         if not rclpy.ok():
             return 0  # stopped by a signal while loading the model
-        rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {exc}")
+        rclpy.logging.get_logger(params.NODE_NAME).fatal(f"cannot start: {shorten(str(exc), 2000)}")
         rclpy.try_shutdown()
         return 2
-    except Exception:
-        if rclpy.ok():
-            raise
-        return 0  # stopped by a signal while loading the model: creating topics then fails
+    except Exception as exc:
+        if not rclpy.ok():
+            return 0  # stopped by a signal while loading the model: creating topics then fails
+        rclpy.logging.get_logger(params.NODE_NAME).fatal(
+            f"cannot start: {type(exc).__name__}: {shorten(str(exc), 2000)}")
+        rclpy.try_shutdown()
+        return 1
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
@@ -516,7 +519,7 @@ def main(args: Optional[List[str]] = None) -> int:
         pass
     finally:
         node.close()
-        executor.shutdown()
+        executor.shutdown(timeout_sec=0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -8,6 +8,7 @@ traceback would not say what to do.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import List, Optional
 
@@ -20,7 +21,14 @@ NO_ROS = ("activesam_node: ROS 2 was not found ({missing} cannot be imported): s
           "or install ROS 2 Humble or Jazzy as docs/install.md says")
 
 
+def _stopped_while_importing(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM before the node is up: nothing to close yet, a clean stop."""
+    os._exit(0)
+
+
 def main(args: Optional[List[str]] = None) -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the node installs its own (rclpy's) once it starts
+        signal.signal(signum, _stopped_while_importing)
     try:
         from . import node
     except ModuleNotFoundError as exc:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .names import output_namespaces, resolve
+from .names import namespace_problem, normalise, output_namespaces, resolve, topic_problem
 from .node_params import BY_NAME, NODE_NAME
 from .rviz_config import CameraTopics, node_parameters
 from .topics import OUTPUT_TOPICS
@@ -81,7 +81,13 @@ def explicit_cameras(params: Mapping[str, Any], nodes: int, namespace: str = "")
             section = params.get(key)
             if not isinstance(section, Mapping):
                 continue
-            topics = (section.get("ros__parameters") or {}).get("image_topics")
+            given = section.get("ros__parameters")
+            if given is None:
+                continue
+            if not isinstance(given, Mapping):
+                raise PlacementError(f"ros__parameters of {key} in the params file must map parameter names to "
+                                     f"values, got {given!r:.60}")
+            topics = given.get("image_topics")
             if topics is None:
                 continue
             if not isinstance(topics, list) or not topics or not all(isinstance(t, str) and t for t in topics):
@@ -91,19 +97,47 @@ def explicit_cameras(params: Mapping[str, Any], nodes: int, namespace: str = "")
     return out
 
 
+def _shared_topic(camera: str, namespace: str, where: str) -> str:
+    """The topic a camera of several nodes names: the same for every node,
+    so never private (``~``); PlacementError for a name ROS refuses."""
+    name = normalise(camera)
+    problem = topic_problem(name)
+    if problem:
+        raise PlacementError(f"{where}: {problem}")
+    if name.startswith("~"):
+        raise PlacementError(f"{where}: camera {camera!r} is a private name (~): each node would read its own "
+                             "topic; give it absolute (/cam/image_raw) or relative (cam/image_raw)")
+    return resolve(name, namespace, NODE_NAME)
+
+
+def _repeated(listing: Sequence[str], namespace: str, where: str) -> List[str]:
+    """The cameras of ``listing`` that name a topic an earlier one names, as 'a (= b)'."""
+    seen: Dict[str, str] = {}
+    twice = []
+    for camera in listing:
+        topic = _shared_topic(camera, namespace, where)
+        if topic in seen:
+            twice.append(camera if seen[topic] == camera else f"{camera} (= {seen[topic]}, both {topic})")
+        else:
+            seen[topic] = camera
+    return twice
+
+
 def assign(cameras: Sequence[str], devices: int, explicit: Optional[Mapping[int, Sequence[str]]] = None,
-           ) -> List[List[str]]:
+           namespace: str = "") -> List[List[str]]:
     """The cameras of each of ``devices`` nodes: explicit lists as given, the
-    other cameras round-robin over the nodes without one."""
+    other cameras round-robin over the nodes without one. Cameras are
+    compared by the topic they resolve to in ``namespace``."""
     explicit = dict(explicit or {})
     if devices < 1:
         raise PlacementError("devices:= is empty: give at least one device, e.g. [cuda:0]")
     named = [camera for index in sorted(explicit) for camera in explicit[index]]
     for listing, where in ((named, "the params file's image_topics"), (list(cameras), "cameras:=")):
-        twice = sorted({camera for camera in listing if listing.count(camera) > 1})
+        twice = _repeated(listing, namespace, where)
         if twice:
             raise PlacementError(f"camera(s) {', '.join(twice)} given more than once in {where}")
-    dealt = [camera for camera in cameras if camera not in named]
+    taken = {_shared_topic(camera, namespace, "") for camera in named}
+    dealt = [camera for camera in cameras if _shared_topic(camera, namespace, "") not in taken]
     free = [index for index in range(devices) if index not in explicit]
     if dealt and not free:
         raise PlacementError(f"camera(s) {', '.join(dealt)} of cameras:= have no node: every node has its "
@@ -117,14 +151,44 @@ def assign(cameras: Sequence[str], devices: int, explicit: Optional[Mapping[int,
     return out
 
 
+def visible_cuda_devices() -> Optional[int]:
+    """How many CUDA devices the nodes will see (torch's count, as the node
+    resolves its device); None when torch cannot say."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.device_count()
+
+
+def device_problem(device: str, visible: Optional[int]) -> Optional[str]:
+    """Why a node cannot run on ``device`` when ``visible`` CUDA devices are
+    seen (None: not known, only the spelling is checked)."""
+    match = DEVICE.fullmatch(device.strip().lower())
+    if not match:
+        return f"device {device!r} is not auto, cpu, cuda or cuda:N"
+    if visible is None or not device.strip().lower().startswith("cuda"):
+        return None
+    index = int(match.group(2)[1:]) if match.group(2) else 0
+    if index >= visible:
+        return f"device {device!r} does not exist: {visible} CUDA device(s) visible"
+    return None
+
+
 def plan(cameras: Sequence[str], devices: Sequence[str], namespace: str = "",
-         explicit: Optional[Mapping[int, Sequence[str]]] = None) -> List[NodePlan]:
+         explicit: Optional[Mapping[int, Sequence[str]]] = None, visible: Optional[int] = None) -> List[NodePlan]:
     """The nodes to start: one per device that has cameras, each remapping
-    its private outputs to the camera's shared place (see the module doc)."""
+    its private outputs to the camera's shared place (see the module doc).
+    ``visible``: the CUDA devices seen (:func:`visible_cuda_devices`), to
+    refuse a cuda:N that does not exist; None checks the spelling only."""
+    problem = namespace_problem(normalise(namespace))
+    if problem:
+        raise PlacementError(problem)
     for device in devices:
-        if not DEVICE.fullmatch(device.strip().lower()):
-            raise PlacementError(f"device {device!r} is not auto, cpu, cuda or cuda:N")
-    per_node = assign(cameras, len(devices), explicit)
+        problem = device_problem(device, visible)
+        if problem:
+            raise PlacementError(problem)
+    per_node = assign(cameras, len(devices), explicit, namespace)
     shared = outputs([camera for node in per_node for camera in node], namespace)
     nodes = []
     for index, (device, own) in enumerate(zip(devices, per_node)):

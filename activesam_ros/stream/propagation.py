@@ -9,7 +9,9 @@ new frame back to the model frame, so every pixel of the new frame looks up
 where it came from (nearest label, bilinear score).
 
 It is refused, and the frame goes without (it waits for the model, or is
-dropped for a newer one), when it cannot be trusted (``TemporalConfig``):
+dropped for a newer one), when its stamp is not a number or earlier than
+the model frame's (labels are carried forward in time only), or when it
+cannot be trusted (``TemporalConfig``):
 the model frame is older than ``propagation_max_age`` seconds (or
 ``propagation_max_age_periods`` of the camera's model period, when that is
 longer: a slow model's labels are older by nature), the median motion
@@ -22,6 +24,7 @@ policy refresh.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -127,8 +130,13 @@ class LabelPropagator:
             return Propagated(None, anchor_stamp, None, "no model frame yet")
         if rgb.shape[:2] != result.labels.shape:
             return Propagated(None, anchor_stamp, context, "the image size changed")
+        age = stamp - anchor_stamp
+        if not math.isfinite(age) or age < 0:
+            why = "its stamp is not a number" if not math.isfinite(age) else \
+                f"it is stamped {-age:.3f} s before the model frame"
+            return Propagated(None, anchor_stamp, context, why)
         flow = self.flow(small_grey(rgb), anchor)
-        why = self.refusal(flow, stamp - anchor_stamp, max_age)
+        why = self.refusal(flow, age, max_age)
         if why:
             return Propagated(None, anchor_stamp, context, why)
         labels, scores = warp(result, flow.field)

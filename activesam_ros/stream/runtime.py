@@ -32,7 +32,10 @@ import numpy as np
 
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
+from ..engine.stopping import Interrupted
 from ..engine.vocabulary import Vocabulary, VocabularyError
+from .logline import shorten, summary
+from .ordering import StampOrder
 from .propagation import LabelPropagator, small_grey
 from .stats import StreamStatistics, StreamStats
 from .temporal import ActiveSetTracker, FramePlan, TemporalConfig
@@ -128,6 +131,7 @@ class StreamProcessor:
         self.on_error = on_error
         self.stats = StreamStatistics()
         self._cameras: Dict[str, _Camera] = {}
+        self._order = StampOrder()  # what ``deliver`` publishes never goes back in stamps (``ordering``)
         # Held while a propagated result is made and delivered, and while
         # staged parameters are swapped in: nothing made with the old
         # parameters is delivered after the swap.
@@ -218,9 +222,10 @@ class StreamProcessor:
         """Log an error that has no caller to raise to, and pass it on:
         a failed frame (``frame`` given) or a refused parameter (``None``)."""
         if frame is None:
-            logger.error("parameter update refused: %s", error)
+            logger.error("parameter update refused: %s", shorten(str(error), 300))
         else:
-            logger.error("frame %r of camera %r failed: %s", frame.frame_id, frame.camera, error, exc_info=error)
+            logger.error("frame %s of camera %s failed: %s", summary(frame.frame_id), summary(frame.camera),
+                         shorten(str(error), 300), exc_info=error)
         if self.on_error is not None:
             try:
                 self.on_error(frame, error)
@@ -229,10 +234,13 @@ class StreamProcessor:
 
     # -- frames ------------------------------------------------------------
 
-    def process(self, frame: Frame, received_at: Optional[float] = None) -> FrameResult:
+    def process(self, frame: Frame, received_at: Optional[float] = None,
+                deliver: Optional[Callable[[FrameResult], None]] = None) -> FrameResult:
         """Segment one frame with the model. ``received_at`` (``stats.clock``
         seconds) is when it arrived, already counted; by default it arrives
-        now. Its labels become what later skipped frames are carried from."""
+        now. Its labels become what later skipped frames are carried from.
+        ``deliver`` publishes the result unless a later-stamped frame of the
+        camera was published first (then it is withheld: ``ordering``)."""
         if received_at is None:
             received_at = self.stats.clock()
             self.stats.received(frame.camera, received_at)
@@ -247,6 +255,9 @@ class StreamProcessor:
             # choosing what exact mode's would (temporal module doc).
             result = self.engine.segment(frame.rgb, active_queries=plan.active_queries,
                                          screen=not self._temporal.reuses)
+        except Interrupted:  # a stop request: the frame is dropped, nothing failed
+            self.stats.count(frame.camera, "dropped")
+            raise
         except Exception:
             self.stats.count(frame.camera, "failed")
             raise
@@ -257,9 +268,16 @@ class StreamProcessor:
             camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey,
                                      camera.tracker.propagation_age_limit)
         latency = self.stats.clock() - received_at
-        self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
-                             len(result.active_classes))
-        return FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context)
+        out = FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context)
+        with self._state_lock:
+            published = deliver is None or self._order.admit(frame.camera, frame.stamp)
+            self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
+                                 len(result.active_classes), output=published)
+            if not published:
+                self.stats.count(frame.camera, "withheld")
+            elif deliver is not None:
+                deliver(out)
+        return out
 
     def _camera(self, name: str) -> _Camera:
         with self._state_lock:
@@ -311,6 +329,9 @@ class StreamProcessor:
             latency = self.stats.clock() - received_at
             out = FrameResult(frame, carried.result, None, latency, PROPAGATED, carried.model_stamp,
                               carried.model_context)
+            if deliver is not None and not self._order.admit(frame.camera, frame.stamp):
+                self.stats.count(frame.camera, "withheld")
+                return out
             self.stats.propagated(frame.camera, latency, out.age)
             if deliver is not None:
                 deliver(out)
@@ -350,18 +371,27 @@ class StreamRuntime:
     def running(self) -> bool:
         return self._running
 
+    def _engine_stop(self) -> Any:
+        """The engine's stop flag (``ActiveSAM.stop``), if it has one."""
+        return getattr(self.processor.engine, "stop", None)
+
     def start(self) -> "StreamRuntime":
         with self._cond:
             if self._thread is not None:
                 raise RuntimeError("the stream runtime is already started")
+            if self._engine_stop() is not None:
+                self._engine_stop().clear()
             self._running = True
             self._thread = threading.Thread(target=self._work, name="activesam-runtime", daemon=True)
             self._thread.start()
         return self
 
     def stop(self, timeout: Optional[float] = None) -> bool:
-        """Stop taking frames, drop those waiting, and join the worker
-        (after its current frame). True when the worker has ended."""
+        """Stop taking frames, drop those waiting, abandon the frame in
+        progress at the engine's next check (between two buckets), and join
+        the worker. True when the worker has ended."""
+        if self._engine_stop() is not None:
+            self._engine_stop().set()
         with self._cond:
             self._running = False
             for camera in self._waiting:
@@ -440,8 +470,9 @@ class StreamRuntime:
                     return
                 frame, received_at = self._take()
             try:
-                out = self.processor.process(frame, received_at)
+                self.processor.process(frame, received_at, deliver=self._deliver)
+            except Interrupted:  # stopping: counted as dropped by the processor
+                continue
             except Exception as exc:
                 self.processor.report_error(frame, exc)
                 continue
-            self._deliver(out)

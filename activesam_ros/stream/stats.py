@@ -1,17 +1,25 @@
 """Counters and recent rates of a frame stream, per camera and in total.
 
-Counts are totals since the start; rates, latency, label age, refresh rate
-and the active-class count are over the last ``window`` events, so a long
-run keeps a fixed amount of state per camera.
+Counts are totals since the start. Rates (input, model, output) are over
+the last :data:`RATE_WINDOW` seconds of the clock, so they fall to zero
+when frames stop coming: a camera that stopped never shows the rate it had.
+Latency, label age, refresh rate and the active-class count are over the
+last ``window`` events. A long run keeps a fixed amount of state per camera.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, NamedTuple, Optional, Tuple
+from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+
+RATE_WINDOW = 10.0
+"""Seconds the input, model and output rates are counted over."""
+RATE_BINS = 20
+"""Bins of that window (a rate counts whole bins: it spans 9.5 to 10 s)."""
 
 
 @dataclass(frozen=True)
@@ -25,9 +33,10 @@ class StreamStats:
     received: int = 0
     processed: int = 0    # segmented by the model
     propagated: int = 0   # labelled by carrying a model frame's labels forward
-    dropped: int = 0      # never labelled: superseded by a newer frame, or waiting at stop
+    dropped: int = 0      # never labelled: superseded by a newer frame, or waiting (or in progress) at stop
     failed: int = 0       # the engine raised on the frame
     rejected: int = 0     # arrived while the stream was not running
+    withheld: int = 0     # model frames not published: a later frame's labels were out first (they anchor propagation)
     input_rate: float = 0.0
     model_rate: float = 0.0
     output_rate: float = 0.0   # model and propagated outputs together
@@ -39,6 +48,40 @@ class StreamStats:
     preview_rate: float = 0.0
     active_classes_mean: float = 0.0
     active_classes_last: int = 0
+    since_input: Optional[float] = None   # seconds since the last frame arrived (None: none yet)
+    since_output: Optional[float] = None  # seconds since the last labels were made (None: none yet)
+
+
+class _Rate:
+    """Events per second over the last RATE_WINDOW seconds, in RATE_BINS
+    fixed bins (a fixed amount of state, whatever the rate)."""
+
+    def __init__(self) -> None:
+        self.width = RATE_WINDOW / RATE_BINS
+        self.bins: List[Optional[int]] = [None] * RATE_BINS
+        self.counts = [0] * RATE_BINS
+        self.last: Optional[float] = None
+
+    def add(self, at: float) -> None:
+        self.last = at if self.last is None else max(self.last, at)
+        index = math.floor(at / self.width)
+        slot = index % RATE_BINS
+        if self.bins[slot] != index:
+            self.bins[slot], self.counts[slot] = index, 0
+        self.counts[slot] += 1
+
+    def rate(self, now: float, start: Optional[float]) -> float:
+        """The rate at ``now`` of a stream that began at ``start`` (its first event of any kind)."""
+        if start is None:
+            return 0.0
+        current = math.floor(now / self.width)
+        oldest = current - RATE_BINS + 1
+        count = sum(c for b, c in zip(self.bins, self.counts) if b is not None and oldest <= b <= current)
+        span = min(now - start, now - oldest * self.width)
+        return count / span if span > 0 else 0.0
+
+    def since(self, now: float) -> Optional[float]:
+        return None if self.last is None else max(0.0, now - self.last)
 
 
 class _ModelFrame(NamedTuple):
@@ -55,13 +98,6 @@ class _Output(NamedTuple):
     age: float
 
 
-def _rate(times) -> float:
-    times = list(times)
-    if len(times) < 2 or times[-1] <= times[0]:
-        return 0.0
-    return (len(times) - 1) / (times[-1] - times[0])
-
-
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values) if values else 0.0
@@ -69,18 +105,21 @@ def _mean(values) -> float:
 
 class _Window:
     def __init__(self, window: int):
-        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0)
-        self.arrivals: Deque[float] = deque(maxlen=window)
+        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0)
+        self.inputs, self.models, self.outs = _Rate(), _Rate(), _Rate()
+        self.start: Optional[float] = None  # the first event's time: rates count from there
         self.model: Deque[_ModelFrame] = deque(maxlen=window)
         self.outputs: Deque[_Output] = deque(maxlen=window)
 
-    def snapshot(self) -> StreamStats:
+    def snapshot(self, now: float) -> StreamStats:
         model, out = self.model, self.outputs
         return StreamStats(
             **self.counts,
-            input_rate=_rate(self.arrivals),
-            model_rate=_rate(m.at for m in model),
-            output_rate=_rate(o.at for o in out),
+            input_rate=self.inputs.rate(now, self.start),
+            model_rate=self.models.rate(now, self.start),
+            output_rate=self.outs.rate(now, self.start),
+            since_input=self.inputs.since(now),
+            since_output=self.outs.since(now),
             latency_mean=_mean(o.latency for o in out),
             latency_last=out[-1].latency if out else 0.0,
             label_age_mean=_mean(o.age for o in out),
@@ -106,10 +145,14 @@ class StreamStatistics:
     def _windows(self, camera: str) -> Tuple[_Window, _Window]:
         if camera not in self._cameras:
             self._cameras[camera] = _Window(self.window)
-        return self._total, self._cameras[camera]
+        windows = self._total, self._cameras[camera]
+        for window in windows:
+            if window.start is None:
+                window.start = self.clock()
+        return windows
 
     def count(self, camera: str, what: str) -> None:
-        """Count a ``dropped``, ``failed`` or ``rejected`` frame."""
+        """Count a ``dropped``, ``failed``, ``rejected`` or ``withheld`` frame."""
         with self._lock:
             for w in self._windows(camera):
                 w.counts[what] += 1
@@ -118,16 +161,21 @@ class StreamStatistics:
         with self._lock:
             for w in self._windows(camera):
                 w.counts["received"] += 1
-                w.arrivals.append(at)
+                w.inputs.add(at)
 
-    def processed(self, camera: str, latency: float, refreshed: bool, previewed: bool, active_classes: int) -> None:
-        """A model frame was segmented (``refreshed``: it did the method's full work)."""
+    def processed(self, camera: str, latency: float, refreshed: bool, previewed: bool, active_classes: int,
+                  output: bool = True) -> None:
+        """A model frame was segmented (``refreshed``: it did the method's full
+        work), its labels published unless ``output`` is False (withheld)."""
         now = self.clock()
         with self._lock:
             for w in self._windows(camera):
                 w.counts["processed"] += 1
+                w.models.add(now)
                 w.model.append(_ModelFrame(now, latency, refreshed, previewed, active_classes))
-                w.outputs.append(_Output(now, latency, 0.0))
+                if output:
+                    w.outs.add(now)
+                    w.outputs.append(_Output(now, latency, 0.0))
 
     def propagated(self, camera: str, latency: float, age: float) -> None:
         """A frame got a model frame's labels carried ``age`` seconds forward."""
@@ -135,13 +183,15 @@ class StreamStatistics:
         with self._lock:
             for w in self._windows(camera):
                 w.counts["propagated"] += 1
+                w.outs.add(now)
                 w.outputs.append(_Output(now, latency, age))
 
     def snapshot(self, camera: Optional[str] = None) -> StreamStats:
         """One camera's statistics, or all cameras' together (``None``)."""
+        now = self.clock()
         with self._lock:
             window = self._total if camera is None else self._cameras.get(camera)
-            return window.snapshot() if window else StreamStats()
+            return window.snapshot(now) if window else StreamStats()
 
     @property
     def cameras(self) -> Tuple[str, ...]:
