@@ -38,7 +38,7 @@ from ..stream.runtime import StreamProcessor
 from ..stream.temporal import TemporalConfig
 from .inputs import PHOTOS, SyntheticVideo, class_names, load_photos
 from .measure import MemoryProbe, Mode, ModeRecord, TimedGrounder, build_messages, run_frames, timed_engine
-from .summary import speedups, summarize, targets
+from .summary import figures, speedups, summarize
 
 VIDEO_BACKGROUNDS = ("chelsea.png", "coffee.png")
 
@@ -252,7 +252,7 @@ def run_benchmark(
         },
         "scaling": {"vocabulary_sizes": list(plan.vocabulary_sizes), "memory_method": probe.method, "rows": rows},
     }
-    report["targets"] = targets(report)
+    report["figures"] = figures(report)
     report["environment"]["load_average_end"] = _load_average()
     report["wall_seconds"] = time.perf_counter() - started
     return report
