@@ -146,6 +146,8 @@ def instance_keys(weighted: torch.Tensor, covered: torch.Tensor, ids: torch.Tens
     0 for none). ``weighted``/``covered`` [K, T, P], ``ids`` [K, T] (0 for
     an instance not kept). Returns [K, P]; a max over keys picks the
     strongest instance, so keys merge per class by ``add_class_maxima``."""
+    if not ids.shape[1]:
+        return torch.zeros(weighted.shape[0], weighted.shape[2], dtype=torch.int64, device=weighted.device)
     best, arg = torch.where(covered, weighted, 0).max(1)
     key = (best.view(torch.int32).to(torch.int64) << 16) | ids.gather(1, arg)
     return torch.where(best > 0, key, 0)
