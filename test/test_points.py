@@ -188,3 +188,21 @@ def test_camera_info_beside_the_depth_topic_and_depth_topics_checked():
     assert "one per camera" in names.depth_problems(["/d"], ["a", "b"])[0]
     assert "is an image topic" in names.depth_problems(["a"], ["a"])[0]
     assert names.depth_problems(["bad name"], ["a"])
+
+
+def test_frames_without_depth_are_a_warning_on_diagnostics_while_they_grow():
+    from activesam_ros.ros.diagnostics import OK, WARN, camera_report
+    from activesam_ros.stream.stats import StreamStatistics, StreamStats
+
+    stats = StreamStatistics(clock=lambda: 1.0)
+    stats.received("/cam", 1.0)
+    stats.count("/cam", "without_depth")
+    now = stats.snapshot("/cam")
+    assert now.without_depth == 1 and stats.snapshot().without_depth == 1
+    flowing = dict(input_rate=5.0, output_rate=5.0, since_input=0.1, since_output=0.1)
+    before = StreamStats(received=0)
+    report = camera_report("/cam", StreamStats(received=3, without_depth=2, **flowing), before, 0, 0, running=True)
+    assert report.level == WARN and report.message.startswith("2 frame(s) without a matching depth image")
+    assert dict(report.values)["frames without a matching depth image (2D only)"] == "2"
+    steady = StreamStats(received=6, without_depth=2, **flowing)
+    assert camera_report("/cam", steady, StreamStats(received=3, without_depth=2), 0, 0, running=True).level == OK
