@@ -33,6 +33,8 @@ class SegmentationResult:
     background_index: Optional[int]    # set when background calibration was applied
     timings: Dict[str, float] = field(default_factory=dict)  # seconds per stage
     preview_threshold: Optional[float] = None  # tau of the preview's quantile rule
+    bucket_size: int = 0       # prompts per grounding forward that made it (at most)
+    bucket_halvings: int = 0   # times it ran out of device memory and was tried with half the bucket
 
     @property
     def active_classes(self) -> List[int]:

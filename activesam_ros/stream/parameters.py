@@ -82,7 +82,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "preview_resolution": ("exact mode's preview input size, a multiple of 14; 0 = 2/3 of the resolution", _RESOLUTION),
     "fast_preview_resolution": ("fast mode: every query is first screened at this input size, a multiple of 14; 0 = 1/3 of the resolution", _RESOLUTION),
     "fast_screen_keep": ("fast mode: fraction of the queries the screen passes on to the preview, in (0, 1]", _rng(0.0, 1.0)),
-    "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed)", _rng(1, 512)),
+    "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed); 0 = auto: the largest of at most 32 that fits the GPU's free memory (32 on a CPU). Halved when a frame runs out of memory", _rng(0, 512)),
     "max_active": ("at most this many queries are decoded at full resolution; the preview runs only for larger vocabularies", _rng(1, 4096)),
     "quantile_alpha": ("fraction of the queries the preview keeps active, in (0, 1]", _rng(0.0, 1.0)),
     "confidence_threshold": ("instance score threshold of SAM 3's detections, in [0, 1)", _rng(0.0, 1.0)),
