@@ -27,7 +27,7 @@ from ..ros import bagio, names
 from ..ros.committed_bag import COMMIT_EVERY
 from ..ros.topics import CameraOutputs, Depth
 from ..stream.depth_sync import DepthPairing
-from ..stream.parameters import default
+from ..stream.parameters import SHARED_BY_NAME, default
 from . import distributed
 from .common import (
     Stopped,
@@ -95,6 +95,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
                        default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
+                       default=default("label_encoding"),
+                       help=f"{SHARED_BY_NAME['label_encoding'].description} "
+                       f"(default {default('label_encoding')}, as the node)")
     depth = parser.add_argument_group("depth")
     depth.add_argument("--depth-topic", dest="depth_topics", action="append", metavar="TOPIC",
                        help="a depth image topic registered to the camera of the --image-topic in the same position "
@@ -476,7 +480,8 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
     depth = _depth(camera, done, args)
     for handle, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
                                                      args.overlay_alpha, threshold, done.source, done.model_context,
-                                                     overlay_legend=args.overlay_legend, depth=depth):
+                                                     overlay_legend=args.overlay_legend,
+                                                     label_encoding=args.label_encoding, depth=depth):
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1

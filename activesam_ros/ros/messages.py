@@ -11,7 +11,8 @@ Conventions, after vision_msgs' comments:
 
 - Labels image: pixel = class index, mono8 while the vocabulary has at most
   254 classes, mono16 beyond; unlabeled (background after calibration) is
-  the encoding's maximum, 255 or 65535.
+  the encoding's maximum, 255 or 65535. With ``label_encoding`` 32SC1:
+  int32, unlabeled -1 (``render.labels``).
 - LabelInfo ``class_map``: ``class_id`` = index, ``class_name`` = the
   class's display name (its first alias, ``Vocabulary.names``), the same
   name the overlay's legend shows.
@@ -31,8 +32,9 @@ Conventions, after vision_msgs' comments:
   (points without depth are left out), 20 bytes a point (:data:`POINT_FIELDS`):
   ``x y z`` float32 metres in the depth image's optical frame, ``rgb`` the
   pixel's colour packed as PCL and rviz read it (float32 whose bits are
-  ``0x00RRGGBB``), ``label`` uint16 the labels image's value at the pixel
-  (unlabeled 255 or 65535 as there), ``instance`` uint16 the instance id
+  ``0x00RRGGBB``), ``label`` uint16 the class index at the pixel
+  (unlabeled 255 or 65535, as the ``mono`` labels image whatever its
+  ``label_encoding``), ``instance`` uint16 the instance id
   (0 = none). ``header`` = the depth image's (its frame and stamp).
 - Detection3DArray (``detections_3d``): one Detection3D per instance with
   depth (``stream.depth.objects_3d``): ``id`` = the instance id as a string,
@@ -53,7 +55,7 @@ import numpy as np
 
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
-from ..render.labels import label_array
+from ..render.labels import MONO, label_array, ros_encoding
 from ..render.overlay import overlay
 from ..render.palette import color_labels
 from ..stream.depth import Cloud, Object3D
@@ -164,10 +166,9 @@ def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) ->
     )
 
 
-def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
-    """sensor_msgs/Image of class indices (mono8 or mono16, see the module doc)."""
-    labels = label_array(result)
-    return image(ns, labels, "mono8" if labels.dtype == np.uint8 else "mono16", header)
+def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any, encoding: str = MONO) -> Any:
+    """sensor_msgs/Image of class indices (mono8, mono16 or 32SC1, see the module doc)."""
+    return image(ns, label_array(result, encoding), ros_encoding(len(result.vocabulary), encoding), header)
 
 
 def color_labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
