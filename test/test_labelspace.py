@@ -344,3 +344,16 @@ def test_the_labels_message_carries_the_encoding_and_the_unlabeled_value(encodin
     pixels = np.frombuffer(bytes(back.data), item).reshape(back.height, back.step // item.itemsize)
     np.testing.assert_array_equal(pixels[:, : back.width], label_array(result, encoding))
     assert set(pixels[labels == 0].tolist()) == {unlabeled_value(4, encoding)} == {255 if encoding == MONO else -1}
+
+
+def test_the_node_leaves_out_roles_a_live_vocabulary_lacks_and_says_so():
+    from activesam_ros.ros.labelspace_msg import node_label_space
+
+    named = {"objects": ["chair", "sofa"], "dynamic": ["person"]}
+    space, warnings = node_label_space(Vocabulary.from_string("floor; chair; person"), named, MONO)
+    assert space.roles == Roles(objects=(1,), dynamic=(2,))
+    assert len(warnings) == 1 and "'sofa'" in warnings[0] and "left out" in warnings[0]
+    space, warnings = node_label_space(Vocabulary.from_string("chair; person"), {"objects": ["person"],
+                                                                                "dynamic": ["person"]}, INT32)
+    assert space.roles == Roles() and "without roles" in warnings[0]
+    assert space.invalid == (-1,)
