@@ -344,3 +344,74 @@ def test_the_labels_message_carries_the_encoding_and_the_unlabeled_value(encodin
     pixels = np.frombuffer(bytes(back.data), item).reshape(back.height, back.step // item.itemsize)
     np.testing.assert_array_equal(pixels[:, : back.width], label_array(result, encoding))
     assert set(pixels[labels == 0].tolist()) == {unlabeled_value(4, encoding)} == {255 if encoding == MONO else -1}
+
+
+def test_the_node_leaves_out_roles_a_live_vocabulary_lacks_and_says_so():
+    from activesam_ros.ros.labelspace_msg import node_label_space
+
+    named = {"objects": ["chair", "sofa"], "dynamic": ["person"]}
+    space, warnings = node_label_space(Vocabulary.from_string("floor; chair; person"), named, MONO)
+    assert space.roles == Roles(objects=(1,), dynamic=(2,))
+    assert len(warnings) == 1 and "'sofa'" in warnings[0] and "left out" in warnings[0]
+    space, warnings = node_label_space(Vocabulary.from_string("chair; person"), {"objects": ["person"],
+                                                                                "dynamic": ["person"]}, INT32)
+    assert space.roles == Roles() and "without roles" in warnings[0]
+    assert space.invalid == (-1,)
+
+
+# -- the YAML through yaml-cpp, the library Hydra's config parser reads it with ------------------------
+
+@pytest.fixture(scope="module")
+def yaml_cpp_reader(tmp_path_factory) -> Path:
+    """test/hydra_label_space_reader.cpp, compiled against the system's yaml-cpp."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("g++")
+    if compiler is None or not Path("/usr/include/yaml-cpp/yaml.h").exists():
+        pytest.skip("needs g++ and yaml-cpp's headers (apt install g++ libyaml-cpp-dev)")
+    binary = tmp_path_factory.mktemp("reader") / "reader"
+    source = Path(__file__).with_name("hydra_label_space_reader.cpp")
+    subprocess.run([compiler, "-std=c++17", str(source), "-o", str(binary), "-lyaml-cpp"], check=True)
+    return binary
+
+
+def read_with_yaml_cpp(reader: Path, text: str, tmp_path: Path) -> Dict[str, object]:
+    import subprocess
+
+    path = tmp_path / "space.yaml"
+    path.write_text(text, encoding="utf-8")
+    out = subprocess.run([str(reader), str(path)], capture_output=True, text=True, encoding="utf-8")
+    assert out.returncode == 0, out.stderr
+    read: Dict[str, object] = {"names": {}}
+    for line in out.stdout.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "label":
+            index, _, name = rest.partition(" ")
+            read["names"][int(index)] = name
+        elif key == "total_semantic_labels":
+            read["total"] = int(rest)
+        else:
+            read[key] = {int(v) for v in rest.split()}
+    return read
+
+
+@pytest.mark.parametrize("encoding", [MONO, INT32])
+def test_yaml_cpp_reads_every_name_and_label_as_hydra_types_them(encoding, yaml_cpp_reader, tmp_path):
+    """Names YAML would take for something else (null, yes, 1e3, a colon, a
+    quote, a leading dash) come back as the same strings; the 32SC1 space
+    reads too (its -1 is not listed: yaml-cpp refuses -1 as a uint32)."""
+    lines = ["null", "yes", "1e3", "a: b", "it's", "- dash", "~", "ünïcode", "x #y", "background", "chair"]
+    vocabulary = Vocabulary.from_lines(lines)
+    roles = resolve_roles(vocabulary, {"objects": ["chair", "null"], "dynamic": ["yes"], "surfaces": ["1e3"]})
+    space = LabelSpace.of(vocabulary, roles, encoding)
+    read = read_with_yaml_cpp(yaml_cpp_reader, space.hydra_yaml("t"), tmp_path)
+    assert read["names"] == dict(enumerate(vocabulary.names)) and read["total"] == len(vocabulary)
+    expected = hydra_read(space.hydra_yaml("t"))
+    for key in HYDRA_KEYS - {"total_semantic_labels", "label_names"}:
+        assert read[key] == expected[key], key
+    listed = space.hydra_yaml("t").replace("invalid_labels: [", "invalid_labels: [-1, ")
+    bad = tmp_path / "negative"
+    bad.mkdir()
+    with pytest.raises(AssertionError, match="bad conversion"):
+        read_with_yaml_cpp(yaml_cpp_reader, listed, bad)

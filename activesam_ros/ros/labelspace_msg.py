@@ -13,9 +13,11 @@ values mean: ``render.labelspace``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
-from ..render.labelspace import LabelSpace
+from ..engine.vocabulary import Vocabulary
+from ..render.labelspace import LabelSpace, LabelSpaceError, Roles, resolve_roles, unmatched
+from ..stream.logline import shorten, summary
 from .messages import rclpy_class
 
 MSGTYPE = "semantic_inference_msgs/msg/Labelspace"
@@ -28,6 +30,24 @@ def labelspace_message(cls: Any, space: LabelSpace, int32_array: Callable[[Seque
     binding's ``int32[]`` value (rclpy: a list of ints; rosbags: a numpy array)."""
     return cls(names=list(space.names), invalid=int32_array([int(v) for v in space.invalid]),
                metadata=space.metadata())
+
+
+def node_label_space(vocabulary: Vocabulary, named: Mapping[str, Sequence[str]],
+                     encoding: str) -> Tuple[LabelSpace, List[str]]:
+    """The label space the node sends for ``vocabulary`` with the roles file's
+    class names ``named``, and warnings for its log. A vocabulary changed live
+    need not hold every named class: names of no class are left out; roles it
+    cannot take (a class both dynamic and an object) leave all roles out."""
+    warnings = []
+    missing = unmatched(vocabulary, named)
+    if missing:
+        warnings.append(f"labelspace_roles names no class of the vocabulary: {summary(missing)}; left out")
+    try:
+        roles = resolve_roles(vocabulary, named, strict=False)
+    except LabelSpaceError as exc:
+        warnings.append(f"labelspace_roles: {shorten(str(exc), 300)}; ~/labelspace without roles")
+        roles = Roles()
+    return LabelSpace.of(vocabulary, roles, encoding), warnings
 
 
 def rclpy_labelspace_class() -> Optional[Any]:

@@ -57,14 +57,7 @@ from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  #
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
-from ..render.labelspace import (  # noqa: E402
-    LabelSpace,
-    LabelSpaceError,
-    Roles,
-    read_roles,
-    resolve_roles,
-    unmatched,
-)
+from ..render.labelspace import LabelSpaceError, read_roles  # noqa: E402
 from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.depth_sync import DepthPairing  # noqa: E402
@@ -357,21 +350,14 @@ class ActiveSAMNode(LifecycleNode):
 
     def _publish_labelspace(self, vocabulary: Any) -> None:
         """``~/labelspace`` for ``vocabulary``, unless it was the last one sent
-        (or the message is not installed). Roles naming no class of it are
-        left out and named in the log; roles it cannot take leave all out."""
+        (or the message is not installed); ``labelspace_msg.node_label_space``
+        says what it holds."""
         if self._labelspace is None or self._labelspace_sent == vocabulary:
             return
         self._labelspace_sent = vocabulary
-        missing = unmatched(vocabulary, self._roles)
-        if missing:
-            self.get_logger().warning(f"labelspace_roles names no class of the vocabulary: {summary(missing)}; "
-                                      "left out of ~/labelspace")
-        try:
-            roles = resolve_roles(vocabulary, self._roles, strict=False)
-        except LabelSpaceError as exc:
-            self.get_logger().warning(f"labelspace_roles: {shorten(str(exc), 300)}; ~/labelspace without roles")
-            roles = Roles()
-        space = LabelSpace.of(vocabulary, roles, self._values["label_encoding"])
+        space, warnings = labelspace_msg.node_label_space(vocabulary, self._roles, self._values["label_encoding"])
+        for warning in warnings:
+            self.get_logger().warning(warning)
         self._labelspace.publish(labelspace_msg.labelspace_message(self._labelspace_class, space, list))
 
     def _subscribe(self) -> None:
