@@ -30,21 +30,26 @@ the decoder of every bucket runs first, then one fetch of the presences and
 instance counts decides which heads run; class maxima, argmax and
 calibration run on the device, and the host waits at most three times per
 frame, whatever the vocabulary (docs/gpu.md).
+
+A frame that runs out of device memory is tried again with half the bucket
+of prompts, down to one (``bucket``; docs/memory.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from . import fused_heads
+from .bucket import Buckets, FrameOutOfMemory, auto_bucket, free_bytes
 from .config import ActiveSAMConfig, ConfigError, require_background_class
 from .grounding import Decoded, EncodedImage, Grounder, TextBatch
 from .limits import ImageError, check_image  # noqa: F401 - ImageError is part of this module's API
@@ -135,6 +140,7 @@ class _Frame:
     prepared: PreparedVocabulary
     config: ActiveSAMConfig
     sizes: InputSizes
+    bucket: int = 0   # prompts per grounding forward, decided when the frame runs (``bucket``)
 
     def screens(self, screen: bool) -> bool:
         """Whether this frame's preview runs fast mode's screen first."""
@@ -166,8 +172,16 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def _release_cached(device: torch.device) -> None:
+    """Give the memory torch's CUDA allocator holds cached back to the
+    device, after an out-of-memory error (a no-op off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 class _FrameImages:
-    """One frame's encodings: uploaded to the device once, encoded once per input size."""
+    """One frame's encodings: uploaded to the device once, encoded once per
+    input size (kept while the frame is tried again with a smaller bucket)."""
 
     def __init__(self, grounder: Grounder, rgb: np.ndarray):
         self.grounder, self.rgb = grounder, rgb
@@ -175,11 +189,21 @@ class _FrameImages:
         self._encoded: Dict[int, EncodedImage] = {}
 
     def at(self, size: int) -> EncodedImage:
-        if size not in self._encoded:
-            if self._pixels is None:
-                self._pixels = self.grounder.upload(self.rgb)
-            self._encoded[size] = self.grounder.encode_image(self._pixels, size)
-        return self._encoded[size]
+        """The image encoded at ``size``. An encode that runs out of memory
+        is tried once more after the cached memory is released (the bucket
+        does not decide it); FrameOutOfMemory if it fails again."""
+        for _ in range(2):
+            if size in self._encoded:
+                return self._encoded[size]
+            try:
+                if self._pixels is None:
+                    self._pixels = self.grounder.upload(self.rgb)
+                self._encoded[size] = self.grounder.encode_image(self._pixels, size)
+                return self._encoded[size]
+            except torch.OutOfMemoryError:
+                pass  # released outside the handler: its traceback holds the failed encode's tensors
+            _release_cached(self.grounder.device)
+        raise FrameOutOfMemory(f"out of device memory in the image encode at {size} px: the frame is dropped")
 
 
 @dataclass
@@ -255,6 +279,7 @@ class ActiveSAM:
         self._check_mode(config)
         self.text = TextCache(self.grounder)
         self.stop = StopFlag()  # checked before each image encode and bucket: stopping never waits on a frame
+        self.buckets = Buckets()
         self._lock = threading.Lock()
         self._config, self._sizes = config, input_sizes(config, self.grounder)
         self._prepared = self.prepare(vocabulary, config)
@@ -348,7 +373,7 @@ class ActiveSAM:
     def _presence(self, image: EncodedImage, frame: _Frame, queries: torch.Tensor) -> torch.Tensor:
         """Presence [len(queries)] (on the device) of the queries at
         ``queries``, decoded in buckets without the heads."""
-        size = frame.config.bucket_size
+        size = frame.bucket
         out = []
         for start in range(0, len(queries), size):
             self.stop.check()
@@ -379,8 +404,9 @@ class ActiveSAM:
     @torch.inference_mode()
     def preview(self, rgb: np.ndarray, screen: bool = True) -> torch.Tensor:
         """Presence [N] of every query from the low-resolution preview (on the host)."""
-        frame = self._snapshot()
-        presence = self._preview(_FrameImages(self.grounder, check_image(rgb)), frame, _Stopwatch(), screen)
+        images = _FrameImages(self.grounder, check_image(rgb))
+        presence, _, _ = self._fitting(self._snapshot(), rgb,
+                                       lambda frame: self._preview(images, frame, _Stopwatch(), screen))
         return torch.from_numpy(self.grounder.fetch(presence)[0])
 
     # -- the frame ----------------------------------------------------------
@@ -398,9 +424,9 @@ class ActiveSAM:
         index = g.indices(active)
         buckets = []
         with watch("decode"):
-            for start in range(0, len(active), cfg.bucket_size):
+            for start in range(0, len(active), frame.bucket):
                 self.stop.check()
-                slots = slice(start, min(len(active), start + cfg.bucket_size))
+                slots = slice(start, min(len(active), start + frame.bucket))
                 buckets.append(self._decode_bucket(encoded, prepared, index[slots], slots))
             decisions = torch.stack([torch.cat([b.decoded.presence for b in buckets]),
                                      torch.cat([b.decoded.kept(cfg.confidence_threshold) for b in buckets]).float()])
@@ -528,6 +554,10 @@ class ActiveSAM:
         the device; the host waits for it at most three times per frame
         (the active set after the preview, the presences and instance counts
         after the decoder, the labels), whatever the vocabulary.
+
+        A frame that runs out of device memory runs again with half the
+        bucket (the result says which bucket made it and how often it was
+        halved); FrameOutOfMemory when even one prompt per forward does not fit.
         """
         rgb = check_image(image)
         if prefetched is not None:
@@ -539,10 +569,42 @@ class ActiveSAM:
         else:
             frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
             images = _FrameImages(self.grounder, rgb)
-        prepared, cfg = frame.prepared, frame.config
-        n = prepared.num_queries
         watch = _Stopwatch()
         start = time.perf_counter()
+        result, bucket, halvings = self._fitting(
+            frame, rgb, lambda sized: self._run(rgb, sized, images, active_queries, screen, watch))
+        watch.timings["total"] = time.perf_counter() - start
+        result.bucket_size, result.bucket_halvings = bucket, halvings
+        return result
+
+    def _fitting(self, frame: _Frame, rgb: np.ndarray, attempt: Callable[[_Frame], Any]) -> Tuple[Any, int, int]:
+        """``attempt(frame)`` with the frame's bucket decided (``bucket``),
+        tried again with half the bucket while it runs out of device
+        memory. Returns its result, the bucket that made it and how often
+        it was halved; FrameOutOfMemory below one prompt."""
+        bucket = self.buckets.size(frame.config.bucket_size, lambda: self._auto_bucket(frame, rgb))
+        halvings = 0
+        while True:
+            try:
+                return attempt(dataclasses.replace(frame, bucket=bucket)), bucket, halvings
+            except torch.OutOfMemoryError:
+                pass  # handled outside the handler: its traceback holds the failed attempt's tensors
+            except FrameOutOfMemory as exc:  # an image encode that does not fit
+                raise FrameOutOfMemory(str(exc), halvings) from None
+            _release_cached(self.device)
+            bucket = self.buckets.halve(bucket, frame.prepared.num_queries, halvings)
+            halvings += 1
+
+    def _auto_bucket(self, frame: _Frame, rgb: np.ndarray) -> int:
+        """``bucket_size`` auto for this frame on this device (``bucket``)."""
+        return auto_bucket(free_bytes(self.device), frame.config.mode, frame.sizes.full, frame.sizes.preview,
+                           rgb.shape[0] * rgb.shape[1], str(self.dtype).removeprefix("torch."))
+
+    def _run(self, rgb: np.ndarray, frame: _Frame, images: _FrameImages, active_queries: Optional[Sequence[int]],
+             screen: bool, watch: _Stopwatch) -> SegmentationResult:
+        """One try of a frame with ``frame.bucket`` prompts per forward."""
+        prepared, cfg = frame.prepared, frame.config
+        n = prepared.num_queries
         preview_presence = preview_threshold = None
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
@@ -573,7 +635,6 @@ class ActiveSAM:
         query_presence = np.zeros(n, dtype=np.float32)
         query_presence[active] = scores.presence
         _require_finite(query_presence, top, preview_presence)
-        watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
             labels=labels.astype(np.int32, copy=False),
             scores=top.astype(np.float32, copy=False),

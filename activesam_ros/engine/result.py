@@ -9,6 +9,10 @@ import numpy as np
 
 from .vocabulary import Vocabulary
 
+LABEL_ENCODINGS = ("mono", "32SC1")
+"""How a result's labels are written as a labels image, the default first
+(the rule: ``render.labels``; the choice: the ``label_encoding`` parameter)."""
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -45,6 +49,8 @@ class SegmentationResult:
     background_index: Optional[int]    # set when background calibration was applied
     timings: Dict[str, float] = field(default_factory=dict)  # seconds per stage
     preview_threshold: Optional[float] = None  # tau of the preview's quantile rule
+    bucket_size: int = 0       # prompts per grounding forward that made it (at most)
+    bucket_halvings: int = 0   # times it ran out of device memory and was tried with half the bucket
     instances: Tuple[Instance, ...] = ()
     # (H, W) int32: 1 + index into ``instances``, 0 = none; None when instances are off
     instance_map: Optional[np.ndarray] = None
