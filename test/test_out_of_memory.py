@@ -105,11 +105,13 @@ def test_the_smaller_bucket_is_kept_and_the_warning_given_once(tiny_model, photo
     kept = engine.segment(photos["coffee.png"])
     assert (kept.bucket_size, kept.bucket_halvings) == (2, 0) and max(grounder.widths) == 2
     assert len(bucket_warnings(caplog)) == 1
+    assert engine.buckets.report() == {"bucket_size_last": 2, "bucket_halvings": 2}  # what bench reports say
     # A new bucket_size lifts the cap: it is tried, halved again, and not warned of again.
     engine.reconfigure(engine.config.replace(bucket_size=16))
     again = engine.segment(photos["chelsea.png"])
     assert (again.bucket_size, again.bucket_halvings) == (3, 2)     # 12 queries -> 6 -> 3
     assert len(bucket_warnings(caplog)) == 1
+    assert engine.buckets.report() == {"bucket_size_last": 3, "bucket_halvings": 4}
 
 
 def test_below_one_prompt_the_frame_is_dropped_and_the_next_one_labelled(tiny_model, photos):
