@@ -1,4 +1,4 @@
-"""``activesam``: the command-line front end (segment, bag, eval, bench).
+"""``activesam``: the command-line front end (segment, bag, eval, bench, labelspace).
 
 Each subcommand lives in ``activesam_ros.commands.<name>`` and exposes
 ``add_parser(subparsers)``; heavy imports (torch, sam3) happen only when a
@@ -18,7 +18,7 @@ from .commands.common import Stopped, UserError
 from .engine.bucket import FrameOutOfMemory
 from .engine.environment import set_process_defaults
 
-COMMANDS = ("segment", "bag", "eval", "bench")
+COMMANDS = ("segment", "bag", "eval", "bench", "labelspace")
 
 
 def build_parser() -> argparse.ArgumentParser:

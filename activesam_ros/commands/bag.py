@@ -21,7 +21,7 @@ from ..engine.stopping import Interrupted
 from ..ros import bagio, names
 from ..ros.committed_bag import COMMIT_EVERY
 from ..ros.topics import CameraOutputs
-from ..stream.parameters import default
+from ..stream.parameters import SHARED_BY_NAME, default
 from . import distributed
 from .common import (
     Stopped,
@@ -84,6 +84,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
                        default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
+                       default=default("label_encoding"),
+                       help=f"{SHARED_BY_NAME['label_encoding'].description} "
+                       f"(default {default('label_encoding')}, as the node)")
     group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
                        help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
     group.add_argument("--distro", choices=sorted(bagio.METADATA_VERSIONS), default="humble",
@@ -377,7 +381,8 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
     ns = rosbags_messages(args.distro)
     for handle, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
                                                      args.overlay_alpha, threshold, done.source, done.model_context,
-                                                     overlay_legend=args.overlay_legend):
+                                                     overlay_legend=args.overlay_legend,
+                                                     label_encoding=args.label_encoding):
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1

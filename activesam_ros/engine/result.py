@@ -9,6 +9,10 @@ import numpy as np
 
 from .vocabulary import Vocabulary
 
+LABEL_ENCODINGS = ("mono", "32SC1")
+"""How a result's labels are written as a labels image, the default first
+(the rule: ``render.labels``; the choice: the ``label_encoding`` parameter)."""
+
 
 @dataclass
 class SegmentationResult:

@@ -158,12 +158,14 @@ _OUTPUT_TYPES = {  # encoding: (channels, little-endian dtype)
     "mono8": (1, np.dtype("u1")),
     "mono16": (1, np.dtype("<u2")),
     "32FC1": (1, np.dtype("<f4")),
+    "32SC1": (1, np.dtype("<i4")),
 }
 
 
 def rgb_to_image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
     """Fields of an output image: rgb8 (H, W, 3) uint8, mono8 (H, W) uint8,
-    mono16 (H, W) uint16 or 32FC1 (H, W) float32; always little-endian.
+    mono16 (H, W) uint16, 32FC1 (H, W) float32 or 32SC1 (H, W) int32; always
+    little-endian.
 
     The dtype must match: a silent cast could wrap label values or lose depth.
     """

@@ -11,7 +11,8 @@ Conventions, after vision_msgs' comments:
 
 - Labels image: pixel = class index, mono8 while the vocabulary has at most
   254 classes, mono16 beyond; unlabeled (background after calibration) is
-  the encoding's maximum, 255 or 65535.
+  the encoding's maximum, 255 or 65535. With ``label_encoding`` 32SC1:
+  int32, unlabeled -1 (``render.labels``).
 - LabelInfo ``class_map``: ``class_id`` = index, ``class_name`` = the
   class's display name (its first alias, ``Vocabulary.names``), the same
   name the overlay's legend shows.
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
-from ..render.labels import label_array
+from ..render.labels import MONO, label_array, ros_encoding
 from ..render.overlay import overlay
 from ..render.palette import color_labels
 from .imgconv import rgb_to_image_fields
@@ -128,10 +129,9 @@ def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) ->
     )
 
 
-def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
-    """sensor_msgs/Image of class indices (mono8 or mono16, see the module doc)."""
-    labels = label_array(result)
-    return image(ns, labels, "mono8" if labels.dtype == np.uint8 else "mono16", header)
+def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any, encoding: str = MONO) -> Any:
+    """sensor_msgs/Image of class indices (mono8, mono16 or 32SC1, see the module doc)."""
+    return image(ns, label_array(result, encoding), ros_encoding(len(result.vocabulary), encoding), header)
 
 
 def color_labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:

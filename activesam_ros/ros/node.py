@@ -18,7 +18,9 @@ Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
 colours), ``~/label_info`` (transient local; published at start and again
 with the first frame made with a new vocabulary), ``~/active_classes``,
-``~/overlay`` and ``~/confidence``.
+``~/overlay`` and ``~/confidence``. Per node, where semantic_inference_msgs
+is installed: ``~/labelspace`` (transient local; the label space Hydra
+reads, sent at activation and with the first frame of a new vocabulary).
 """
 
 from __future__ import annotations
@@ -53,11 +55,12 @@ from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  #
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
+from ..render.labelspace import LabelSpaceError, read_roles  # noqa: E402
 from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
-from . import messages, names, topics  # noqa: E402
+from . import labelspace_msg, messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
 from .diagnostics import ERROR, Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
@@ -160,6 +163,10 @@ class ActiveSAMNode(LifecycleNode):
         self._load: Optional[LoadReport] = None  # how long the model took, from configure
         self._configured_at = 0.0
         self._first_label: Optional[float] = None  # seconds from configure to the first labels published
+        self._labelspace_class = labelspace_msg.rclpy_labelspace_class()  # None: not installed, not published
+        self._labelspace: Optional[Publisher] = None  # from configure to cleanup
+        self._labelspace_sent: Optional[Any] = None   # the vocabulary last described on ~/labelspace
+        self._roles: Dict[str, List[str]] = {}        # labelspace_roles' class names
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @property
@@ -193,6 +200,8 @@ class ActiveSAMNode(LifecycleNode):
                 self.get_logger().info(self._load.skipped)
             self.get_logger().info(self._load.line())
             engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
+            roles_file = self._values["labelspace_roles"].strip()
+            self._roles = read_roles(roles_file) if roles_file else {}
         except STARTUP_ERRORS as exc:
             self.failure = shorten(str(exc), params.MAX_REASON_CHARS)
             self.get_logger().error(f"cannot configure: {self.failure}")
@@ -201,6 +210,12 @@ class ActiveSAMNode(LifecycleNode):
         self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
         self._params.runtime = self.runtime
         self._cameras = self._create_cameras()
+        if self._labelspace_class is not None:
+            self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
+                                                     qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
+        else:
+            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
+                                   "label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -209,6 +224,7 @@ class ActiveSAMNode(LifecycleNode):
         """Publish label_info, start the worker, subscribe, report on /diagnostics."""
         for camera in self._cameras.values():
             camera.handles["label_info"].publish(self._label_info(camera))
+        self._publish_labelspace(self._settings.vocabulary)
         self.runtime.start()
         self._subscribe()
         self._start_diagnostics()
@@ -264,6 +280,9 @@ class ActiveSAMNode(LifecycleNode):
                     self.destroy_publisher(publisher)
                 camera.handles.clear()
             self._cameras = {}
+            if self._labelspace is not None:
+                self.destroy_publisher(self._labelspace)
+            self._labelspace, self._labelspace_sent = None, None
         device, self.runtime = self._device, None
         self._params.runtime = None
         if device:
@@ -314,6 +333,18 @@ class ActiveSAMNode(LifecycleNode):
         return camera.label_info(self._ns, self._settings.vocabulary,
                                  self._ns.Header(stamp=self.get_clock().now().to_msg()),
                                  self._settings.engine.confidence_threshold)
+
+    def _publish_labelspace(self, vocabulary: Any) -> None:
+        """``~/labelspace`` for ``vocabulary``, unless it was the last one sent
+        (or the message is not installed); ``labelspace_msg.node_label_space``
+        says what it holds."""
+        if self._labelspace is None or self._labelspace_sent == vocabulary:
+            return
+        self._labelspace_sent = vocabulary
+        space, warnings = labelspace_msg.node_label_space(vocabulary, self._roles, self._values["label_encoding"])
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        self._labelspace.publish(labelspace_msg.labelspace_message(self._labelspace_class, space, list))
 
     def _subscribe(self) -> None:
         """Each camera's image subscription (activate)."""
@@ -392,9 +423,10 @@ class ActiveSAMNode(LifecycleNode):
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
-                overlay_legend=self._values["overlay_legend"],
+                overlay_legend=self._values["overlay_legend"], label_encoding=self._values["label_encoding"],
             ):
                 publisher.publish(message)
+            self._publish_labelspace(out.result.vocabulary)
         if self._first_label is None and self._load is not None:
             self._first_label = time.monotonic() - self._configured_at
             self.get_logger().info(f"first labels {self._first_label:.1f} s after configure "
@@ -480,7 +512,7 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
 
-STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException)
+STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException, LabelSpaceError)
 
 
 def _leave_it_to_rclpy(signum: int, frame: Any) -> None:

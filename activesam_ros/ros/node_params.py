@@ -54,16 +54,21 @@ IO_PARAMS = (
     ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
 )
 
+LABELSPACE_PARAMS = (
+    ParamSpec("labelspace_roles", STRING, "", "YAML file naming the object, surface and dynamic classes of ~/labelspace (keys objects, surfaces, dynamic: lists of class names, as activesam labelspace --roles); names not in the vocabulary are left out; '' = no roles", read_only=True),
+)
+
 AUTOSTART = "autostart"
 LIFECYCLE_PARAMS = (
     ParamSpec(AUTOSTART, BOOL, True, "true: configure and activate at start, so the node comes up segmenting; false: a managed node that waits unconfigured for a lifecycle manager (ros2 lifecycle set, nav2_lifecycle_manager)", read_only=True),
 )
 
-PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS + LIFECYCLE_PARAMS
+PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS + LABELSPACE_PARAMS + LIFECYCLE_PARAMS
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 
 __all__ = [  # the node reads the shared names through this module too
-    "AUTOSTART", "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "LIFECYCLE_PARAMS",
+    "AUTOSTART", "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "LABELSPACE_PARAMS",
+    "LIFECYCLE_PARAMS",
     "NODE_NAME", "PARAMS", "SECURITY_PARAMS", "STRING", "STRING_ARRAY", "LiveParameters", "NodeContext", "Outcome",
     "ParamSpec", "Settings", "check_change", "default_values", "incompatible_qos_warning",
     "live_vocabulary_file_error", "settings",

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
+from ..render.labels import MONO
 from . import messages
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -34,7 +35,8 @@ class OutputTopic:
 
 
 OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
-    OutputTopic("labels", IMAGE, description="class index per pixel, mono8 (mono16 above 254 classes)"),
+    OutputTopic("labels", IMAGE, description="class index per pixel, mono8 (mono16 above 254 classes; "
+                "32SC1 with label_encoding 32SC1)"),
     OutputTopic("color_labels", IMAGE, switch="publish_color_labels",
                 description="rgb8 class colour per pixel (the overlay's palette), unlabeled black: for rviz"),
     OutputTopic("label_info", messages.MESSAGE_TYPES["LabelInfo"], latched=True,
@@ -85,17 +87,18 @@ class CameraOutputs:
     def frame_messages(self, ns: messages.MessageClasses, rgb: np.ndarray, result: SegmentationResult,
                        header: Any, overlay_alpha: float, threshold: float, source: str = "model",
                        model_header: Any = None, wanted: Callable[[str, Any], bool] = lambda name, handle: True,
-                       overlay_legend: bool = False) -> Iterator[Tuple[Any, Any]]:
+                       overlay_legend: bool = False, label_encoding: str = MONO) -> Iterator[Tuple[Any, Any]]:
         """(handle, message) for every output of one frame that has a handle
         and is ``wanted``; label_info only when the vocabulary or threshold
         changed since it was last sent (the node latches it). ``source`` and
         ``model_header`` (default: ``header``) say where the labels come from;
-        ``overlay_legend`` draws the legend into the overlay."""
+        ``overlay_legend`` draws the legend into the overlay; ``label_encoding``
+        is the labels image's (``render.labels``)."""
         info = self.label_info(ns, result.vocabulary, header, threshold)
         if info is not None:
             yield self.handles["label_info"], info
         build = {
-            "labels": lambda: messages.labels_image(ns, result, header),
+            "labels": lambda: messages.labels_image(ns, result, header, label_encoding),
             "color_labels": lambda: messages.color_labels_image(ns, result, header),
             "active_classes": lambda: messages.active_classes(ns, result, header),
             "label_source": lambda: messages.label_source(ns, header, model_header or header, source),

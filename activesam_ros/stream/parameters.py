@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..engine.config import COMPILE_MODES, ActiveSAMConfig, require_background_class
+from ..engine.result import LABEL_ENCODINGS
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 from .temporal import TemporalConfig
 
@@ -150,6 +151,10 @@ OUTPUT_PARAMS = (
     ParamSpec("overlay_legend", BOOL, True, "draw a legend into the overlay: class names in their colours, the classes in the frame first"),
     ParamSpec("publish_color_labels", BOOL, True, "publish ~/color_labels: rgb8 class colour per pixel (the overlay's colours), unlabeled black; for rviz, which shows the mono8 labels as near-black"),
     ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
+    ParamSpec("label_encoding", STRING, LABEL_ENCODINGS[0],
+              "encoding of ~/labels: mono (mono8, mono16 above 254 classes; unlabeled 255 or 65535) or 32SC1 "
+              "(int32, unlabeled -1: Hydra's own value for no label, and one encoding whatever the vocabulary)",
+              read_only=True, choices=LABEL_ENCODINGS),
 )
 
 SHARED_PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + OUTPUT_PARAMS
