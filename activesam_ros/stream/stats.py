@@ -37,6 +37,7 @@ class StreamStats:
     failed: int = 0       # the engine raised on the frame
     rejected: int = 0     # arrived while the stream was not running
     withheld: int = 0     # model frames not published: a later frame's labels were out first (they anchor propagation)
+    without_depth: int = 0  # labelled frames of a camera with depth that had no matching depth image (2D outputs only)
     out_of_memory: int = 0    # dropped: out of device memory even at one prompt per forward (not counted as failed)
     bucket_halvings: int = 0  # frames run again with half the bucket after running out of device memory
     bucket_size_last: int = 0  # prompts per forward of the last model frame (at most; 0: none yet)
@@ -109,7 +110,7 @@ def _mean(values) -> float:
 class _Window:
     def __init__(self, window: int):
         self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0,
-                           out_of_memory=0, bucket_halvings=0)
+                           without_depth=0, out_of_memory=0, bucket_halvings=0)
         self.bucket_last = 0
         self.inputs, self.models, self.outs = _Rate(), _Rate(), _Rate()
         self.start: Optional[float] = None  # the first event's time: rates count from there
@@ -158,8 +159,8 @@ class StreamStatistics:
         return windows
 
     def count(self, camera: str, what: str, times: int = 1) -> None:
-        """Count a ``dropped``, ``failed``, ``rejected``, ``withheld`` or
-        ``out_of_memory`` frame, or ``times`` ``bucket_halvings``."""
+        """Count a ``dropped``, ``failed``, ``rejected``, ``withheld``,
+        ``without_depth`` or ``out_of_memory`` frame, or ``times`` ``bucket_halvings``."""
         with self._lock:
             for w in self._windows(camera):
                 w.counts[what] += times
