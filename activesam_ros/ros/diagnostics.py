@@ -50,6 +50,9 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         level, message = WARN, f"{now.failed - before.failed} frame(s) failed in the engine; {rate}"
     elif undecodable > undecodable_before:
         level, message = WARN, f"{undecodable - undecodable_before} undecodable frame(s) dropped; {rate}"
+    elif now.without_depth > before.without_depth:
+        level, message = WARN, (f"{now.without_depth - before.without_depth} frame(s) without a matching depth "
+                                f"image, labelled in 2D only; {rate}")
     elif now.received == before.received:
         since = "" if now.since_input is None else f" for {now.since_input:.0f} s"
         level, message = WARN, f"no images on {topic}{since} (none since the last report)"
@@ -76,6 +79,7 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         ("seconds since the last image", _ago(now.since_input)),
         ("seconds since the last labels", _ago(now.since_output)),
         ("frames undecodable", str(undecodable)),
+        ("frames without a matching depth image (2D only)", str(now.without_depth)),
         ("refresh rate", f"{now.refresh_rate:.2f}"),
         ("preview rate", f"{now.preview_rate:.2f}"),
         ("active classes (last)", str(now.active_classes_last)),

@@ -33,7 +33,7 @@ from ..stream.parameters import (
     changed_settings,
 )
 from ..stream.parameters import settings as shared_settings
-from .names import camera_problems
+from .names import camera_problems, depth_problems
 
 NODE_NAME = "activesam"
 """The node's default name: its outputs are under /activesam/..."""
@@ -47,6 +47,7 @@ SECURITY_PARAMS = (
 IO_PARAMS = (
     ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
     ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
+    ParamSpec("depth_topics", STRING_ARRAY, None, "depth images registered to the cameras (16UC1 mm or 32FC1 m), one per image_topics entry in its order ('' = none for that camera); each one's CameraInfo is read from camera_info beside it (image_transport's rule: the last name replaced by camera_info). 'depth' is relative and remappable. Unset: no depth, no 3D outputs", read_only=True),
     ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
     ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, low=1, high=100),
     ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of every output but label_info (reliable, transient local); with best_effort, subscribers must be best effort too", read_only=True, choices=("reliable", "best_effort")),
@@ -105,7 +106,8 @@ class NodeContext:
 def _node_checks(context: NodeContext):
     def cameras(values: Mapping[str, Any]) -> List[str]:
         topics = values["image_topics"] or []
-        return camera_problems(topics, context.namespace, context.name, resolved=context.resolved(topics))
+        return (camera_problems(topics, context.namespace, context.name, resolved=context.resolved(topics))
+                + depth_problems(values["depth_topics"], topics))
     return ((IO_PARAMS, cameras),)
 
 

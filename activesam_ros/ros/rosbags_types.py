@@ -1,7 +1,7 @@
 """ROS 2 message classes without ROS: a rosbags typestore that knows vision_msgs (and Labelspace).
 
 rosbags ships sensor_msgs and std_msgs for each distro but not vision_msgs,
-so the four vision_msgs types the node publishes are registered here from
+so the vision_msgs types the node publishes are registered here from
 their .msg field lines (vision_msgs 4.x, the ros2 branch released for Humble
 and Jazzy; field order and types must match it for CDR to be compatible),
 and semantic_inference_msgs/Labelspace likewise (``labelspace_msg``).
@@ -29,6 +29,15 @@ VISION_MSGS = {
     "vision_msgs/msg/Classification": (
         "std_msgs/Header header\nvision_msgs/ObjectHypothesis[] results\n"
     ),
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
+    ),
+    "vision_msgs/msg/BoundingBox3D": "geometry_msgs/Pose center\ngeometry_msgs/Vector3 size\n",
+    "vision_msgs/msg/Detection3D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+        "vision_msgs/BoundingBox3D bbox\nstring id\n"
+    ),
+    "vision_msgs/msg/Detection3DArray": "std_msgs/Header header\nvision_msgs/Detection3D[] detections\n",
 }
 """The registered types' field lines (comments of the originals left out)."""
 

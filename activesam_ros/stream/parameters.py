@@ -157,7 +157,15 @@ OUTPUT_PARAMS = (
               read_only=True, choices=LABEL_ENCODINGS),
 )
 
-SHARED_PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + OUTPUT_PARAMS
+DEPTH_PARAMS = (
+    ParamSpec("depth_tolerance", DOUBLE, 0.02, "an image takes the depth image whose stamp is nearest its own, at most this many seconds away; frames without one are labelled in 2D only, and counted", **_rng(0.0, 1.0)),
+    ParamSpec("points_decimation", INT, 2, "~/points keeps every n-th depth pixel along each axis (1 = every pixel; 2 = a quarter of them)", **_rng(1, 64)),
+    ParamSpec("publish_points", BOOL, True, "cameras with depth: publish ~/points, the labelled cloud (x y z rgb label instance)"),
+    ParamSpec("publish_detections_3d", BOOL, True, "cameras with depth: publish ~/detections_3d, each instance's 3D centroid and box from its masked depth"),
+)
+
+SHARED_PARAMS: Tuple[ParamSpec, ...] = (MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS
+                                        + OUTPUT_PARAMS + DEPTH_PARAMS)
 SHARED_BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in SHARED_PARAMS}
 
 

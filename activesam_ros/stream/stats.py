@@ -37,6 +37,7 @@ class StreamStats:
     failed: int = 0       # the engine raised on the frame
     rejected: int = 0     # arrived while the stream was not running
     withheld: int = 0     # model frames not published: a later frame's labels were out first (they anchor propagation)
+    without_depth: int = 0  # labelled frames of a camera with depth that had no matching depth image (2D outputs only)
     input_rate: float = 0.0
     model_rate: float = 0.0
     output_rate: float = 0.0   # model and propagated outputs together
@@ -105,7 +106,8 @@ def _mean(values) -> float:
 
 class _Window:
     def __init__(self, window: int):
-        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0)
+        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0,
+                           without_depth=0)
         self.inputs, self.models, self.outs = _Rate(), _Rate(), _Rate()
         self.start: Optional[float] = None  # the first event's time: rates count from there
         self.model: Deque[_ModelFrame] = deque(maxlen=window)
@@ -152,7 +154,7 @@ class StreamStatistics:
         return windows
 
     def count(self, camera: str, what: str) -> None:
-        """Count a ``dropped``, ``failed``, ``rejected`` or ``withheld`` frame."""
+        """Count a ``dropped``, ``failed``, ``rejected``, ``withheld`` or ``without_depth`` frame."""
         with self._lock:
             for w in self._windows(camera):
                 w.counts[what] += 1
