@@ -236,7 +236,8 @@ def test_reused_active_set_between_previews_on_a_jazzy_mcap_bag(shared_tiny, tmp
                         "--vocab", "person; car; dog; cat; tree; road; sky; building; chair; table; wall; floor",
                         "--max-active", "4", "--refresh-interval", "3", "--refresh-period", "0",
                         "--scene-change-threshold", "0", "--stale-score-drop", "0",
-                        "--distro", "jazzy", "--no-publish-overlay", "--no-publish-color-labels")
+                        "--distro", "jazzy", "--no-publish-overlay", "--no-publish-color-labels",
+                        "--no-publish-detections", "--no-publish-instances")
     assert code == 0, err
     assert ("/camera/image_raw -> /activesam/*: 4 frame(s) segmented (2 refreshed, 2 with a preview), "
             "0 labelled by propagation") in err  # frames 0 and 3
