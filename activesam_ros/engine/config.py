@@ -102,6 +102,9 @@ class ActiveSAMConfig:
     # torch.compile mode of the grounding forward (for CUDA): "none" until
     # measured on a GPU. Fixed when the engine is created, like device and dtype.
     compile: str = "none"
+    # The instances the fusion keeps (class, score, box, pixels) beside the
+    # labels (``SegmentationResult.instances``); off saves their work.
+    instances: bool = True
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def errors(self) -> List[str]:
@@ -123,6 +126,7 @@ class ActiveSAMConfig:
             choice_error("mode", self.mode, MODES),
             choice_error("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16")),
             choice_error("compile", self.compile, COMPILE_MODES),
+            "" if isinstance(self.instances, bool) else f"instances must be true or false, got {self.instances!r}",
         ]
         return [problem for problem in out if problem]
 

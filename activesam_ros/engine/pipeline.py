@@ -55,14 +55,17 @@ from .grounding import Decoded, EncodedImage, Grounder, TextBatch
 from .limits import ImageError, check_image  # noqa: F401 - ImageError is part of this module's API
 from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
-from .result import SegmentationResult
+from .result import Instance, SegmentationResult
 from .scoring import (
+    INSTANCE_LIMIT,
     active_mask,
     add_class_maxima,
     class_rows,
     fuse_at_image,
     label_dtype,
     labels_from_scores,
+    mask_instance_keys,
+    pack_instances,
     resize_logits,
     top_instances,
 )
@@ -226,12 +229,28 @@ class _Bucket:
 
 
 @dataclass
+class _Instances:
+    """A frame's candidate instances while it decodes: each kept object query
+    of a scored prompt gets an id (1 ... count, in active-query order), its
+    class known on the host, its score and pixels on the device."""
+
+    classes: List[int]                # class of each id, id - 1 indexed
+    scores: torch.Tensor              # [count + 1] object score per id (slot 0 unused)
+    keys: Optional[torch.Tensor] = None  # [R, h, w] per scored class: ``scoring.instance_keys``
+
+    @property
+    def count(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
 class _Scores:
     """What a frame's decode leaves on the device, and what came back."""
 
     class_scores: torch.Tensor        # [R, H, W] per scored class
     classes: List[int]                # the R classes, in index order
     presence: np.ndarray              # [A] full-resolution presence of the active queries
+    instances: Optional[_Instances] = None  # None when the config's ``instances`` is off
 
 
 class ActiveSAM:
@@ -416,9 +435,19 @@ class ActiveSAM:
         query_class = prepared.vocabulary.query_class
         slots = np.flatnonzero(scored)
         if not len(slots):
-            return _Scores(torch.zeros(1, encoded.height, encoded.width, device=self.device), [0], presence)
+            none = _Instances([], torch.zeros(1, device=self.device)) if cfg.instances else None
+            return _Scores(torch.zeros(1, encoded.height, encoded.width, device=self.device), [0], presence, none)
         classes, rows = class_rows([query_class[active[i]] for i in slots])
         rows = g.indices(rows)
+        ids = first_ids = None
+        if cfg.instances:
+            # Ids of the kept instances, prompt by prompt (at most INSTANCE_LIMIT in all).
+            counts = np.zeros(len(active), dtype=np.int64)
+            counts[slots] = kept[slots]
+            first_ids = np.cumsum(counts) - counts + 1
+            counts = np.clip(INSTANCE_LIMIT + 1 - first_ids, 0, counts)
+            ids = _Instances([query_class[active[i]] for i in np.repeat(np.arange(len(active)), counts)],
+                             torch.zeros(int(counts.sum()) + 1, dtype=torch.float32, device=self.device))
         class_scores = None
         done = 0
         for bucket in buckets:
@@ -427,16 +456,30 @@ class ActiveSAM:
             if not len(local):
                 continue
             decoded = bucket.decoded if len(local) == len(bucket.decoded) else bucket.decoded.select(g.indices(local))
-            maps = self._heads(decoded, int(kept[bucket.slots][local].max()), cfg, encoded, watch)
+            most = int(kept[bucket.slots][local].max())
+            bucket_ids = None
+            if ids is not None:
+                where = np.arange(bucket.slots.start, bucket.slots.stop)[local]
+                rank = np.arange(most)
+                bucket_ids = np.where(rank < counts[where, None], first_ids[where, None] + rank, 0)
+                bucket_ids = g.indices(bucket_ids).view(len(local), most)
+            maps, keys = self._heads(decoded, most, cfg, encoded, watch, bucket_ids)
             if class_scores is None:
                 class_scores = torch.zeros(len(classes), *maps.shape[1:], dtype=torch.float32, device=self.device)
             with watch("fusion"):
-                add_class_maxima(class_scores, rows[done : done + len(local)], maps)
+                part = rows[done : done + len(local)]
+                add_class_maxima(class_scores, part, maps)
+                if keys is not None:
+                    if ids.keys is None:
+                        ids.keys = torch.zeros((len(classes),) + keys.shape[1:], dtype=torch.int64, device=self.device)
+                    add_class_maxima(ids.keys, part, keys)
+                    _, weight = top_instances(decoded.objects, cfg.confidence_threshold, most)
+                    ids.scores.scatter_(0, bucket_ids.flatten(), weight.flatten())
             done += len(local)
         if class_scores.shape[-2:] != (encoded.height, encoded.width):
             with watch("fusion"):
                 class_scores = resize_logits(class_scores[None], encoded.height, encoded.width)[0]
-        return _Scores(class_scores, classes, presence)
+        return _Scores(class_scores, classes, presence, ids)
 
     def _decode_bucket(self, encoded: EncodedImage, prepared: PreparedVocabulary, index: torch.Tensor,
                        slots: slice) -> _Bucket:
@@ -445,18 +488,20 @@ class ActiveSAM:
         return _Bucket(slots, self.grounder.decode(encoded, prepared.text(index, memory=True)))
 
     def _heads(self, decoded: Decoded, kept: int, cfg: ActiveSAMConfig, encoded: EncodedImage,
-               watch: _Stopwatch) -> torch.Tensor:
+               watch: _Stopwatch, ids: Optional[torch.Tensor] = None) -> Any:
         """Score maps of one bucket's prompts that count, keeping at most
         ``kept`` instances each: exact mode's at the image size, fast
-        mode's at mask resolution."""
+        mode's at mask resolution; with the instances' keys at mask
+        resolution as fast mode's when their ``ids`` [K, kept] are given (else None)."""
         if cfg.mode == "fast":
             with watch("decode"):
-                return self.grounder.fused_scores(decoded, kept, cfg.confidence_threshold)
+                return self.grounder.fused_scores(decoded, kept, cfg.confidence_threshold, ids)
         with watch("decode"):
             index, weights = top_instances(decoded.objects, cfg.confidence_threshold, kept)
             masks, semantic = self.grounder.instance_logits(decoded, index)
         with watch("fusion"):
-            return fuse_at_image(masks, weights, semantic, decoded.presence, encoded.height, encoded.width)
+            maps = fuse_at_image(masks, weights, semantic, decoded.presence, encoded.height, encoded.width)
+            return maps, None if ids is None else mask_instance_keys(masks, weights, ids)
 
     @torch.inference_mode()
     def prefetch(self, image: np.ndarray, active_queries: Optional[Sequence[int]] = None,
@@ -581,12 +626,17 @@ class ActiveSAM:
                 scores.class_scores, self.grounder.indices(scores.classes), len(vocabulary),
                 vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
             )
-            labels, top = self.grounder.fetch(labels.to(label_dtype(len(vocabulary))), top)
+            if scores.instances is None:
+                labels, top = self.grounder.fetch(labels.to(label_dtype(len(vocabulary))), top)
+                instances, instance_map = (), None
+        if scores.instances is not None:
+            with watch("instances"):
+                labels, top, instances, instance_map = self._instances(labels, top, scores, vocabulary)
         query_presence = np.zeros(n, dtype=np.float32)
         query_presence[active] = scores.presence
         _require_finite(query_presence, top, preview_presence)
         return SegmentationResult(
-            labels=labels.astype(np.int32),
+            labels=labels.astype(np.int32, copy=False),
             scores=top.astype(np.float32, copy=False),
             vocabulary=vocabulary,
             active_queries=active,
@@ -596,4 +646,33 @@ class ActiveSAM:
             preview_threshold=preview_threshold,
             background_index=vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
+            instances=instances,
+            instance_map=instance_map,
         )
+
+    def _instances(self, labels: torch.Tensor, top: torch.Tensor, scores: _Scores, vocabulary: Vocabulary):
+        """The labels, their scores, the instances and the instance map on
+        the host, in the one fetch the labels alone would take (two arrays:
+        ``scoring.pack_instances``)."""
+        found = scores.instances
+        height, width = labels.shape
+        if found.keys is None:
+            packed, floats = labels.to(torch.int32), top.flatten()
+        else:
+            row = np.full(len(vocabulary), -1, dtype=np.int64)
+            row[scores.classes] = np.arange(len(scores.classes))
+            if vocabulary.background_index is not None:
+                row[vocabulary.background_index] = -1  # the background is no object
+            packed, floats = pack_instances(labels, found.keys, self.grounder.indices(row), found.count, top)
+            floats = torch.cat([floats, found.scores[1:]])
+        packed, floats = self.grounder.fetch(packed, floats)
+        labels, instance_map = packed & 0xFFFF, packed >> 16
+        count = found.count if found.keys is not None else 0
+        pixels = height * width
+        boxes = floats[pixels : pixels + 4 * count].reshape(count, 4)
+        kept_scores = floats[pixels + 4 * count :]
+        instances = tuple(
+            Instance(found.classes[i], float(kept_scores[i]), tuple(int(v) for v in boxes[i]))
+            for i in np.flatnonzero(np.isfinite(boxes[:, 0]))
+        )
+        return labels, floats[:pixels].reshape(height, width), instances, instance_map

@@ -92,6 +92,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "hypernym_tokens": ("context tokens per prompt from WordNet hypernyms", _rng(0, 8)),
     "mode": ("exact: the method step by step; fast: the same decisions with less work", {"choices": ("exact", "fast")}),
     "fast_presence_floor": ("fast mode: queries below this full-resolution presence skip the segmentation heads", _rng(0.0, 1.0)),
+    "instances": ("find the instances the fusion keeps (class, score, box, pixels) for the detections, instances and panoptic outputs; false saves their work and leaves those outputs empty", {}),
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
     "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
@@ -115,6 +116,8 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its recent model frames, of refresh or of reuse frames, whichever is longer), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
+    "object_match_iou": ("an instance keeps the id of a live object of its class whose last known pixels overlap its mask by at least this IoU, in (0, 1]; otherwise it is a new object", _rng(0.0, 1.0)),
+    "object_max_unseen": ("model frames an object may go unseen and still get its id back", _rng(0, 1000)),
 }
 
 

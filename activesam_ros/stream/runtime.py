@@ -34,6 +34,7 @@ from ..engine.config import ActiveSAMConfig, ConfigError, require_background_cla
 from ..engine.result import SegmentationResult
 from ..engine.stopping import Interrupted
 from ..engine.vocabulary import Vocabulary, VocabularyError
+from .identities import IdentityTracker, TrackedObject
 from .logline import shorten, summary
 from .ordering import StampOrder
 from .propagation import LabelPropagator, small_grey
@@ -79,6 +80,8 @@ class FrameResult:
     source: str = MODEL
     model_stamp: float = 0.0
     model_context: Any = None   # the model frame's Frame.context (e.g. its ROS header)
+    objects: Tuple[TrackedObject, ...] = ()   # the frame's objects under persistent ids (``identities``)
+    instance_ids: Optional[np.ndarray] = None  # (H, W) uint16 object id per pixel, 0 = none; None: instances off
 
     @property
     def age(self) -> float:
@@ -92,6 +95,7 @@ class _Camera:
     def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
         self.tracker = ActiveSetTracker(temporal, query_class)
         self.propagator = LabelPropagator(temporal)
+        self.identities = IdentityTracker(temporal.object_match_iou, temporal.object_max_unseen)
         self.refresh_grey: Optional[np.ndarray] = None
         self.since_model = 0  # frames labelled since its last model frame (``StreamProcessor.label``)
 
@@ -262,13 +266,14 @@ class StreamProcessor:
             self.stats.count(frame.camera, "failed")
             raise
         camera.tracker.update(plan, result, frame.stamp)
+        objects, ids = camera.identities.update(result, frame.stamp) if result.instance_map is not None else ((), None)
         if plan.refresh and grey is not None:
             camera.refresh_grey = grey
         if self._temporal.propagate:
             camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey,
-                                     camera.tracker.propagation_age_limit)
+                                     camera.tracker.propagation_age_limit, objects, ids)
         latency = self.stats.clock() - received_at
-        out = FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context)
+        out = FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context, objects, ids)
         with self._state_lock:
             published = deliver is None or self._order.admit(frame.camera, frame.stamp)
             self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
@@ -328,7 +333,9 @@ class StreamProcessor:
                 return None
             latency = self.stats.clock() - received_at
             out = FrameResult(frame, carried.result, None, latency, PROPAGATED, carried.model_stamp,
-                              carried.model_context)
+                              carried.model_context, carried.objects, carried.instance_ids)
+            if carried.instance_ids is not None:
+                camera.identities.carried(carried.instance_ids, carried.model_stamp)
             if deliver is not None and not self._order.admit(frame.camera, frame.stamp):
                 self.stats.count(frame.camera, "withheld")
                 return out
