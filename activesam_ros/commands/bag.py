@@ -501,7 +501,7 @@ def _depth(camera: Camera, done: "FrameResult", args: argparse.Namespace) -> Opt
         camera.first_depth_problem = camera.first_depth_problem or why
         return None
     camera.with_depth += 1
-    return Depth(image, header, args.points_decimation)
+    return Depth(image, header, args.points_decimation, done.instance_ids, done.objects)
 
 
 def _skip(camera: Camera, timestamp: int, reason: str, progress: "tqdm") -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from ..engine.limits import InputError
 from ..engine.paths import check_regular, read_regular
 from ..files.outputs import Inputs, OutputError, check_outputs, write_files
+from ..stream.parameters import default
 from .common import (
     UserError,
     add_model_args,
@@ -286,7 +287,7 @@ def run_depth_outputs(args: argparse.Namespace) -> int:
     _check_report(args)
     if args.depth_frames < 1 or args.depth_side < 28:
         raise UserError("--depth-frames must be at least 1 and --depth-side at least 28")
-    config = config_from_args(args)
+    config = config_from_args(args, mode=default("mode"))  # the node's: a stream runs fast mode
     temporal = temporal_from_args(args)
     from ..benchmark.inputs import InputError
     from ..benchmark.outputs_3d import measure_outputs_3d, outputs_3d_table

@@ -473,7 +473,7 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().warning(f"a frame of {camera.resolved} is labelled in 2D only: {why}",
                                       throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
             return None
-        return topics.Depth(image, header, self._values["points_decimation"])
+        return topics.Depth(image, header, self._values["points_decimation"], out.instance_ids, out.objects)
 
     def _on_result(self, out: FrameResult) -> None:
         """Publish one frame's outputs with its input header: on the worker for
