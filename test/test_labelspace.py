@@ -415,3 +415,45 @@ def test_yaml_cpp_reads_every_name_and_label_as_hydra_types_them(encoding, yaml_
     bad.mkdir()
     with pytest.raises(AssertionError, match="bad conversion"):
         read_with_yaml_cpp(yaml_cpp_reader, listed, bad)
+
+
+# -- activesam bag --labelspace ----------------------------------------------------------------------
+
+def test_the_bag_writes_the_labelspace_the_node_publishes_latched_once(tmp_path, tiny_model, monkeypatch):
+    from bags import IMAGE, photo, raw_image, read_outputs, run_bag, topic_info, write_bag
+    from rosbags.interfaces import QosDurability
+    from rosbags.rosbag2 import StoragePlugin
+
+    monkeypatch.setattr("activesam_ros.engine.model.build_tiny_sam3", lambda seed=0: tiny_model)
+    source = tmp_path / "in"
+    write_bag(source, StoragePlugin.MCAP, [("/cam/image_raw", IMAGE, 7_000_000_000 + i, raw_image(i, photo(i, 48, 32)))
+                                           for i in range(2)])
+    roles = tmp_path / "roles.yaml"
+    roles.write_text("objects: [chair]\ndynamic: [person]\n", encoding="utf-8")
+    code, err = run_bag(str(source), str(tmp_path / "out"), "--image-topic", "/cam/image_raw", "--model", "tiny",
+                        "--vocab", "background; person; chair", "--labelspace", "--labelspace-roles", str(roles),
+                        "--label-encoding", "32SC1")
+    assert code == 0, err
+    written = read_outputs(tmp_path / "out")
+    assert [t for t, _ in written["/activesam/labelspace"]] == [7_000_000_000]
+    msgtype, connection = topic_info(tmp_path / "out")["/activesam/labelspace"]
+    assert msgtype == "semantic_inference_msgs/msg/Labelspace"
+    assert connection.ext.offered_qos_profiles[0].durability == QosDurability.TRANSIENT_LOCAL
+    read = hydra_read_message(written["/activesam/labelspace"][0][1])
+    assert read["names"] == {0: "background", 1: "person", 2: "chair"}
+    assert read["object_labels"] == {2} and read["dynamic_labels"] == {1}
+    assert read["invalid_labels"] == {0, UINT32_MAX}  # background and 32SC1's -1
+    assert {m.encoding for _, m in written["/activesam/labels"]} == {"32SC1"}
+
+
+def test_the_bag_refuses_roles_without_labelspace_and_roles_of_no_class(tmp_path):
+    from bags import run_bag
+
+    common = [str(tmp_path / "no_input"), str(tmp_path / "out"), "--image-topic", "/cam", "--model", "tiny",
+              "--vocab", "person; chair"]
+    roles = tmp_path / "roles.yaml"
+    roles.write_text("objects: [sofa]\n", encoding="utf-8")
+    code, err = run_bag(*common, "--labelspace-roles", str(roles))
+    assert code == 2 and "--labelspace-roles gives the roles of --labelspace" in err
+    code, err = run_bag(*common, "--labelspace", "--labelspace-roles", str(roles))
+    assert code == 2 and "not a class of the vocabulary: 'sofa'" in err

@@ -48,6 +48,8 @@ from .common import (
 if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
     from tqdm import tqdm
 
+    from ..engine.vocabulary import Vocabulary
+    from ..render.labelspace import LabelSpace
     from ..ros.committed_bag import CommittedBag
     from ..stream.runtime import FrameResult, StreamProcessor
 
@@ -99,6 +101,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        default=default("label_encoding"),
                        help=f"{SHARED_BY_NAME['label_encoding'].description} "
                        f"(default {default('label_encoding')}, as the node)")
+    group.add_argument("--labelspace", action="store_true",
+                       help="also write <namespace>/labelspace, the semantic_inference_msgs/Labelspace the node "
+                       "publishes where that package is installed (latched, once, at the first message): the label "
+                       "space Hydra reads at start-up")
+    group.add_argument("--labelspace-roles", metavar="FILE",
+                       help="with --labelspace: YAML naming its object, surface and dynamic classes (the node's "
+                       "labelspace_roles; every name must be a class of the vocabulary)")
     depth = parser.add_argument_group("depth")
     depth.add_argument("--depth-topic", dest="depth_topics", action="append", metavar="TOPIC",
                        help="a depth image topic registered to the camera of the --image-topic in the same position "
@@ -153,6 +162,8 @@ class Camera(CameraOutputs):
     refreshes: int = 0
     previews: int = 0
     skipped: int = 0
+    out_of_memory: int = 0     # of the skipped: out of device memory even at one prompt per forward
+    bucket_halvings: int = 0   # frames run again with half the bucket (out of device memory)
     first_problem: str = ""
     depth_topic: str = ""
     pairing: Optional[DepthPairing] = None
@@ -168,7 +179,10 @@ class Camera(CameraOutputs):
         if self.without_depth:
             line += f", {self.without_depth} without a matching depth image (first: {self.first_depth_problem})"
         if self.skipped:
-            line += f", {self.skipped} skipped (first: {self.first_problem})"
+            memory = f"{self.out_of_memory} out of device memory; " if self.out_of_memory else ""
+            line += f", {self.skipped} skipped ({memory}first: {self.first_problem})"
+        if self.bucket_halvings:
+            line += f", bucket halved {self.bucket_halvings} time(s) for device memory"
         return line
 
 
@@ -273,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
     check_combination(config, vocabulary)
+    args.label_space = _label_space(args, vocabulary)
     temporal = temporal_from_args(args)
     if args.commit_every < 1:
         raise UserError(f"--commit-every must be at least 1, got {args.commit_every}")
@@ -315,6 +330,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_space(args: argparse.Namespace, vocabulary: "Vocabulary") -> Optional["LabelSpace"]:
+    """What --labelspace writes (None without it); roles checked against the vocabulary."""
+    from ..render.labelspace import LabelSpace, LabelSpaceError, read_roles, resolve_roles
+
+    if args.labelspace_roles and not args.labelspace:
+        raise UserError("--labelspace-roles gives the roles of --labelspace: pass both")
+    if not args.labelspace:
+        return None
+    try:
+        named = read_roles(args.labelspace_roles) if args.labelspace_roles else {}
+        return LabelSpace.of(vocabulary, resolve_roles(vocabulary, named), args.label_encoding)
+    except LabelSpaceError as exc:
+        raise UserError(f"--labelspace-roles: {exc}") from exc
+
+
 def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[str, List["bagio.Connection"]],
              prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str, stop: StopRequests,
              job: "distributed.Job") -> int:
@@ -339,10 +369,14 @@ def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[
             _add_outputs(writer, store, camera, args)
             if args.include_input:
                 camera.copy = writer.add_topic(topic, camera.msgtype, store, tuple(conns[0].ext.offered_qos_profiles))
+        labelspace = _add_labelspace(writer, store, args)
         every = [c for conns in connections.values() for c in conns]
         feed = DepthFeed(bag, store, {c.depth_topic: c for c in cameras.values() if c.depth_topic}, args)
         for connection, timestamp, raw in bagio.messages(bag, every, start=args.start_time):
             stop.check()
+            if labelspace is not None:  # once, with the first message's bag time
+                writer.write(labelspace[0], timestamp, labelspace[1])
+                labelspace = None
             progress.update()
             feed.read_until(timestamp + int((args.depth_tolerance + DEPTH_LOOKAHEAD) * 1e9))
             labelled = _handle(args, bag, writer, store, processor, cameras[connection.topic], timestamp, raw,
@@ -378,6 +412,7 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
             processor: "StreamProcessor", camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> bool:
     """One input message: copied if asked, segmented, its outputs written;
     a frame that cannot be segmented is skipped and counted (False)."""
+    from ..engine.bucket import FrameOutOfMemory
     from ..engine.limits import InputError
     from ..engine.pipeline import NonFiniteScores
     from ..ros.messages import stamp_seconds
@@ -400,11 +435,31 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
         rgb = bagio.DECODERS[camera.msgtype](msg)
         done = processor.label(Frame(rgb, stamp_seconds(header.stamp), header.frame_id, camera.topic,
                                      context=header), args.model_every)
+    except FrameOutOfMemory as exc:
+        camera.out_of_memory += 1
+        camera.bucket_halvings += exc.halvings
+        _skip(camera, timestamp, str(exc), progress)
+        return False
     except (InputError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
         return False
     _write_outputs(writer, store, camera, timestamp, done, args, processor.engine.config.confidence_threshold)
     return True
+
+
+def _add_labelspace(writer: "CommittedBag", store: "bagio.Typestore",
+                    args: argparse.Namespace) -> Optional[Tuple[str, bytes]]:
+    """The --labelspace topic's handle (latched, as the node's) and its one
+    message; None without --labelspace."""
+    import numpy as np
+
+    from ..ros.labelspace_msg import MSGTYPE, labelspace_message
+
+    if args.label_space is None:
+        return None
+    handle = writer.add_topic(f"{bagio.node_root(args.namespace)}/labelspace", MSGTYPE, store, (bagio.LATCHED_QOS,))
+    message = labelspace_message(store.types[MSGTYPE], args.label_space, lambda v: np.asarray(v, np.int32))
+    return handle, store.serialize_cdr(message, MSGTYPE)
 
 
 class DepthFeed:
@@ -485,6 +540,7 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1
+        camera.bucket_halvings += done.result.bucket_halvings
         camera.refreshes += int(done.plan.refresh)
         camera.previews += int(done.result.preview_ran)
     else:

@@ -208,6 +208,11 @@ def image_connections(bag: InputBag, topics: Sequence[str]) -> Dict[str, List[Co
     return out
 
 
+def node_root(namespace: str = NODE_NAMESPACE) -> str:
+    """What the node's ``~`` is in a bag: ``namespace``, absolute, without a trailing ``/``."""
+    return ("/" + namespace.strip("/")).rstrip("/")
+
+
 DEPTH_TYPES = {IMAGE: "depth image", CAMERA_INFO: "camera info"}
 
 
@@ -230,7 +235,7 @@ def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE
     if len(set(cameras.values())) < len(cameras):
         raise BagError(f"topics {', '.join(cameras)} are one camera "
                        "(raw and compressed); give one of them")
-    root = ("/" + namespace.strip("/")).rstrip("/")
+    root = node_root(namespace)
     prefixes = output_namespaces(list(cameras.values()))
     return {topic: root + prefixes[camera][1:] for topic, camera in cameras.items()}
 
