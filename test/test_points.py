@@ -107,7 +107,7 @@ def test_detections_3d_read_back_with_centroid_box_class_and_id(frame):
 
 def test_a_camera_with_depth_gets_both_3d_outputs_and_one_without_none(scene, frame):
     depth = topics.Depth(frame.depth, HEADER, decimation=4, instance_ids=frame.ids,
-                         instances=[SimpleNamespace(id=5, class_index=0, score=0.9)])
+                         objects=[SimpleNamespace(id=5, class_index=0, score=0.9)])
     with_depth = topics.enabled({t.switch: True for t in topics.SWITCHED}, depth=True)
     camera = topics.CameraOutputs("/cam", "/activesam", {t.name: t.name for t in with_depth})
     out = dict(camera.frame_messages(RosbagsMessages, scene.rgb, frame.result, HEADER, 0.5, 0.3, depth=depth))

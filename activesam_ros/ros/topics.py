@@ -140,22 +140,23 @@ class CameraOutputs:
 class Depth:
     """What a frame's 3D outputs are made of: its matched depth image, the
     header to send them with (the depth image's), the cloud's decimation, and
-    the frame's instances (an id image of the colour image's size, 0 = none,
-    and what each id is) when there are any."""
+    the frame's objects (``FrameResult.instance_ids``: an id image of the
+    colour image's size, 0 = none; ``FrameResult.objects``: what each id is)
+    when there are any."""
 
     image: DepthImage
     header: Any
     decimation: int = 1
     instance_ids: Optional[np.ndarray] = None
-    instances: Sequence[messages.Identified] = ()
+    objects: Sequence[messages.Identified] = ()
 
     def builders(self, ns: messages.MessageClasses, rgb: np.ndarray,
                  result: SegmentationResult) -> Dict[str, Callable[[], Any]]:
         """The builders of ``points`` and ``detections_3d``."""
         def detections() -> Any:
             found = () if self.instance_ids is None else objects_3d(
-                self.image, self.instance_ids, wanted=[int(i.id) for i in self.instances])
-            return messages.detections_3d(ns, found, {i.id: i for i in self.instances}, self.header)
+                self.image, self.instance_ids, wanted=[int(o.id) for o in self.objects])
+            return messages.detections_3d(ns, found, {o.id: o for o in self.objects}, self.header)
 
         return {
             "points": lambda: messages.point_cloud(
