@@ -435,6 +435,8 @@ class ActiveSAMNode(LifecycleNode):
                 return
             runtime = self.runtime
             if runtime is not None:  # None once cleanup ran: a callback that was already under way
+                if camera.pairing is not None:  # its depth image, kept while the frame waits for the model
+                    camera.pairing.hold(frame.stamp, self._values["depth_tolerance"])
                 runtime.submit(frame)
 
         return on_image
