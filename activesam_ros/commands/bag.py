@@ -162,6 +162,8 @@ class Camera(CameraOutputs):
     refreshes: int = 0
     previews: int = 0
     skipped: int = 0
+    out_of_memory: int = 0     # of the skipped: out of device memory even at one prompt per forward
+    bucket_halvings: int = 0   # frames run again with half the bucket (out of device memory)
     first_problem: str = ""
     depth_topic: str = ""
     pairing: Optional[DepthPairing] = None
@@ -177,7 +179,10 @@ class Camera(CameraOutputs):
         if self.without_depth:
             line += f", {self.without_depth} without a matching depth image (first: {self.first_depth_problem})"
         if self.skipped:
-            line += f", {self.skipped} skipped (first: {self.first_problem})"
+            memory = f"{self.out_of_memory} out of device memory; " if self.out_of_memory else ""
+            line += f", {self.skipped} skipped ({memory}first: {self.first_problem})"
+        if self.bucket_halvings:
+            line += f", bucket halved {self.bucket_halvings} time(s) for device memory"
         return line
 
 
@@ -407,6 +412,7 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
             processor: "StreamProcessor", camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> bool:
     """One input message: copied if asked, segmented, its outputs written;
     a frame that cannot be segmented is skipped and counted (False)."""
+    from ..engine.bucket import FrameOutOfMemory
     from ..engine.limits import InputError
     from ..engine.pipeline import NonFiniteScores
     from ..ros.messages import stamp_seconds
@@ -429,6 +435,11 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
         rgb = bagio.DECODERS[camera.msgtype](msg)
         done = processor.label(Frame(rgb, stamp_seconds(header.stamp), header.frame_id, camera.topic,
                                      context=header), args.model_every)
+    except FrameOutOfMemory as exc:
+        camera.out_of_memory += 1
+        camera.bucket_halvings += exc.halvings
+        _skip(camera, timestamp, str(exc), progress)
+        return False
     except (InputError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
         return False
@@ -529,6 +540,7 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1
+        camera.bucket_halvings += done.result.bucket_halvings
         camera.refreshes += int(done.plan.refresh)
         camera.previews += int(done.result.preview_ran)
     else:

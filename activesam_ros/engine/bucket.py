@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .memory_model import RELEASED, FrameShape, released
 
@@ -98,6 +98,8 @@ class Buckets:
         self._configured: Optional[int] = None
         self._cap: Optional[int] = None
         self._warned = False
+        self.halvings = 0                # since the engine was made
+        self.last: Optional[int] = None  # the bucket that made the last frame
 
     def size(self, configured: int, auto: Callable[[], int]) -> int:
         """The bucket of the next frame under ``bucket_size`` = ``configured``
@@ -122,6 +124,7 @@ class Buckets:
         smaller = widest // 2
         with self._lock:
             self._cap = smaller
+            self.halvings += 1
             first, self._warned = not self._warned, True
         if first:
             log.warning("out of device memory at %d prompts per forward: the frame runs again with %d, and later "
@@ -129,3 +132,13 @@ class Buckets:
         else:
             log.info("out of device memory at %d prompts per forward: now %d", widest, smaller)
         return smaller
+
+    def made(self, size: int) -> None:
+        """A frame was made with bucket ``size``."""
+        with self._lock:
+            self.last = size
+
+    def report(self) -> Dict[str, Optional[int]]:
+        """What a benchmark report says of the buckets its frames ran with."""
+        with self._lock:
+            return {"bucket_size_last": self.last, "bucket_halvings": self.halvings}

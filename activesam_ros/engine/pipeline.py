@@ -586,7 +586,9 @@ class ActiveSAM:
         halvings = 0
         while True:
             try:
-                return attempt(dataclasses.replace(frame, bucket=bucket)), bucket, halvings
+                out = attempt(dataclasses.replace(frame, bucket=bucket))
+                self.buckets.made(bucket)
+                return out, bucket, halvings
             except torch.OutOfMemoryError:
                 pass  # handled outside the handler: its traceback holds the failed attempt's tensors
             except FrameOutOfMemory as exc:  # an image encode that does not fit

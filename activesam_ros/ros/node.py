@@ -52,6 +52,7 @@ from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
+from ..engine.bucket import FrameOutOfMemory  # noqa: E402
 from ..engine.config import ConfigError  # noqa: E402
 from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
@@ -505,8 +506,13 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().error(f"a parameter update was refused: {shorten(str(error), 300)}")
         else:
             camera = self._cameras.get(frame.camera)
-            self.get_logger().error(f"a frame on {camera.resolved if camera else summary(frame.camera)} failed: "
-                                    f"{shorten(str(error), 300)}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            where = camera.resolved if camera else summary(frame.camera)
+            if isinstance(error, FrameOutOfMemory):  # counted on /diagnostics; the next frame runs
+                self.get_logger().warn(f"a frame on {where} was dropped: {shorten(str(error), 300)}",
+                                       throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            else:
+                self.get_logger().error(f"a frame on {where} failed: {shorten(str(error), 300)}",
+                                        throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
 

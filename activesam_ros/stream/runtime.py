@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import numpy as np
 
+from ..engine.bucket import FrameOutOfMemory
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
 from ..engine.stopping import Interrupted
@@ -227,6 +228,9 @@ class StreamProcessor:
         a failed frame (``frame`` given) or a refused parameter (``None``)."""
         if frame is None:
             logger.error("parameter update refused: %s", shorten(str(error), 300))
+        elif isinstance(error, FrameOutOfMemory):  # the device's state, not a fault: no traceback
+            logger.warning("frame %s of camera %s dropped: %s", summary(frame.frame_id), summary(frame.camera),
+                           shorten(str(error), 300))
         else:
             logger.error("frame %s of camera %s failed: %s", summary(frame.frame_id), summary(frame.camera),
                          shorten(str(error), 300), exc_info=error)
@@ -262,9 +266,15 @@ class StreamProcessor:
         except Interrupted:  # a stop request: the frame is dropped, nothing failed
             self.stats.count(frame.camera, "dropped")
             raise
+        except FrameOutOfMemory as exc:  # dropped for memory: counted, the stream goes on with the next frame
+            self.stats.count(frame.camera, "out_of_memory")
+            self.stats.count(frame.camera, "bucket_halvings", exc.halvings)
+            raise
         except Exception:
             self.stats.count(frame.camera, "failed")
             raise
+        if result.bucket_halvings:
+            self.stats.count(frame.camera, "bucket_halvings", result.bucket_halvings)
         camera.tracker.update(plan, result, frame.stamp)
         objects, ids = camera.identities.update(result, frame.stamp) if result.instance_map is not None else ((), None)
         if plan.refresh and grey is not None:
@@ -277,7 +287,7 @@ class StreamProcessor:
         with self._state_lock:
             published = deliver is None or self._order.admit(frame.camera, frame.stamp)
             self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
-                                 len(result.active_classes), output=published)
+                                 len(result.active_classes), output=published, bucket_size=result.bucket_size)
             if not published:
                 self.stats.count(frame.camera, "withheld")
             elif deliver is not None:
@@ -355,7 +365,8 @@ class StreamRuntime:
     off). ``on_result(FrameResult)`` runs on the worker for model frames and
     on the submitting thread for propagated ones, so it must be thread-safe;
     ``on_error(frame, error)`` runs on the worker. A frame the engine fails
-    on is dropped, counted and reported, and the worker goes on.
+    on (or that does not fit the device's memory: ``FrameOutOfMemory``) is
+    dropped, counted and reported, and the worker goes on.
     """
 
     def __init__(
