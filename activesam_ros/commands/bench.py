@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from ..engine.limits import InputError
 from ..engine.paths import check_regular, read_regular
 from ..files.outputs import Inputs, OutputError, check_outputs, write_files
+from ..stream.parameters import default
 from .common import (
     UserError,
     add_model_args,
@@ -89,6 +90,11 @@ def add_parser(sub: Any) -> None:
                        help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
                        "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
                        "bfloat16 where all of them together agree on less than 99 %%")
+    video.add_argument("--objects", action="store_true",
+                       help="instead of the temporal policies: id switches of the persistent object ids against "
+                       "per-frame greedy matching (model on every frame, and on every --model-every-th), and the "
+                       "CPU time the instances, ids and their messages add to a frame's labels; vocabulary: the "
+                       "first --video-vocab (default driving)")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     video.add_argument("--device-rate", type=float, action="append", metavar="HZ",
@@ -102,6 +108,14 @@ def add_parser(sub: Any) -> None:
     video.add_argument("--reference-every", type=int, default=8, metavar="N",
                        help="with --device-rate: per-frame exact runs on every N-th frame and the one after it "
                        "(agreement, and exact's own consecutive agreement; default 8)")
+    depth = parser.add_argument_group("3D outputs (instead of the sections above)")
+    depth.add_argument("--depth-outputs", action="store_true",
+                       help="measure the CPU time per frame that ~/points and ~/detections_3d add to a model frame, "
+                       "on Middlebury's Motorcycle with its ground-truth depth, through the stream as the node runs "
+                       "it (JSON on stdout; docs/world-model.md)")
+    depth.add_argument("--depth-frames", type=int, default=12, metavar="N", help="frames measured (default 12)")
+    depth.add_argument("--depth-side", type=int, default=384, metavar="PX",
+                       help="the scene's longer side in pixels (default 384)")
     add_temporal_args(parser)
     parser.set_defaults(run=run)
 
@@ -129,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return run_work(args)
     if args.video:
         return run_video(args)
+    if args.depth_outputs:
+        return run_depth_outputs(args)
     _check_report(args)
     config = config_from_args(args)
 
@@ -180,8 +196,8 @@ def _check_video_args(args: argparse.Namespace) -> None:
     if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
         raise UserError("--video-frames must be at least 2, --model-every and --reference-every at least 1, "
                         "--video-side at least 28")
-    if args.precision and args.device_rate:
-        raise UserError("--precision and --device-rate measure different things: give one of them")
+    if sum(map(bool, (args.precision, args.device_rate, args.objects))) > 1:
+        raise UserError("--precision, --device-rate and --objects measure different things: give one of them")
     rates = args.device_rate or []
     if not all(math.isfinite(rate) and rate > 0 for rate in rates):
         raise UserError(f"--device-rate must be a number of model frames per second > 0, got {rates}")
@@ -219,11 +235,40 @@ def run_precision(args: argparse.Namespace) -> int:
     return _write_report(args, report, precision_table(rows))
 
 
+def run_objects(args: argparse.Namespace) -> int:
+    """``--video --objects``: object ids and the cost of instances (benchmark/objects.py)."""
+    _check_report(args)
+    _check_video_args(args)
+    from ..benchmark.objects import measure_objects, objects_table
+    from ..benchmark.video import VideoError
+    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
+    from ..stream.parameters import STREAM_DEFAULTS
+
+    try:
+        vocabulary = load_vocabulary_file((args.video_vocab or ["driving"])[0])
+    except VocabularyError as exc:
+        raise UserError(str(exc)) from exc
+    config = config_from_args(args, **STREAM_DEFAULTS)
+    temporal = temporal_from_args(args)
+    model = load_model_from_args(args)
+    try:
+        report = measure_objects(model, Path(args.video), vocabulary, config, temporal, args.model_every,
+                                 args.video_frames, args.video_side,
+                                 progress=lambda done: print(f"activesam bench --objects: {done}", file=sys.stderr))
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    report = {"schema": "activesam-bench-objects/1", "model": model_description(args),
+              "random_weights": bool(args.model), **report}
+    return _write_report(args, report, objects_table(report))
+
+
 def run_video(args: argparse.Namespace) -> int:
     """``--video``: the temporal policies on a real video (benchmark/video.py),
     or the stream at simulated device rates (benchmark/device_rates.py)."""
     if args.precision:
         return run_precision(args)
+    if args.objects:
+        return run_objects(args)
     _check_report(args)
     _check_video_args(args)
     from ..benchmark.device_rates import measure_rates, rates_table
@@ -269,6 +314,30 @@ def run_gpu(args: argparse.Namespace) -> int:
     report = run_gpu_bench(model, model_description(args), random_weights=not (args.checkpoint or args.hub_id),
                            config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
     return _write_report(args, report, gpu_tables(report))
+
+
+def run_depth_outputs(args: argparse.Namespace) -> int:
+    """``--depth-outputs``: what the 3D outputs add to a model frame (benchmark/outputs_3d.py)."""
+    _check_report(args)
+    if args.depth_frames < 1 or args.depth_side < 28:
+        raise UserError("--depth-frames must be at least 1 and --depth-side at least 28")
+    config = config_from_args(args, mode=default("mode"))  # the node's: a stream runs fast mode
+    temporal = temporal_from_args(args)
+    from ..benchmark.inputs import InputError
+    from ..benchmark.outputs_3d import measure_outputs_3d, outputs_3d_table
+    from ..benchmark.stereo import motorcycle
+
+    try:
+        motorcycle()  # fail before loading the model
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    report = measure_outputs_3d(model, config, temporal, args.depth_frames, args.depth_side,
+                                progress=lambda line: print(f"activesam bench --depth-outputs: {line}",
+                                                            file=sys.stderr))
+    report = {"schema": "activesam-bench-depth-outputs/1", "model": model_description(args),
+              "random_weights": not (args.checkpoint or args.hub_id), "mode": config.mode, **report}
+    return _write_report(args, report, outputs_3d_table(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20
