@@ -226,8 +226,8 @@ class ActiveSAMNode(LifecycleNode):
             self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
                                                      qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
         else:
-            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
-                                   "label space from a file: activesam labelspace)")
+            self.get_logger().info("semantic_inference_msgs with Labelspace is not installed: no ~/labelspace (Hydra "
+                                   "can read the label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
