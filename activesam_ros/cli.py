@@ -1,4 +1,4 @@
-"""``activesam``: the command-line front end (segment, bag, eval, bench).
+"""``activesam``: the command-line front end (segment, bag, eval, bench, labelspace).
 
 Each subcommand lives in ``activesam_ros.commands.<name>`` and exposes
 ``add_parser(subparsers)``; heavy imports (torch, sam3) happen only when a
@@ -15,9 +15,10 @@ from typing import List, Optional
 
 from . import __version__
 from .commands.common import Stopped, UserError
+from .engine.bucket import FrameOutOfMemory
 from .engine.environment import set_process_defaults
 
-COMMANDS = ("segment", "bag", "eval", "bench")
+COMMANDS = ("segment", "bag", "eval", "bench", "labelspace")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:  # the machine refused: a disk, a device, a file system (the command's cleanup has run)
         where = f": {exc.filename}" if exc.filename else ""
         print(f"activesam {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except FrameOutOfMemory as exc:  # a command that needs every frame (bench): one line, not a traceback
+        print(f"activesam {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:
         print(f"activesam {args.command}: error: out of memory (a smaller input, vocabulary or --bucket-size "

@@ -11,6 +11,7 @@ import pytest
 
 from activesam_ros.benchmark.gpu import FORWARD_HEADER, FRAME_HEADER, GPU, GpuPlan, gpu_tables, run_gpu_bench
 from activesam_ros.cli import main
+from activesam_ros.engine.bucket import AUTO_MAX_BUCKET
 from activesam_ros.engine.config import ActiveSAMConfig
 
 pytest.importorskip("skimage", reason="the video's backgrounds ship in scikit-image")
@@ -32,6 +33,8 @@ def test_the_report_has_every_measurement(report):
     forwards = report["forwards"]
     assert forwards["resolution"] == 112 and forwards["image_encode_ms"] > 0
     assert [row["bucket"] for row in forwards["grounding"]] == [1, 2]
+    # The last frames ran with the config's bucket_size: auto, which is AUTO_MAX_BUCKET on a CPU; nothing halved.
+    assert (report["bucket_size_last"], report["bucket_halvings"]) == (AUTO_MAX_BUCKET, 0)
     for row in forwards["grounding"]:
         for mode in ("exact", "fast"):
             assert row[f"{mode}_ms_per_prompt"] == pytest.approx(row[f"{mode}_ms"] / row["bucket"])

@@ -67,7 +67,7 @@ def test_more_than_254_classes_write_uint16_labels(tmp_path):
     (["--vocab", " ; ", "--model", "tiny"], "vocabulary is empty"),
     (["--vocab", "cat", "--checkpoint", "/nonexistent/sam3.pt"], "does not exist"),
     (["--vocab-file", "/nonexistent/vocab.txt", "--model", "tiny"], "cannot read vocabulary file"),
-    (["--vocab", "cat", "--model", "tiny", "--bucket-size", "0"], "bucket_size must be a positive integer"),
+    (["--vocab", "cat", "--model", "tiny", "--bucket-size", "-1"], "bucket_size must be an integer >= 0"),
     (["--vocab", "cat", "--model", "tiny", "--device", "cuda:7"], "cuda"),
 ])
 def test_bad_input_gives_one_clear_line(photo_file, tmp_path, capsys, argv, message):

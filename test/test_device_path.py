@@ -96,15 +96,18 @@ def meta_model(tiny_model):
     return model
 
 
+@pytest.mark.parametrize("instances", [True, False])
 @pytest.mark.parametrize("mode, max_active", [("exact", 40), ("fast", 40), ("exact", 4), ("fast", 4)])
-def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatch, mode, max_active):
+def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatch, mode, max_active, instances):
     """Meta tensors refuse to meet host tensors and to give up values: the
     whole frame runs on them, and the host reads nothing but what
     ``Grounder.fetch`` brings back: the labels as uint8 and their scores,
-    made on the device."""
+    made on the device; with the instances, the labels and instance
+    indices packed in int32 and the scores followed by each instance's box
+    and score (``scoring.pack_instances``)."""
     meta = DeviceSpec(torch.device("meta"), torch.float32)
     monkeypatch.setattr(pipeline, "resolve_device", lambda device, dtype: meta)
-    config = SMALL.replace(mode=mode, max_active=max_active, bucket_size=5, resolution=None)  # the model's size
+    config = SMALL.replace(mode=mode, max_active=max_active, bucket_size=5, resolution=None, instances=instances)
     engine = ActiveSAM(meta_model, NAMES[:12], config)
     fetched = []
 
@@ -120,7 +123,13 @@ def test_a_frame_runs_on_the_meta_device_up_to_its_labels(meta_model, monkeypatc
     previewed = max_active < 12
     assert result.preview_ran == previewed
     assert len(fetched) == 2 + previewed
-    assert fetched[-1] == [(rgb.shape[:2], torch.uint8), (rgb.shape[:2], torch.float32)]
+    if not instances:
+        assert fetched[-1] == [(rgb.shape[:2], torch.uint8), (rgb.shape[:2], torch.float32)]
+        return
+    (packed, packed_type), (floats, float_type) = fetched[-1]
+    pixels = rgb.shape[0] * rgb.shape[1]
+    assert (packed, packed_type, float_type) == (rgb.shape[:2], torch.int32, torch.float32)
+    assert len(floats) == 1 and floats[0] > pixels and (floats[0] - pixels) % 5 == 0
 
 
 def test_resolution_views_build_the_decoder_cache_on_the_engine_device(tiny_model):

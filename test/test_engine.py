@@ -150,7 +150,7 @@ def test_bad_images_are_rejected(engine, bad):
 def test_reconfigure_validates_and_keeps_the_text_cache(tiny_model):
     engine = ActiveSAM(tiny_model, SMALL)
     with pytest.raises(ConfigError):
-        engine.reconfigure(engine.config.replace(mode="fast", bucket_size=4).__class__(bucket_size=0))
+        engine.reconfigure(engine.config.replace(mode="fast", bucket_size=4).__class__(bucket_size=-1))
     misses = engine.text.misses
     engine.reconfigure(engine.config.replace(bucket_size=4, mode="fast"))
     assert engine.config.bucket_size == 4 and engine.text.misses == misses

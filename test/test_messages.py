@@ -229,11 +229,15 @@ def _is_str(value):
     return isinstance(value, str)
 
 
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
 def _is_uint8_array(value):
     return isinstance(value, array.array) and value.typecode == "B"
 
 
-def strict_class(name: str, **checks):
+def strict_class(name: str, /, **checks):
     """A message class that, like rclpy's setters, refuses values of the wrong Python type."""
 
     def __init__(self, **fields):
@@ -258,6 +262,21 @@ def rclpy_namespace(monkeypatch):
                         encoding=_is_str, is_bigendian=_is_int, step=_is_int, data=_is_uint8_array)
     VisionClass = strict_class("VisionClass", class_id=_is_int, class_name=_is_str)
     ObjectHypothesis = strict_class("ObjectHypothesis", class_id=_is_str, score=_is_float)
+    Point = strict_class("Point", x=_is_float, y=_is_float, z=_is_float)
+    Vector3 = strict_class("Vector3", x=_is_float, y=_is_float, z=_is_float)
+    Quaternion = strict_class("Quaternion", x=_is_float, y=_is_float, z=_is_float, w=_is_float)
+    Pose = strict_class("Pose", position=lambda v: isinstance(v, Point), orientation=lambda v: isinstance(v, Quaternion))
+    PoseWithCovariance = strict_class("PoseWithCovariance", pose=lambda v: isinstance(v, Pose),
+                                      covariance=lambda v: np.asarray(v).dtype == np.float64 and len(v) == 36)
+    ObjectHypothesisWithPose = strict_class("ObjectHypothesisWithPose",
+                                            hypothesis=lambda v: isinstance(v, ObjectHypothesis),
+                                            pose=lambda v: isinstance(v, PoseWithCovariance))
+    BoundingBox3D = strict_class("BoundingBox3D", center=lambda v: isinstance(v, Pose),
+                                 size=lambda v: isinstance(v, Vector3))
+    Detection3D = strict_class("Detection3D", header=lambda v: isinstance(v, Header),
+                               results=is_list_of(ObjectHypothesisWithPose),
+                               bbox=lambda v: isinstance(v, BoundingBox3D), id=_is_str)
+    PointField = strict_class("PointField", name=_is_str, offset=_is_int, datatype=_is_int, count=_is_int)
     modules = {
         "builtin_interfaces.msg": dict(Time=Time),
         "std_msgs.msg": dict(Header=Header),
@@ -266,13 +285,23 @@ def rclpy_namespace(monkeypatch):
             CompressedImage=strict_class("CompressedImage", header=lambda v: isinstance(v, Header),
                                          format=_is_str, data=_is_uint8_array),
             TimeReference=strict_class("TimeReference", header=lambda v: isinstance(v, Header),
-                                       time_ref=lambda v: isinstance(v, Time), source=_is_str)),
+                                       time_ref=lambda v: isinstance(v, Time), source=_is_str),
+            PointField=PointField,
+            PointCloud2=strict_class("PointCloud2", header=lambda v: isinstance(v, Header), height=_is_int,
+                                     width=_is_int, fields=is_list_of(PointField), is_bigendian=_is_bool,
+                                     point_step=_is_int, row_step=_is_int, data=_is_uint8_array,
+                                     is_dense=_is_bool)),
+        "geometry_msgs.msg": dict(Point=Point, Vector3=Vector3, Quaternion=Quaternion, Pose=Pose,
+                                  PoseWithCovariance=PoseWithCovariance),
         "vision_msgs.msg": dict(
             VisionClass=VisionClass, ObjectHypothesis=ObjectHypothesis,
             LabelInfo=strict_class("LabelInfo", header=lambda v: isinstance(v, Header),
                                    class_map=is_list_of(VisionClass), threshold=_is_float),
             Classification=strict_class("Classification", header=lambda v: isinstance(v, Header),
-                                        results=is_list_of(ObjectHypothesis))),
+                                        results=is_list_of(ObjectHypothesis)),
+            ObjectHypothesisWithPose=ObjectHypothesisWithPose, BoundingBox3D=BoundingBox3D, Detection3D=Detection3D,
+            Detection3DArray=strict_class("Detection3DArray", header=lambda v: isinstance(v, Header),
+                                          detections=is_list_of(Detection3D))),
     }
     for name, members in modules.items():
         module = ModuleType(name)
@@ -304,6 +333,23 @@ def test_rclpy_messages_get_plain_python_values(rclpy_namespace):
     model = messages.make_header(rclpy_namespace, np.int64(4), np.uint32(9), "cam")
     source = messages.label_source(rclpy_namespace, header, model, "propagated")
     assert (source.time_ref.sec, source.time_ref.nanosec, source.source) == (4, 9, "propagated")
+
+
+def test_rclpy_3d_messages_get_plain_python_values(rclpy_namespace):
+    """The cloud and the 3D detections, built with rclpy's value checks, carry the tested bytes."""
+    from types import SimpleNamespace
+
+    from activesam_ros.stream.depth import Cloud, Object3D
+
+    cloud = Cloud(xyz=RNG.random((6, 3), dtype=np.float32), rgb=RNG.integers(0, 256, (6, 3), dtype=np.uint8),
+                  label=np.arange(6, dtype=np.uint16), instance=np.ones(6, np.uint16), pixel=np.zeros((6, 2), int))
+    header = messages.make_header(rclpy_namespace, np.int64(5), np.uint32(6), "cam")
+    built = messages.point_cloud(rclpy_namespace, cloud, header)
+    assert built.data.tobytes() == messages.point_cloud(RosbagsMessages, cloud, header).data.tobytes()
+    found = [Object3D(1, (np.float64(0.1), 0.2, 2.0), (0.1, 0.2, 2.0), (0.5, 0.4, 0.3), 100)]
+    known = {1: SimpleNamespace(id=1, class_index=np.int64(2), score=np.float32(0.5))}
+    detections = messages.detections_3d(rclpy_namespace, found, known, header)
+    assert detections.detections[0].results[0].hypothesis.class_id == "2"
 
 
 def test_label_source_says_where_the_labels_come_from():

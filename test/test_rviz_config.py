@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import List, Tuple
 
+import numpy as np
 import pytest
 import yaml
 
@@ -188,3 +189,45 @@ def test_the_launch_file_can_import_it_without_torch_or_opencv():
             "print(sorted(m for m in ('torch', 'cv2', 'sam3', 'rosbags') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# -- a camera with depth: its labelled cloud in the 3D view ---------------------------------------------
+
+def test_a_camera_with_depth_shows_its_cloud_in_colour_in_a_3d_view_that_needs_no_tf():
+    from activesam_ros.ros.messages import FLOAT32, POINT_FIELDS
+
+    [camera] = R.node_cameras("", ["image"], REMAP, depth_topics=["depth"])
+    config = R.rviz_config([camera])
+    [cloud] = [d for d in config["Visualization Manager"]["Displays"] if d["Class"].endswith("/PointCloud2")]
+    assert (cloud["Name"], cloud["Topic"]["Value"]) == ("Points", "/activesam/points")
+    assert cloud["Topic"]["Reliability Policy"] == "Best Effort"
+    # rviz's RGB8 transformer reads a field named rgb of type FLOAT32, UINT32 or INT32: the cloud's.
+    assert cloud["Color Transformer"] == "RGB8" and ("rgb", 12, FLOAT32) in POINT_FIELDS
+    assert config["Visualization Manager"]["Transformation"]["Current"]["Class"] == "rviz_common/Identity"
+    areas, central = _window(config)
+    assert central[0] == R.VIEW_WIDTH  # the 3D view has room now
+    assert areas[0][2][0] + central[0] <= config["Window Geometry"]["Width"]
+    # The view looks from the camera along the optical axis (+z), the image's up (-y) at the top.
+    view = config["Visualization Manager"]["Views"]["Current"]
+    focal = np.array([view["Focal Point"][k] for k in "XYZ"], float)
+    pitch, yaw, distance = view["Pitch"], view["Yaw"], view["Distance"]
+    eye = focal + distance * np.array([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)])
+    forward = (focal - eye) / np.linalg.norm(focal - eye)
+    up = np.array([0, 0, 1.0]) - forward[2] * forward  # rviz's orbit keeps the fixed frame's z up
+    assert np.linalg.norm(eye) < 0.01 and forward @ [0, 0, 1] > 0.9999
+    assert up / np.linalg.norm(up) @ [0, -1, 0] > 0.999
+    assert pitch > -np.pi / 2 + 0.001  # within the orbit view's pitch limit
+
+
+def test_only_cameras_with_depth_get_a_cloud_and_the_launch_reads_depth_topics(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    image_topics: [/front/image_raw, /rear/image_raw]\n"
+                      "    depth_topics: ['', /rear/depth/image_raw]\n", encoding="utf-8")
+    cameras, problem = R.launch_cameras(str(params), "", REMAP)
+    assert problem is None and [c.depth for c in cameras] == [False, True]
+    clouds = [(d["Name"], d["Topic"]["Value"]) for d in R.rviz_config(cameras)["Visualization Manager"]["Displays"]
+              if d["Class"].endswith("/PointCloud2")]
+    assert clouds == [("Points /rear/image_raw", "/activesam/rear/image_raw/points")]
+    assert _window(R.rviz_config(cameras))[1][0] == R.VIEW_WIDTH
+    # Without depth the 3D view keeps its minimum, as before.
+    assert _window(R.rviz_config(R.default_cameras()))[1][0] <= 1

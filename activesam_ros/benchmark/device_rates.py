@@ -177,6 +177,7 @@ def measure_rates(model: Any, path: Path, vocabularies: Dict[str, Vocabulary], b
                 "exact_agreement_over_time": {f"{lag / fps:.2f}": value for lag, value in zip(lags, over_time)},
                 "rates": rows,
             }
+        out.update(engine.buckets.report())
         return out
     finally:
         torch.set_num_threads(threads)

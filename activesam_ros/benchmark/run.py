@@ -224,6 +224,7 @@ def run_benchmark(
                              lambda mode, i: mode.stream is not None or i % plan.reference_every == 0,
                              None, progress, "video")
     video_summary = {name: summarize(record) for name, record in video_records.items()}
+    buckets = engine.buckets.report()
     del engine, timer, photo_modes, video_modes  # the scaling engines measure memory from here
     rows = [_scaling_row(model, config, temporal, names[:size], video, plan, probe, progress)
             for size in plan.vocabulary_sizes]
@@ -251,6 +252,7 @@ def run_benchmark(
             "modes": video_summary, "speedups": speedups(video_summary, ("full_vocabulary", "fast")),
         },
         "scaling": {"vocabulary_sizes": list(plan.vocabulary_sizes), "memory_method": probe.method, "rows": rows},
+        **buckets,
     }
     report["figures"] = figures(report)
     report["environment"]["load_average_end"] = _load_average()

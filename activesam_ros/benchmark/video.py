@@ -197,6 +197,7 @@ def _measure(model: Any, video: List[np.ndarray], fps: float, path: Path, vocabu
             "model_consecutive_agreement_worst": float(np.min(consecutive)),
             "policies": rows,
         }
+    out.update(engine.buckets.report())
     return out
 
 

@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from ..engine.bucket import planned
 from ..engine.config import ActiveSAMConfig, number_error
 from ..engine.grounding import EncodedImage, Grounder, TextBatch
 from ..engine.pipeline import InputSizes, input_sizes
@@ -230,7 +231,7 @@ def count_stages(model: torch.nn.Module, config: ActiveSAMConfig, kept: int = KE
     stages.breakdown["prompt_full"] = prompt
     stages.check["text_linear"] = {"one_string_gflop": one.gflop, "two_strings_gflop": two.gflop}
     if check_bucket:
-        k = config.bucket_size
+        k = planned(config.bucket_size)
         direct = counter.forward("exact_full", images[sizes.full], counter.batch(k, tokens + context, width))
         predicted = forward["exact_full"].at(k)
         stages.check["bucket"] = {
@@ -308,7 +309,7 @@ def _method(stages: Stages, n: int, config: ActiveSAMConfig, fast: bool, screene
     """One frame of the method's full work (the preview when N > max_active,
     the decode of the active set) with the exact or the fast engine; a fast
     preview is screened on a fraction ``screened`` of such frames."""
-    s, f, bucket = stages.sizes, stages.forward, config.bucket_size
+    s, f, bucket = stages.sizes, stages.forward, planned(config.bucket_size)
     active = active_count(n, config)
     work = stages.encode[s.full] + f["fast_full" if fast else "exact_full"].prompts(active, bucket)
     if n > config.max_active:
@@ -325,7 +326,7 @@ def _method(stages: Stages, n: int, config: ActiveSAMConfig, fast: bool, screene
 def frame_work(stages: Stages, n: int, classes: int, config: ActiveSAMConfig, mix: Optional[StreamMix] = None,
                kept: int = KEPT_INSTANCES, image_size: Tuple[int, int] = IMAGE_SIZE) -> Dict[str, Any]:
     """Counted work per frame of every mode for N queries of ``classes`` classes."""
-    s, f, bucket = stages.sizes, stages.forward, config.bucket_size
+    s, f, bucket = stages.sizes, stages.forward, planned(config.bucket_size)
     active = active_count(n, config)
     screened = 1.0 if config.fast_screen_keep < 1 else 0.0
     fusion_exact = _fusion(active, classes, "exact", stages, config, kept, image_size)

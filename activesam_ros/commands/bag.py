@@ -4,7 +4,12 @@ that holds what the node would have published.
 Each input topic is one camera stream, processed in bag-timestamp order with
 the node's temporal policy (``runtime.StreamProcessor``) and written with
 the node's topic names, message types and QoS (``bagio``), every output
-stamped with its input's header and bag timestamp.
+stamped with its input's header and bag timestamp. A camera with a depth
+topic (``--depth-topic``) also gets the node's 3D outputs: each frame takes
+the depth image nearest its stamp within ``--depth-tolerance``, read ahead
+of the frame by :data:`DEPTH_LOOKAHEAD` seconds of bag time (a depth image
+is often recorded just after its colour image), and the CameraInfo beside
+the depth topic.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from ..engine.stopping import Interrupted
 from ..ros import bagio, names
 from ..ros.committed_bag import COMMIT_EVERY
-from ..ros.topics import CameraOutputs
-from ..stream.parameters import default
+from ..ros.topics import CameraOutputs, Depth
+from ..stream.depth_sync import DepthPairing
+from ..stream.parameters import SHARED_BY_NAME, default
 from . import distributed
 from .common import (
     Stopped,
@@ -42,10 +48,17 @@ from .common import (
 if TYPE_CHECKING:  # torch comes with the engine; imported when the command runs
     from tqdm import tqdm
 
+    from ..engine.vocabulary import Vocabulary
+    from ..render.labelspace import LabelSpace
     from ..ros.committed_bag import CommittedBag
     from ..stream.runtime import FrameResult, StreamProcessor
 
 PROG = "activesam bag"
+
+DEPTH_LOOKAHEAD = 0.25
+"""Seconds of bag time, beyond ``--depth-tolerance``, that depth images are read ahead of a frame."""
+DEPTH_KEEP = 32
+"""Depth images kept per camera while reading ahead (``stream.depth_sync``)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Segment sensor_msgs/Image and CompressedImage topics of a rosbag2 (sqlite3 or "
         "MCAP) frame by frame, each topic a camera, with the node's temporal policy; write a new "
         "rosbag2 with the node's outputs: <ns>/labels, <ns>/color_labels, <ns>/label_info, <ns>/active_classes, "
-        f"<ns>/label_source, <ns>/overlay, <ns>/confidence, where <ns> is {bagio.NODE_NAMESPACE} for one camera and "
-        f"{bagio.NODE_NAMESPACE}/<camera topic> for several.",
+        f"<ns>/label_source, <ns>/overlay, <ns>/confidence (and with --depth-topic <ns>/points, <ns>/detections_3d), "
+        f"where <ns> is {bagio.NODE_NAMESPACE} for one camera and {bagio.NODE_NAMESPACE}/<camera topic> for several.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN",
                         help="a rosbag2 directory, or a lone .db3 or .mcap file; several: each is segmented on "
@@ -84,6 +97,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
                        default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
+                       default=default("label_encoding"),
+                       help=f"{SHARED_BY_NAME['label_encoding'].description} "
+                       f"(default {default('label_encoding')}, as the node)")
+    group.add_argument("--labelspace", action="store_true",
+                       help="also write <namespace>/labelspace, the semantic_inference_msgs/Labelspace the node "
+                       "publishes where that package is installed (latched, once, at the first message): the label "
+                       "space Hydra reads at start-up")
+    group.add_argument("--labelspace-roles", metavar="FILE",
+                       help="with --labelspace: YAML naming its object, surface and dynamic classes (the node's "
+                       "labelspace_roles; every name must be a class of the vocabulary)")
+    depth = parser.add_argument_group("depth")
+    depth.add_argument("--depth-topic", dest="depth_topics", action="append", metavar="TOPIC",
+                       help="a depth image topic registered to the camera of the --image-topic in the same position "
+                       "(16UC1 mm or 32FC1 m; '' for a camera without); its sensor_msgs/CameraInfo is the bag's "
+                       "camera_info topic beside it (/cam/depth/image_raw -> /cam/depth/camera_info)")
+    depth.add_argument("--depth-tolerance", type=float, default=default("depth_tolerance"), metavar="SECONDS",
+                       help="a frame takes the depth image nearest its stamp, at most this far (default "
+                       f"{default('depth_tolerance'):g} s, as the node); frames without one get the 2D outputs only")
+    depth.add_argument("--points-decimation", type=int, default=default("points_decimation"), metavar="N",
+                       help=f"<ns>/points keeps every N-th depth pixel along each axis (default "
+                       f"{default('points_decimation')}, as the node)")
+    depth.add_argument("--publish-points", action=argparse.BooleanOptionalAction, default=default("publish_points"),
+                       help="write <ns>/points, the labelled cloud, for cameras with depth (default "
+                       f"{'on' if default('publish_points') else 'off'}, as the node)")
+    depth.add_argument("--publish-detections-3d", action=argparse.BooleanOptionalAction,
+                       default=default("publish_detections_3d"),
+                       help="write <ns>/detections_3d, each instance's 3D centroid and box, for cameras with depth "
+                       f"(default {'on' if default('publish_detections_3d') else 'off'}, as the node)")
     group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
                        help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
     group.add_argument("--distro", choices=sorted(bagio.METADATA_VERSIONS), default="humble",
@@ -120,13 +162,27 @@ class Camera(CameraOutputs):
     refreshes: int = 0
     previews: int = 0
     skipped: int = 0
+    out_of_memory: int = 0     # of the skipped: out of device memory even at one prompt per forward
+    bucket_halvings: int = 0   # frames run again with half the bucket (out of device memory)
     first_problem: str = ""
+    depth_topic: str = ""
+    pairing: Optional[DepthPairing] = None
+    with_depth: int = 0
+    without_depth: int = 0
+    first_depth_problem: str = ""
 
     def summary(self) -> str:
         line = (f"{self.topic} -> {self.prefix}/*: {self.segmented} frame(s) segmented ({self.refreshes} "
                 f"refreshed, {self.previews} with a preview), {self.propagated} labelled by propagation")
+        if self.depth_topic:
+            line += f", {self.with_depth} with depth from {self.depth_topic}"
+        if self.without_depth:
+            line += f", {self.without_depth} without a matching depth image (first: {self.first_depth_problem})"
         if self.skipped:
-            line += f", {self.skipped} skipped (first: {self.first_problem})"
+            memory = f"{self.out_of_memory} out of device memory; " if self.out_of_memory else ""
+            line += f", {self.skipped} skipped ({memory}first: {self.first_problem})"
+        if self.bucket_halvings:
+            line += f", bucket halved {self.bucket_halvings} time(s) for device memory"
         return line
 
 
@@ -134,7 +190,7 @@ def _add_outputs(out: "CommittedBag", store: "bagio.Typestore", camera: Camera, 
     """The node's output topics of one camera, with its message types and QoS."""
     from ..ros.topics import enabled
 
-    for output in enabled(vars(args)):
+    for output in enabled(vars(args), depth=bool(camera.depth_topic)):
         qos = bagio.LATCHED_QOS if output.latched else bagio.OUTPUT_QOS
         camera.handles[output.name] = out.add_topic(f"{camera.prefix}/{output.name}", output.msgtype, store, (qos,))
 
@@ -181,6 +237,7 @@ def _plan(args: argparse.Namespace, source: Path, out: Path) -> BagPlan:
     bag = bagio.open_bag(source)
     try:
         connections = bagio.image_connections(bag, args.image_topics)
+        bagio.depth_connections(bag, [depth for depth in args.depth.values() if depth])
         prefixes = bagio.output_prefixes({topic: conns[0].msgtype for topic, conns in connections.items()},
                                          args.namespace)
         frames = sum(c.msgcount for conns in connections.values() for c in conns)
@@ -204,17 +261,33 @@ def _bag_topics(topics: List[str]) -> List[str]:
     return [names.resolve(t, "/", bagio.NODE_NAME) for t in topics]
 
 
+def _depth_topics(args: argparse.Namespace) -> Dict[str, str]:
+    """Each image topic's depth topic ('' = none), checked and made absolute."""
+    given = args.depth_topics or []
+    problems = names.depth_problems(given, args.image_topics, what="--depth-topic")
+    if problems:
+        raise UserError("; ".join(problems))
+    topics = names.depth_topics(given, args.image_topics)
+    return {image: names.resolve(depth, "/", bagio.NODE_NAME) if depth else "" for image, depth in topics.items()}
+
+
 def _run(args: argparse.Namespace) -> int:
     """Check everything the user gave before the model loads, then segment."""
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise UserError(f"--overlay-alpha must be in [0, 1], got {args.overlay_alpha}")
+    if not 0.0 <= args.depth_tolerance <= 1.0:
+        raise UserError(f"--depth-tolerance must be in [0, 1] seconds, got {args.depth_tolerance}")
+    if not 1 <= args.points_decimation <= 64:
+        raise UserError(f"--points-decimation must be in [1, 64], got {args.points_decimation}")
     args.image_topics = _bag_topics(args.image_topics)
+    args.depth = _depth_topics(args)
     problem = names.namespace_problem(names.normalise(args.namespace))
     if problem:
         raise UserError(f"--namespace: {problem}")
     vocabulary = vocabulary_from_args(args)
     config = config_from_args(args)
     check_combination(config, vocabulary)
+    args.label_space = _label_space(args, vocabulary)
     temporal = temporal_from_args(args)
     if args.commit_every < 1:
         raise UserError(f"--commit-every must be at least 1, got {args.commit_every}")
@@ -257,6 +330,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_space(args: argparse.Namespace, vocabulary: "Vocabulary") -> Optional["LabelSpace"]:
+    """What --labelspace writes (None without it); roles checked against the vocabulary."""
+    from ..render.labelspace import LabelSpace, LabelSpaceError, read_roles, resolve_roles
+
+    if args.labelspace_roles and not args.labelspace:
+        raise UserError("--labelspace-roles gives the roles of --labelspace: pass both")
+    if not args.labelspace:
+        return None
+    try:
+        named = read_roles(args.labelspace_roles) if args.labelspace_roles else {}
+        return LabelSpace.of(vocabulary, resolve_roles(vocabulary, named), args.label_encoding)
+    except LabelSpaceError as exc:
+        raise UserError(f"--labelspace-roles: {exc}") from exc
+
+
 def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[str, List["bagio.Connection"]],
              prefixes: Dict[str, str], processor: "StreamProcessor", out: Path, storage: str, stop: StopRequests,
              job: "distributed.Job") -> int:
@@ -275,14 +363,22 @@ def _segment(args: argparse.Namespace, bag: "bagio.InputBag", connections: Dict[
     progress = job.progress(total=total, desc="bag", unit="frame", file=sys.stderr)
     try:
         for topic, conns in connections.items():
-            camera = cameras[topic] = Camera(topic, prefixes[topic], msgtype=conns[0].msgtype)
+            camera = cameras[topic] = Camera(topic, prefixes[topic], msgtype=conns[0].msgtype,
+                                             depth_topic=args.depth[topic])
+            camera.pairing = DepthPairing(DEPTH_KEEP) if camera.depth_topic else None
             _add_outputs(writer, store, camera, args)
             if args.include_input:
                 camera.copy = writer.add_topic(topic, camera.msgtype, store, tuple(conns[0].ext.offered_qos_profiles))
+        labelspace = _add_labelspace(writer, store, args)
         every = [c for conns in connections.values() for c in conns]
+        feed = DepthFeed(bag, store, {c.depth_topic: c for c in cameras.values() if c.depth_topic}, args)
         for connection, timestamp, raw in bagio.messages(bag, every, start=args.start_time):
             stop.check()
+            if labelspace is not None:  # once, with the first message's bag time
+                writer.write(labelspace[0], timestamp, labelspace[1])
+                labelspace = None
             progress.update()
+            feed.read_until(timestamp + int((args.depth_tolerance + DEPTH_LOOKAHEAD) * 1e9))
             labelled = _handle(args, bag, writer, store, processor, cameras[connection.topic], timestamp, raw,
                                progress)
             writer.frame_done(timestamp, labelled)
@@ -316,6 +412,7 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
             processor: "StreamProcessor", camera: Camera, timestamp: int, raw: bytes, progress: "tqdm") -> bool:
     """One input message: copied if asked, segmented, its outputs written;
     a frame that cannot be segmented is skipped and counted (False)."""
+    from ..engine.bucket import FrameOutOfMemory
     from ..engine.limits import InputError
     from ..engine.pipeline import NonFiniteScores
     from ..ros.messages import stamp_seconds
@@ -338,11 +435,82 @@ def _handle(args: argparse.Namespace, bag: "bagio.InputBag", writer: "CommittedB
         rgb = bagio.DECODERS[camera.msgtype](msg)
         done = processor.label(Frame(rgb, stamp_seconds(header.stamp), header.frame_id, camera.topic,
                                      context=header), args.model_every)
+    except FrameOutOfMemory as exc:
+        camera.out_of_memory += 1
+        camera.bucket_halvings += exc.halvings
+        _skip(camera, timestamp, str(exc), progress)
+        return False
     except (InputError, NonFiniteScores) as exc:
         _skip(camera, timestamp, str(exc), progress)
         return False
     _write_outputs(writer, store, camera, timestamp, done, args, processor.engine.config.confidence_threshold)
     return True
+
+
+def _add_labelspace(writer: "CommittedBag", store: "bagio.Typestore",
+                    args: argparse.Namespace) -> Optional[Tuple[str, bytes]]:
+    """The --labelspace topic's handle (latched, as the node's) and its one
+    message; None without --labelspace."""
+    import numpy as np
+
+    from ..ros.labelspace_msg import MSGTYPE, labelspace_message
+
+    if args.label_space is None:
+        return None
+    handle = writer.add_topic(f"{bagio.node_root(args.namespace)}/labelspace", MSGTYPE, store, (bagio.LATCHED_QOS,))
+    message = labelspace_message(store.types[MSGTYPE], args.label_space, lambda v: np.asarray(v, np.int32))
+    return handle, store.serialize_cdr(message, MSGTYPE)
+
+
+class DepthFeed:
+    """The bag's depth images and camera infos of the cameras with depth,
+    read in bag order alongside the images, each into its camera's pairing."""
+
+    def __init__(self, bag: "bagio.InputBag", store: "bagio.Typestore", cameras: Dict[str, Camera],
+                 args: argparse.Namespace):
+        from ..ros.names import camera_info_topic
+
+        self.store, self.bag = store, bag
+        self.owner: Dict[str, Tuple[Camera, bool]] = {}
+        for depth, camera in cameras.items():
+            self.owner[depth] = (camera, True)
+            self.owner[camera_info_topic(depth)] = (camera, False)
+        wanted = [c for topic, info in bag.topics.items() if topic in self.owner for c in info.connections]
+        start = None if args.start_time is None else max(0, args.start_time - int(1e9))
+        self.stream = bagio.messages(bag, wanted, start=start) if wanted else iter(())
+        self.next: Optional[Tuple["bagio.Connection", int, bytes]] = None
+
+    def read_until(self, until: int) -> None:
+        """Take every depth and camera info message up to bag time ``until`` (ns)."""
+        while True:
+            if self.next is None:
+                self.next = next(self.stream, None)
+                if self.next is None:
+                    return
+            connection, timestamp, raw = self.next
+            if timestamp > until:
+                return
+            self.next = None
+            camera, is_depth = self.owner[connection.topic]
+            self._take(camera, is_depth, connection, timestamp, raw)
+
+    def _take(self, camera: Camera, is_depth: bool, connection: "bagio.Connection", timestamp: int,
+              raw: bytes) -> None:
+        from ..engine.limits import InputError
+        from ..ros.depthconv import depth_to_metres, intrinsics
+        from ..ros.messages import stamp_seconds
+
+        try:
+            msg = self.store.deserialize_cdr(self.bag.inflate(raw, timestamp), connection.msgtype)
+            if is_depth:
+                camera.pairing.add_depth(depth_to_metres(msg), stamp_seconds(msg.header.stamp),
+                                         str(msg.header.frame_id), msg.header)
+            else:
+                camera.pairing.add_intrinsics(intrinsics(msg))
+        except (InputError, ValueError) as exc:  # counted when a frame then finds no depth
+            camera.first_depth_problem = camera.first_depth_problem or f"{connection.topic}: {exc}"
+        except Exception as exc:  # damaged CDR fails in many ways inside rosbags
+            camera.first_depth_problem = camera.first_depth_problem or f"{connection.topic}: not readable: {exc!r}"
 
 
 def _provenance(source: Path, args: argparse.Namespace, processor: "StreamProcessor") -> Dict[str, str]:
@@ -364,16 +532,32 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
     from ..stream.runtime import MODEL
 
     ns = rosbags_messages(args.distro)
+    depth = _depth(camera, done, args)
     for handle, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
                                                      args.overlay_alpha, threshold, done.source, done.model_context,
-                                                     overlay_legend=args.overlay_legend):
+                                                     overlay_legend=args.overlay_legend,
+                                                     label_encoding=args.label_encoding, depth=depth):
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1
+        camera.bucket_halvings += done.result.bucket_halvings
         camera.refreshes += int(done.plan.refresh)
         camera.previews += int(done.result.preview_ran)
     else:
         camera.propagated += 1
+
+
+def _depth(camera: Camera, done: "FrameResult", args: argparse.Namespace) -> Optional[Depth]:
+    """The frame's 3D inputs, or None (counted) when the camera has depth but none matches the frame."""
+    if camera.pairing is None:
+        return None
+    image, header, why = camera.pairing.match(done.frame.stamp, done.frame.rgb.shape[:2], args.depth_tolerance)
+    if image is None:
+        camera.without_depth += 1
+        camera.first_depth_problem = camera.first_depth_problem or why
+        return None
+    camera.with_depth += 1
+    return Depth(image, header, args.points_decimation, done.instance_ids, done.objects)
 
 
 def _skip(camera: Camera, timestamp: int, reason: str, progress: "tqdm") -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from ..engine.limits import InputError
 from ..engine.paths import check_regular, read_regular
 from ..files.outputs import Inputs, OutputError, check_outputs, write_files
+from ..stream.parameters import default
 from .common import (
     UserError,
     add_model_args,
@@ -108,6 +109,14 @@ def add_parser(sub: Any) -> None:
     video.add_argument("--reference-every", type=int, default=8, metavar="N",
                        help="with --device-rate: per-frame exact runs on every N-th frame and the one after it "
                        "(agreement, and exact's own consecutive agreement; default 8)")
+    depth = parser.add_argument_group("3D outputs (instead of the sections above)")
+    depth.add_argument("--depth-outputs", action="store_true",
+                       help="measure the CPU time per frame that ~/points and ~/detections_3d add to a model frame, "
+                       "on Middlebury's Motorcycle with its ground-truth depth, through the stream as the node runs "
+                       "it (JSON on stdout; docs/world-model.md)")
+    depth.add_argument("--depth-frames", type=int, default=12, metavar="N", help="frames measured (default 12)")
+    depth.add_argument("--depth-side", type=int, default=384, metavar="PX",
+                       help="the scene's longer side in pixels (default 384)")
     add_temporal_args(parser)
     parser.set_defaults(run=run)
 
@@ -135,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         return run_work(args)
     if args.video:
         return run_video(args)
+    if args.depth_outputs:
+        return run_depth_outputs(args)
     _check_report(args)
     config = config_from_args(args)
 
@@ -283,6 +294,30 @@ def run_gpu(args: argparse.Namespace) -> int:
     report = run_gpu_bench(model, model_description(args), random_weights=not (args.checkpoint or args.hub_id),
                            config=config, temporal=temporal, plan=GPU_QUICK if args.quick else GPU)
     return _write_report(args, report, gpu_tables(report))
+
+
+def run_depth_outputs(args: argparse.Namespace) -> int:
+    """``--depth-outputs``: what the 3D outputs add to a model frame (benchmark/outputs_3d.py)."""
+    _check_report(args)
+    if args.depth_frames < 1 or args.depth_side < 28:
+        raise UserError("--depth-frames must be at least 1 and --depth-side at least 28")
+    config = config_from_args(args, mode=default("mode"))  # the node's: a stream runs fast mode
+    temporal = temporal_from_args(args)
+    from ..benchmark.inputs import InputError
+    from ..benchmark.outputs_3d import measure_outputs_3d, outputs_3d_table
+    from ..benchmark.stereo import motorcycle
+
+    try:
+        motorcycle()  # fail before loading the model
+    except InputError as exc:
+        raise UserError(str(exc)) from exc
+    model = load_model_from_args(args)
+    report = measure_outputs_3d(model, config, temporal, args.depth_frames, args.depth_side,
+                                progress=lambda line: print(f"activesam bench --depth-outputs: {line}",
+                                                            file=sys.stderr))
+    report = {"schema": "activesam-bench-depth-outputs/1", "model": model_description(args),
+              "random_weights": not (args.checkpoint or args.hub_id), "mode": config.mode, **report}
+    return _write_report(args, report, outputs_3d_table(report))
 
 
 STREAM_FILE_LIMIT = 1 << 20

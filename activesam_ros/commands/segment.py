@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from ..engine.bucket import FrameOutOfMemory
     from ..engine.pipeline import NonFiniteScores
     from ..files.images import read_image
 
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             image = read_image(path)
             result = engine.segment(image.rgb)
-        except (InputError, NonFiniteScores) as exc:  # this image only: report it and go on
+        except (InputError, NonFiniteScores, FrameOutOfMemory) as exc:  # this image only: report it and go on
             failures.append(str(path))
             print(f"{PROG}: error: {exc}; skipped", file=sys.stderr)
             continue

@@ -19,6 +19,7 @@ _EXPORTS = {
     "check_image": "limits",
     "ActiveSAMConfig": "config",
     "ConfigError": "config",
+    "Instance": "result",
     "SegmentationResult": "result",
     "Vocabulary": "vocabulary",
     "VocabularyError": "vocabulary",

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from .bucket import AUTO
 from .vocabulary import Vocabulary, VocabularyError
 
 MODES = ("exact", "fast")
@@ -72,12 +73,14 @@ class ActiveSAMConfig:
 
     ``resolution`` None means the model's own input size (1008 for the
     released SAM 3); ``preview_resolution`` None means two thirds of it,
-    rounded to the patch size (672 for 1008).
+    rounded to the patch size (672 for 1008). ``bucket_size`` 0 (AUTO)
+    means the largest bucket of at most 32 prompts that fits the GPU's
+    free memory, 32 on a CPU (``bucket``).
     """
 
     resolution: Optional[int] = None
     preview_resolution: Optional[int] = None
-    bucket_size: int = 32
+    bucket_size: int = AUTO
     max_active: int = 40
     quantile_alpha: float = 0.20
     confidence_threshold: float = 0.3
@@ -99,6 +102,9 @@ class ActiveSAMConfig:
     # torch.compile mode of the grounding forward (for CUDA): "none" until
     # measured on a GPU. Fixed when the engine is created, like device and dtype.
     compile: str = "none"
+    # The instances the fusion keeps (class, score, box, pixels) beside the
+    # labels (``SegmentationResult.instances``); off saves their work.
+    instances: bool = True
     extra: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def errors(self) -> List[str]:
@@ -107,7 +113,7 @@ class ActiveSAMConfig:
             integer_error("resolution", self.resolution, 1, allow_none=True),
             integer_error("preview_resolution", self.preview_resolution, 1, allow_none=True),
             integer_error("fast_preview_resolution", self.fast_preview_resolution, 1, allow_none=True),
-            integer_error("bucket_size", self.bucket_size, 1),
+            integer_error("bucket_size", self.bucket_size, 0),
             integer_error("max_active", self.max_active, 1),
             number_error("quantile_alpha", self.quantile_alpha, 0, 1, low_open=True),
             number_error("confidence_threshold", self.confidence_threshold, 0, 1, high_open=True),
@@ -120,6 +126,7 @@ class ActiveSAMConfig:
             choice_error("mode", self.mode, MODES),
             choice_error("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16")),
             choice_error("compile", self.compile, COMPILE_MODES),
+            "" if isinstance(self.instances, bool) else f"instances must be true or false, got {self.instances!r}",
         ]
         return [problem for problem in out if problem]
 

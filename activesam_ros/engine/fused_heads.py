@@ -42,6 +42,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .scoring import MASK_THRESHOLD, instance_keys
+
 # Pixel maps of one chunk stay below this on CPU (see the module docstring):
 # 4 prompts of the tiny model at 336 px, 1 of the released model.
 CPU_CHUNK_BYTES = 10 * 2**20
@@ -129,9 +131,11 @@ class FusedHeads:
         weight: torch.Tensor,        # [K, T] their object scores, 0 where not kept
         presence: torch.Tensor,      # [K]
         images: Optional[List[torch.Tensor]] = None,  # ``image_convs``, if already computed
-    ) -> torch.Tensor:
+        ids: Optional[torch.Tensor] = None,           # [K, T] instance ids (0: not kept), for ``instance_keys``
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Fused score maps [K, h, w] at mask resolution:
-        max(max over kept instances of sigmoid(mask) * o, sigmoid(semantic)) * presence."""
+        max(max over kept instances of sigmoid(mask) * o, sigmoid(semantic)) * presence;
+        and, given ``ids``, the instances' ``scoring.instance_keys`` [K, h, w]."""
         grid, images, rows, bias = self._prepare(backbone_fpn, memory, prompt, prompt_mask, queries, images)
         k, t = index.shape
         channels = rows.shape[-1]
@@ -140,14 +144,22 @@ class FusedHeads:
         bias = torch.cat([bias.gather(1, index), self.sem_bias.to(bias.dtype).expand(k, 1)], dim=1)
         height, width = backbone_fpn[0].shape[-2:]
         out = torch.empty(k, height, width, dtype=torch.float32, device=memory.device)
+        keys = None
+        if ids is not None:
+            keys = torch.zeros(k, height, width, dtype=torch.int64, device=memory.device)
         for part, pixels in self._chunks(grid, images, height, width):
             flat = self._flat(pixels)                                                      # [n, hw, C]
             logits = torch.baddbmm(bias[part, None, :], flat, rows[part].transpose(1, 2)).float().sigmoid_()
             fused = logits[..., t]
             if t:
-                fused = torch.maximum((logits[..., :t] * weight[part, None, :].float()).amax(-1), fused)
+                weighted = logits[..., :t] * weight[part, None, :].float()
+                fused = torch.maximum(weighted.amax(-1), fused)
+                if keys is not None:
+                    covered = logits[..., :t] > MASK_THRESHOLD
+                    found = instance_keys(weighted.transpose(1, 2), covered.transpose(1, 2), ids[part])
+                    keys[part] = found.view(-1, height, width)
             out[part] = (fused * presence[part, None].float()).view(-1, height, width)
-        return out
+        return out, keys
 
     def masks(
         self,

@@ -470,15 +470,17 @@ class Grounder:
             return self.precision.hand_on("heads", (masks, out["semantic_seg"]))
 
     @torch.inference_mode()
-    def fused_scores(self, decoded: Decoded, kept: int, confidence: float) -> torch.Tensor:
+    def fused_scores(self, decoded: Decoded, kept: int, confidence: float, ids: Optional[torch.Tensor] = None
+                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Fast mode's fused score maps [K, h, w] at mask resolution, with
-        at most ``kept`` instances above ``confidence`` per prompt."""
+        at most ``kept`` instances above ``confidence`` per prompt, and,
+        given their ``ids`` [K, kept], their instance keys (``FusedHeads``)."""
         d = decoded
         index, weight = top_instances(d.objects, confidence, kept)
         with self.running("heads"):
             return self.precision.hand_on("heads", self.fused_heads(
                 d.backbone_out["backbone_fpn"], d.memory, d.prompt, d.prompt_mask, d.hs[-1],
-                index, weight, d.presence, images=self.head_images(d.image)))
+                index, weight, d.presence, images=self.head_images(d.image), ids=ids))
 
     @torch.inference_mode()
     def ground(self, image: EncodedImage, text: TextBatch, heads: bool = True, share: bool = False) -> Grounding:
@@ -504,7 +506,7 @@ class Grounder:
         kept = len(torch.nonzero((d.objects > confidence).any(0)))
         maps = torch.zeros(0, 0, 0, device=self.device)
         if len(scored):
-            maps = self.fused_scores(d.select(scored), kept, confidence)
+            maps = self.fused_scores(d.select(scored), kept, confidence)[0]
         return QueryScores(presence=d.presence.cpu(), scored=scored.tolist(), maps=maps)
 
 

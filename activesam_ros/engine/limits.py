@@ -27,6 +27,10 @@ MAX_ALIAS_CHARS = 200
 MAX_VOCABULARY_FILE_BYTES = 1 << 20
 """Bytes of a vocabulary file (1 MiB: tens of thousands of class lines)."""
 
+MAX_ROLES_FILE_BYTES = 1 << 20
+"""Bytes of a class roles file (``activesam labelspace --roles``, the
+node's ``labelspace_roles``): which classes are objects, surfaces, dynamic."""
+
 MAX_PATH_BYTES = 4096
 """Bytes of a path a user types (Linux's PATH_MAX)."""
 

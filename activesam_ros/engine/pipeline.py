@@ -30,34 +30,42 @@ the decoder of every bucket runs first, then one fetch of the presences and
 instance counts decides which heads run; class maxima, argmax and
 calibration run on the device, and the host waits at most three times per
 frame, whatever the vocabulary (docs/gpu.md).
+
+A frame that runs out of device memory is tried again with half the bucket
+of prompts, down to one (``bucket``; docs/memory.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from . import fused_heads
+from .bucket import Buckets, FrameOutOfMemory, auto_bucket, free_bytes
 from .config import ActiveSAMConfig, ConfigError, require_background_class
 from .grounding import Decoded, EncodedImage, Grounder, TextBatch
 from .limits import ImageError, check_image  # noqa: F401 - ImageError is part of this module's API
 from .model import resolve_device
 from .prompt_context import ContextTokens, TextCache, build_context
-from .result import SegmentationResult
+from .result import Instance, SegmentationResult
 from .scoring import (
+    INSTANCE_LIMIT,
     active_mask,
     add_class_maxima,
     class_rows,
     fuse_at_image,
     label_dtype,
     labels_from_scores,
+    mask_instance_keys,
+    pack_instances,
     resize_logits,
     top_instances,
 )
@@ -132,6 +140,7 @@ class _Frame:
     prepared: PreparedVocabulary
     config: ActiveSAMConfig
     sizes: InputSizes
+    bucket: int = 0   # prompts per grounding forward, decided when the frame runs (``bucket``)
 
     def screens(self, screen: bool) -> bool:
         """Whether this frame's preview runs fast mode's screen first."""
@@ -163,8 +172,16 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def _release_cached(device: torch.device) -> None:
+    """Give the memory torch's CUDA allocator holds cached back to the
+    device, after an out-of-memory error (a no-op off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 class _FrameImages:
-    """One frame's encodings: uploaded to the device once, encoded once per input size."""
+    """One frame's encodings: uploaded to the device once, encoded once per
+    input size (kept while the frame is tried again with a smaller bucket)."""
 
     def __init__(self, grounder: Grounder, rgb: np.ndarray):
         self.grounder, self.rgb = grounder, rgb
@@ -172,11 +189,21 @@ class _FrameImages:
         self._encoded: Dict[int, EncodedImage] = {}
 
     def at(self, size: int) -> EncodedImage:
-        if size not in self._encoded:
-            if self._pixels is None:
-                self._pixels = self.grounder.upload(self.rgb)
-            self._encoded[size] = self.grounder.encode_image(self._pixels, size)
-        return self._encoded[size]
+        """The image encoded at ``size``. An encode that runs out of memory
+        is tried once more after the cached memory is released (the bucket
+        does not decide it); FrameOutOfMemory if it fails again."""
+        for _ in range(2):
+            if size in self._encoded:
+                return self._encoded[size]
+            try:
+                if self._pixels is None:
+                    self._pixels = self.grounder.upload(self.rgb)
+                self._encoded[size] = self.grounder.encode_image(self._pixels, size)
+                return self._encoded[size]
+            except torch.OutOfMemoryError:
+                pass  # released outside the handler: its traceback holds the failed encode's tensors
+            _release_cached(self.grounder.device)
+        raise FrameOutOfMemory(f"out of device memory in the image encode at {size} px: the frame is dropped")
 
 
 @dataclass
@@ -202,12 +229,28 @@ class _Bucket:
 
 
 @dataclass
+class _Instances:
+    """A frame's candidate instances while it decodes: each kept object query
+    of a scored prompt gets an id (1 ... count, in active-query order), its
+    class known on the host, its score and pixels on the device."""
+
+    classes: List[int]                # class of each id, id - 1 indexed
+    scores: torch.Tensor              # [count + 1] object score per id (slot 0 unused)
+    keys: Optional[torch.Tensor] = None  # [R, h, w] per scored class: ``scoring.instance_keys``
+
+    @property
+    def count(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
 class _Scores:
     """What a frame's decode leaves on the device, and what came back."""
 
     class_scores: torch.Tensor        # [R, H, W] per scored class
     classes: List[int]                # the R classes, in index order
     presence: np.ndarray              # [A] full-resolution presence of the active queries
+    instances: Optional[_Instances] = None  # None when the config's ``instances`` is off
 
 
 class ActiveSAM:
@@ -236,6 +279,7 @@ class ActiveSAM:
         self._check_mode(config)
         self.text = TextCache(self.grounder)
         self.stop = StopFlag()  # checked before each image encode and bucket: stopping never waits on a frame
+        self.buckets = Buckets()
         self._lock = threading.Lock()
         self._config, self._sizes = config, input_sizes(config, self.grounder)
         self._prepared = self.prepare(vocabulary, config)
@@ -329,7 +373,7 @@ class ActiveSAM:
     def _presence(self, image: EncodedImage, frame: _Frame, queries: torch.Tensor) -> torch.Tensor:
         """Presence [len(queries)] (on the device) of the queries at
         ``queries``, decoded in buckets without the heads."""
-        size = frame.config.bucket_size
+        size = frame.bucket
         out = []
         for start in range(0, len(queries), size):
             self.stop.check()
@@ -360,8 +404,9 @@ class ActiveSAM:
     @torch.inference_mode()
     def preview(self, rgb: np.ndarray, screen: bool = True) -> torch.Tensor:
         """Presence [N] of every query from the low-resolution preview (on the host)."""
-        frame = self._snapshot()
-        presence = self._preview(_FrameImages(self.grounder, check_image(rgb)), frame, _Stopwatch(), screen)
+        images = _FrameImages(self.grounder, check_image(rgb))
+        presence, _, _ = self._fitting(self._snapshot(), rgb,
+                                       lambda frame: self._preview(images, frame, _Stopwatch(), screen))
         return torch.from_numpy(self.grounder.fetch(presence)[0])
 
     # -- the frame ----------------------------------------------------------
@@ -379,9 +424,9 @@ class ActiveSAM:
         index = g.indices(active)
         buckets = []
         with watch("decode"):
-            for start in range(0, len(active), cfg.bucket_size):
+            for start in range(0, len(active), frame.bucket):
                 self.stop.check()
-                slots = slice(start, min(len(active), start + cfg.bucket_size))
+                slots = slice(start, min(len(active), start + frame.bucket))
                 buckets.append(self._decode_bucket(encoded, prepared, index[slots], slots))
             decisions = torch.stack([torch.cat([b.decoded.presence for b in buckets]),
                                      torch.cat([b.decoded.kept(cfg.confidence_threshold) for b in buckets]).float()])
@@ -390,9 +435,19 @@ class ActiveSAM:
         query_class = prepared.vocabulary.query_class
         slots = np.flatnonzero(scored)
         if not len(slots):
-            return _Scores(torch.zeros(1, encoded.height, encoded.width, device=self.device), [0], presence)
+            none = _Instances([], torch.zeros(1, device=self.device)) if cfg.instances else None
+            return _Scores(torch.zeros(1, encoded.height, encoded.width, device=self.device), [0], presence, none)
         classes, rows = class_rows([query_class[active[i]] for i in slots])
         rows = g.indices(rows)
+        ids = first_ids = None
+        if cfg.instances:
+            # Ids of the kept instances, prompt by prompt (at most INSTANCE_LIMIT in all).
+            counts = np.zeros(len(active), dtype=np.int64)
+            counts[slots] = kept[slots]
+            first_ids = np.cumsum(counts) - counts + 1
+            counts = np.clip(INSTANCE_LIMIT + 1 - first_ids, 0, counts)
+            ids = _Instances([query_class[active[i]] for i in np.repeat(np.arange(len(active)), counts)],
+                             torch.zeros(int(counts.sum()) + 1, dtype=torch.float32, device=self.device))
         class_scores = None
         done = 0
         for bucket in buckets:
@@ -401,16 +456,30 @@ class ActiveSAM:
             if not len(local):
                 continue
             decoded = bucket.decoded if len(local) == len(bucket.decoded) else bucket.decoded.select(g.indices(local))
-            maps = self._heads(decoded, int(kept[bucket.slots][local].max()), cfg, encoded, watch)
+            most = int(kept[bucket.slots][local].max())
+            bucket_ids = None
+            if ids is not None:
+                where = np.arange(bucket.slots.start, bucket.slots.stop)[local]
+                rank = np.arange(most)
+                bucket_ids = np.where(rank < counts[where, None], first_ids[where, None] + rank, 0)
+                bucket_ids = g.indices(bucket_ids).view(len(local), most)
+            maps, keys = self._heads(decoded, most, cfg, encoded, watch, bucket_ids)
             if class_scores is None:
                 class_scores = torch.zeros(len(classes), *maps.shape[1:], dtype=torch.float32, device=self.device)
             with watch("fusion"):
-                add_class_maxima(class_scores, rows[done : done + len(local)], maps)
+                part = rows[done : done + len(local)]
+                add_class_maxima(class_scores, part, maps)
+                if keys is not None:
+                    if ids.keys is None:
+                        ids.keys = torch.zeros((len(classes),) + keys.shape[1:], dtype=torch.int64, device=self.device)
+                    add_class_maxima(ids.keys, part, keys)
+                    _, weight = top_instances(decoded.objects, cfg.confidence_threshold, most)
+                    ids.scores.scatter_(0, bucket_ids.flatten(), weight.flatten())
             done += len(local)
         if class_scores.shape[-2:] != (encoded.height, encoded.width):
             with watch("fusion"):
                 class_scores = resize_logits(class_scores[None], encoded.height, encoded.width)[0]
-        return _Scores(class_scores, classes, presence)
+        return _Scores(class_scores, classes, presence, ids)
 
     def _decode_bucket(self, encoded: EncodedImage, prepared: PreparedVocabulary, index: torch.Tensor,
                        slots: slice) -> _Bucket:
@@ -419,18 +488,20 @@ class ActiveSAM:
         return _Bucket(slots, self.grounder.decode(encoded, prepared.text(index, memory=True)))
 
     def _heads(self, decoded: Decoded, kept: int, cfg: ActiveSAMConfig, encoded: EncodedImage,
-               watch: _Stopwatch) -> torch.Tensor:
+               watch: _Stopwatch, ids: Optional[torch.Tensor] = None) -> Any:
         """Score maps of one bucket's prompts that count, keeping at most
         ``kept`` instances each: exact mode's at the image size, fast
-        mode's at mask resolution."""
+        mode's at mask resolution; with the instances' keys at mask
+        resolution as fast mode's when their ``ids`` [K, kept] are given (else None)."""
         if cfg.mode == "fast":
             with watch("decode"):
-                return self.grounder.fused_scores(decoded, kept, cfg.confidence_threshold)
+                return self.grounder.fused_scores(decoded, kept, cfg.confidence_threshold, ids)
         with watch("decode"):
             index, weights = top_instances(decoded.objects, cfg.confidence_threshold, kept)
             masks, semantic = self.grounder.instance_logits(decoded, index)
         with watch("fusion"):
-            return fuse_at_image(masks, weights, semantic, decoded.presence, encoded.height, encoded.width)
+            maps = fuse_at_image(masks, weights, semantic, decoded.presence, encoded.height, encoded.width)
+            return maps, None if ids is None else mask_instance_keys(masks, weights, ids)
 
     @torch.inference_mode()
     def prefetch(self, image: np.ndarray, active_queries: Optional[Sequence[int]] = None,
@@ -483,6 +554,10 @@ class ActiveSAM:
         the device; the host waits for it at most three times per frame
         (the active set after the preview, the presences and instance counts
         after the decoder, the labels), whatever the vocabulary.
+
+        A frame that runs out of device memory runs again with half the
+        bucket (the result says which bucket made it and how often it was
+        halved); FrameOutOfMemory when even one prompt per forward does not fit.
         """
         rgb = check_image(image)
         if prefetched is not None:
@@ -494,10 +569,44 @@ class ActiveSAM:
         else:
             frame = self._snapshot()  # one consistent vocabulary, config and sizes per frame
             images = _FrameImages(self.grounder, rgb)
-        prepared, cfg = frame.prepared, frame.config
-        n = prepared.num_queries
         watch = _Stopwatch()
         start = time.perf_counter()
+        result, bucket, halvings = self._fitting(
+            frame, rgb, lambda sized: self._run(rgb, sized, images, active_queries, screen, watch))
+        watch.timings["total"] = time.perf_counter() - start
+        result.bucket_size, result.bucket_halvings = bucket, halvings
+        return result
+
+    def _fitting(self, frame: _Frame, rgb: np.ndarray, attempt: Callable[[_Frame], Any]) -> Tuple[Any, int, int]:
+        """``attempt(frame)`` with the frame's bucket decided (``bucket``),
+        tried again with half the bucket while it runs out of device
+        memory. Returns its result, the bucket that made it and how often
+        it was halved; FrameOutOfMemory below one prompt."""
+        bucket = self.buckets.size(frame.config.bucket_size, lambda: self._auto_bucket(frame, rgb))
+        halvings = 0
+        while True:
+            try:
+                out = attempt(dataclasses.replace(frame, bucket=bucket))
+                self.buckets.made(bucket)
+                return out, bucket, halvings
+            except torch.OutOfMemoryError:
+                pass  # handled outside the handler: its traceback holds the failed attempt's tensors
+            except FrameOutOfMemory as exc:  # an image encode that does not fit
+                raise FrameOutOfMemory(str(exc), halvings) from None
+            _release_cached(self.device)
+            bucket = self.buckets.halve(bucket, frame.prepared.num_queries, halvings)
+            halvings += 1
+
+    def _auto_bucket(self, frame: _Frame, rgb: np.ndarray) -> int:
+        """``bucket_size`` auto for this frame on this device (``bucket``)."""
+        return auto_bucket(free_bytes(self.device), frame.config.mode, frame.sizes.full, frame.sizes.preview,
+                           rgb.shape[0] * rgb.shape[1], str(self.dtype).removeprefix("torch."))
+
+    def _run(self, rgb: np.ndarray, frame: _Frame, images: _FrameImages, active_queries: Optional[Sequence[int]],
+             screen: bool, watch: _Stopwatch) -> SegmentationResult:
+        """One try of a frame with ``frame.bucket`` prompts per forward."""
+        prepared, cfg = frame.prepared, frame.config
+        n = prepared.num_queries
         preview_presence = preview_threshold = None
         if active_queries is not None:
             active = sorted({int(q) for q in active_queries if 0 <= int(q) < n}) or [0]
@@ -519,13 +628,17 @@ class ActiveSAM:
                 scores.class_scores, self.grounder.indices(scores.classes), len(vocabulary),
                 vocabulary.background_index, cfg.background_threshold, cfg.mabc_exponent,
             )
-            labels, top = self.grounder.fetch(labels.to(label_dtype(len(vocabulary))), top)
+            if scores.instances is None:
+                labels, top = self.grounder.fetch(labels.to(label_dtype(len(vocabulary))), top)
+                instances, instance_map = (), None
+        if scores.instances is not None:
+            with watch("instances"):
+                labels, top, instances, instance_map = self._instances(labels, top, scores, vocabulary)
         query_presence = np.zeros(n, dtype=np.float32)
         query_presence[active] = scores.presence
         _require_finite(query_presence, top, preview_presence)
-        watch.timings["total"] = time.perf_counter() - start
         return SegmentationResult(
-            labels=labels.astype(np.int32),
+            labels=labels.astype(np.int32, copy=False),
             scores=top.astype(np.float32, copy=False),
             vocabulary=vocabulary,
             active_queries=active,
@@ -535,4 +648,33 @@ class ActiveSAM:
             preview_threshold=preview_threshold,
             background_index=vocabulary.background_index if cfg.background_threshold > 0 else None,
             timings=watch.timings,
+            instances=instances,
+            instance_map=instance_map,
         )
+
+    def _instances(self, labels: torch.Tensor, top: torch.Tensor, scores: _Scores, vocabulary: Vocabulary):
+        """The labels, their scores, the instances and the instance map on
+        the host, in the one fetch the labels alone would take (two arrays:
+        ``scoring.pack_instances``)."""
+        found = scores.instances
+        height, width = labels.shape
+        if found.keys is None:
+            packed, floats = labels.to(torch.int32), top.flatten()
+        else:
+            row = np.full(len(vocabulary), -1, dtype=np.int64)
+            row[scores.classes] = np.arange(len(scores.classes))
+            if vocabulary.background_index is not None:
+                row[vocabulary.background_index] = -1  # the background is no object
+            packed, floats = pack_instances(labels, found.keys, self.grounder.indices(row), found.count, top)
+            floats = torch.cat([floats, found.scores[1:]])
+        packed, floats = self.grounder.fetch(packed, floats)
+        labels, instance_map = packed & 0xFFFF, packed >> 16
+        count = found.count if found.keys is not None else 0
+        pixels = height * width
+        boxes = floats[pixels : pixels + 4 * count].reshape(count, 4)
+        kept_scores = floats[pixels + 4 * count :]
+        instances = tuple(
+            Instance(found.classes[i], float(kept_scores[i]), tuple(int(v) for v in boxes[i]))
+            for i in np.flatnonzero(np.isfinite(boxes[:, 0]))
+        )
+        return labels, floats[:pixels].reshape(height, width), instances, instance_map

@@ -9,6 +9,7 @@ read, and when (``ActiveSAM.segment``).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,6 +23,16 @@ FUSION_CHUNK_BYTES = {"cpu": 64 * 2**20, "other": 512 * 2**20}
 resizes every instance of a chunk of prompts at once (few, large launches);
 a CPU one instance at a time, whose maps its allocator reuses rather than
 mapping fresh pages for each."""
+
+
+INSTANCE_LIMIT = 32767
+"""Most instances one frame reports (the first kept, in active-query order):
+an instance's 1-based index shares a 32-bit word with its pixel's class index
+on the way back from the device (``pack_instances``)."""
+
+MASK_THRESHOLD = 0.5
+"""An instance's mask: the pixels where its mask probability is above this
+(SAM 3's own binarisation of ``pred_masks``)."""
 
 
 def resize_logits(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -117,6 +128,64 @@ def fuse_at_image(masks: torch.Tensor, weights: torch.Tensor, semantic: torch.Te
             torch.maximum(fused, instance.amax(1) if group > 1 else instance[:, 0], out=fused)
         out[part] = fused.mul_(presence[part, None, None])
     return out
+
+
+def mask_instance_keys(masks: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``instance_keys`` [K, h, w] of mask logits [K, T, h, w] at their own
+    (mask) resolution, weighted by the object scores [K, T]."""
+    probabilities = masks.float().sigmoid().flatten(2)
+    keys = instance_keys(probabilities * weights[:, :, None].float(), probabilities > MASK_THRESHOLD, ids)
+    return keys.view(len(masks), *masks.shape[-2:])
+
+
+def instance_keys(weighted: torch.Tensor, covered: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the instance whose mask covers it with the highest weighted
+    probability (sigmoid(mask) * object score), as one sortable int64 key:
+    the float32 bits of that value (positive floats sort as their bits)
+    shifted left 16, or'ed with the instance's id (1 ... INSTANCE_LIMIT;
+    0 for none). ``weighted``/``covered`` [K, T, P], ``ids`` [K, T] (0 for
+    an instance not kept). Returns [K, P]; a max over keys picks the
+    strongest instance, so keys merge per class by ``add_class_maxima``."""
+    if not ids.shape[1]:
+        return torch.zeros(weighted.shape[0], weighted.shape[2], dtype=torch.int64, device=weighted.device)
+    best, arg = torch.where(covered, weighted, 0).max(1)
+    key = (best.view(torch.int32).to(torch.int64) << 16) | ids.gather(1, arg)
+    return torch.where(best > 0, key, 0)
+
+
+def pack_instances(labels: torch.Tensor, class_keys: torch.Tensor, class_row: torch.Tensor, count: int,
+                   top: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A frame's instances beside its labels, ready for one fetch.
+
+    ``class_keys`` [R, h, w] holds each scored class's strongest instance
+    per pixel (``instance_keys``, at the labels' size or a smaller one,
+    read at the nearest pixel); ``class_row`` [C] maps a class to its row
+    (-1: no instances, e.g. the background). A pixel belongs to the
+    instance of the class that won it there. Instances left without a
+    pixel are dropped; the others are numbered 1 ... n in id order.
+
+    Returns (labels | index << 16 as int32 [H, W]; top [H * W] followed by
+    the boxes [count, 4]: x0, y0, x1, y1 with x1/y1 exclusive, inf for a
+    dropped instance), all on the device.
+    """
+    height, width = labels.shape
+    rows = class_row[labels]
+    small_h, small_w = class_keys.shape[-2:]
+    ys = torch.arange(height, device=labels.device) * small_h // height
+    xs = torch.arange(width, device=labels.device) * small_w // width
+    key = class_keys[rows.clamp_min(0), ys[:, None], xs[None, :]]
+    ident = torch.where(rows >= 0, key & 0xFFFF, 0).flatten()
+    coords = torch.stack(torch.meshgrid(torch.arange(width, device=labels.device, dtype=torch.float32),
+                                        torch.arange(height, device=labels.device, dtype=torch.float32),
+                                        indexing="xy")).flatten(1)                    # [2, H * W]: x, y
+    extent = torch.full((4, count + 1), math.inf, dtype=torch.float32, device=labels.device)
+    extent.scatter_reduce_(1, ident.expand(4, -1), torch.cat([coords, -1 - coords]), "amin")
+    present = torch.isfinite(extent[0])
+    present[0] = False
+    index = torch.cumsum(present, 0) * present
+    packed = labels.to(torch.int32) | (index[ident].view(height, width).to(torch.int32) << 16)
+    boxes = torch.cat([extent[:2], -extent[2:]]).t()[1:]                              # [count, 4]
+    return packed, torch.cat([top.flatten().float(), boxes.flatten()])
 
 
 def exact_query_scores(g: "Grounding", confidence: float, height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -31,9 +31,9 @@ from ..engine.limits import MAX_BAG_METADATA_BYTES, MAX_IMAGE_BYTES, InputError
 from ..engine.paths import check_regular, read_regular
 from ..files.inflate import InflateError, disk_room, inflate_file, inflate_zstd
 from .imgconv import compressed_to_rgb, image_to_rgb
-from .names import output_namespaces
+from .names import camera_info_topic, output_namespaces
 from .node_params import BY_NAME, NODE_NAME
-from .topics import COMPRESSED_IMAGE, IMAGE, camera_name
+from .topics import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, camera_name
 
 DECODERS: Dict[str, Callable[[Any], Any]] = {IMAGE: image_to_rgb, COMPRESSED_IMAGE: compressed_to_rgb}
 """The input types, and how each becomes RGB pixels (as in the node)."""
@@ -208,6 +208,26 @@ def image_connections(bag: InputBag, topics: Sequence[str]) -> Dict[str, List[Co
     return out
 
 
+def node_root(namespace: str = NODE_NAMESPACE) -> str:
+    """What the node's ``~`` is in a bag: ``namespace``, absolute, without a trailing ``/``."""
+    return ("/" + namespace.strip("/")).rstrip("/")
+
+
+DEPTH_TYPES = {IMAGE: "depth image", CAMERA_INFO: "camera info"}
+
+
+def depth_connections(bag: InputBag, depth_topics: Sequence[str]) -> None:
+    """Check that each depth topic, and the camera_info topic beside it, is in the bag with its type."""
+    available = bag.topics
+    for depth in depth_topics:
+        for topic, msgtype in ((depth, IMAGE), (camera_info_topic(depth), CAMERA_INFO)):
+            if topic not in available:
+                raise BagError(f"{DEPTH_TYPES[msgtype]} topic {topic} is not in the bag (its {msgtype} topics: "
+                               f"{', '.join(sorted(t for t, i in available.items() if i.msgtype == msgtype)) or 'none'})")
+            if available[topic].msgtype != msgtype:
+                raise BagError(f"topic {topic} is of type {available[topic].msgtype or 'several types'}, not {msgtype}")
+
+
 def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE) -> Dict[str, str]:
     """Each input topic's output prefix, named as the node names its publishers
     (``names.output_namespaces``) with ``~`` = ``namespace``."""
@@ -215,7 +235,7 @@ def output_prefixes(msgtypes: Mapping[str, str], namespace: str = NODE_NAMESPACE
     if len(set(cameras.values())) < len(cameras):
         raise BagError(f"topics {', '.join(cameras)} are one camera "
                        "(raw and compressed); give one of them")
-    root = ("/" + namespace.strip("/")).rstrip("/")
+    root = node_root(namespace)
     prefixes = output_namespaces(list(cameras.values()))
     return {topic: root + prefixes[camera][1:] for topic, camera in cameras.items()}
 

@@ -48,8 +48,18 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         level, message = ERROR, "the segmentation worker is not running"
     elif now.failed > before.failed:
         level, message = WARN, f"{now.failed - before.failed} frame(s) failed in the engine; {rate}"
+    elif now.out_of_memory > before.out_of_memory:
+        level, message = WARN, (f"{now.out_of_memory - before.out_of_memory} frame(s) dropped: out of device memory "
+                                f"even at one prompt per forward; {rate}")
+    elif now.bucket_halvings > before.bucket_halvings:
+        halved = now.bucket_halvings - before.bucket_halvings
+        level, message = WARN, (f"out of device memory: the bucket was halved {halved} time(s), now "
+                                f"{now.bucket_size_last} prompt(s) per forward; {rate}")
     elif undecodable > undecodable_before:
         level, message = WARN, f"{undecodable - undecodable_before} undecodable frame(s) dropped; {rate}"
+    elif now.without_depth > before.without_depth:
+        level, message = WARN, (f"{now.without_depth - before.without_depth} frame(s) without a matching depth "
+                                f"image, labelled in 2D only; {rate}")
     elif now.received == before.received:
         since = "" if now.since_input is None else f" for {now.since_input:.0f} s"
         level, message = WARN, f"no images on {topic}{since} (none since the last report)"
@@ -72,10 +82,14 @@ def camera_report(topic: str, now: StreamStats, before: StreamStats,
         ("frames labelled by propagation", str(now.propagated)),
         ("frames dropped (a newer frame came first, labels not carried)", str(now.dropped)),
         ("frames failed", str(now.failed)),
+        ("frames dropped for memory", str(now.out_of_memory)),
+        ("bucket halvings (out of memory)", str(now.bucket_halvings)),
+        ("bucket size (last model frame)", str(now.bucket_size_last)),
         ("frames withheld (a later frame's labels were out first)", str(now.withheld)),
         ("seconds since the last image", _ago(now.since_input)),
         ("seconds since the last labels", _ago(now.since_output)),
         ("frames undecodable", str(undecodable)),
+        ("frames without a matching depth image (2D only)", str(now.without_depth)),
         ("refresh rate", f"{now.refresh_rate:.2f}"),
         ("preview rate", f"{now.preview_rate:.2f}"),
         ("active classes (last)", str(now.active_classes_last)),

@@ -72,7 +72,7 @@ LAYOUTS = {
 """Supported encodings (lower case; lookup ignores case, so ``8UC3`` works)."""
 
 
-def _as_uint8(data: Any) -> np.ndarray:
+def as_uint8(data: Any) -> np.ndarray:
     """A flat uint8 view of bytes, bytearray, array.array (rclpy), memoryview or numpy data."""
     if isinstance(data, np.ndarray):
         return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
@@ -110,7 +110,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         )
     if layout.channels == 2 and width % 2:  # 4:2:2 shares chroma between pixel pairs
         raise UnsupportedImage(f"{encoding!r} image: odd width {width}")
-    buf = _as_uint8(msg.data)
+    buf = as_uint8(msg.data)
     if buf.size < step * height:
         raise UnsupportedImage(
             f"truncated {encoding!r} image: {buf.size} bytes of data, "
@@ -136,7 +136,7 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
             "subscribe to the raw depth image"
         )
     try:
-        return decode_rgb(_as_uint8(msg.data), f"compressed image of format {fmt[:80]!r}",
+        return decode_rgb(as_uint8(msg.data), f"compressed image of format {fmt[:80]!r}",
                           rgb_order="compressed rgb" in fmt.lower())
     except ImageError as exc:
         raise UnsupportedImage(str(exc)) from None
@@ -158,12 +158,14 @@ _OUTPUT_TYPES = {  # encoding: (channels, little-endian dtype)
     "mono8": (1, np.dtype("u1")),
     "mono16": (1, np.dtype("<u2")),
     "32FC1": (1, np.dtype("<f4")),
+    "32SC1": (1, np.dtype("<i4")),
 }
 
 
 def rgb_to_image_fields(pixels: np.ndarray, encoding: str) -> ImageFields:
     """Fields of an output image: rgb8 (H, W, 3) uint8, mono8 (H, W) uint8,
-    mono16 (H, W) uint16 or 32FC1 (H, W) float32; always little-endian.
+    mono16 (H, W) uint16, 32FC1 (H, W) float32 or 32SC1 (H, W) int32; always
+    little-endian.
 
     The dtype must match: a silent cast could wrap label values or lose depth.
     """

@@ -11,7 +11,8 @@ Conventions, after vision_msgs' comments:
 
 - Labels image: pixel = class index, mono8 while the vocabulary has at most
   254 classes, mono16 beyond; unlabeled (background after calibration) is
-  the encoding's maximum, 255 or 65535.
+  the encoding's maximum, 255 or 65535. With ``label_encoding`` 32SC1:
+  int32, unlabeled -1 (``render.labels``).
 - LabelInfo ``class_map``: ``class_id`` = index, ``class_name`` = the
   class's display name (its first alias, ``Vocabulary.names``), the same
   name the overlay's legend shows.
@@ -27,6 +28,20 @@ Conventions, after vision_msgs' comments:
   ``time_ref`` = the stamp of the model frame whose labels these are,
   ``source`` = ``model`` or ``propagated``. The labels' age is
   ``header.stamp - time_ref``.
+- PointCloud2 (``points``): unorganised (height 1), little-endian, dense
+  (points without depth are left out), 20 bytes a point (:data:`POINT_FIELDS`):
+  ``x y z`` float32 metres in the depth image's optical frame, ``rgb`` the
+  pixel's colour packed as PCL and rviz read it (float32 whose bits are
+  ``0x00RRGGBB``), ``label`` uint16 the class index at the pixel
+  (unlabeled 255 or 65535, as the ``mono`` labels image whatever its
+  ``label_encoding``), ``instance`` uint16 the instance id
+  (0 = none). ``header`` = the depth image's (its frame and stamp).
+- Detection3DArray (``detections_3d``): one Detection3D per instance with
+  depth (``stream.depth.objects_3d``): ``id`` = the instance id as a string,
+  one hypothesis with ``class_id`` = ``str(class index)`` (as Classification),
+  the instance's score, and its centroid as the pose; ``bbox`` = the box's
+  centre and size, axis-aligned in the optical frame (identity orientation).
+  Covariances are not estimated: all zero.
 """
 
 from __future__ import annotations
@@ -34,15 +49,16 @@ from __future__ import annotations
 import array
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Tuple
 
 import numpy as np
 
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
-from ..render.labels import label_array
+from ..render.labels import MONO, label_array, ros_encoding
 from ..render.overlay import overlay
 from ..render.palette import color_labels
+from ..stream.depth import Cloud, Object3D
 from .imgconv import rgb_to_image_fields
 
 MESSAGE_TYPES = {
@@ -55,6 +71,17 @@ MESSAGE_TYPES = {
     "Classification": "vision_msgs/msg/Classification",
     "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
     "TimeReference": "sensor_msgs/msg/TimeReference",
+    "PointCloud2": "sensor_msgs/msg/PointCloud2",
+    "PointField": "sensor_msgs/msg/PointField",
+    "Detection3DArray": "vision_msgs/msg/Detection3DArray",
+    "Detection3D": "vision_msgs/msg/Detection3D",
+    "ObjectHypothesisWithPose": "vision_msgs/msg/ObjectHypothesisWithPose",
+    "BoundingBox3D": "vision_msgs/msg/BoundingBox3D",
+    "Pose": "geometry_msgs/msg/Pose",
+    "PoseWithCovariance": "geometry_msgs/msg/PoseWithCovariance",
+    "Point": "geometry_msgs/msg/Point",
+    "Quaternion": "geometry_msgs/msg/Quaternion",
+    "Vector3": "geometry_msgs/msg/Vector3",
 }
 """The ROS type of each :class:`MessageClasses` field."""
 
@@ -72,6 +99,17 @@ class MessageClasses:
     Classification: Any
     ObjectHypothesis: Any
     TimeReference: Any
+    PointCloud2: Any
+    PointField: Any
+    Detection3DArray: Any
+    Detection3D: Any
+    ObjectHypothesisWithPose: Any
+    BoundingBox3D: Any
+    Pose: Any
+    PoseWithCovariance: Any
+    Point: Any
+    Quaternion: Any
+    Vector3: Any
     byte_array: Callable[[np.ndarray], Any]  # flat uint8 array -> the binding's uint8[] value
 
     @classmethod
@@ -128,10 +166,9 @@ def image(ns: MessageClasses, pixels: np.ndarray, encoding: str, header: Any) ->
     )
 
 
-def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
-    """sensor_msgs/Image of class indices (mono8 or mono16, see the module doc)."""
-    labels = label_array(result)
-    return image(ns, labels, "mono8" if labels.dtype == np.uint8 else "mono16", header)
+def labels_image(ns: MessageClasses, result: SegmentationResult, header: Any, encoding: str = MONO) -> Any:
+    """sensor_msgs/Image of class indices (mono8, mono16 or 32SC1, see the module doc)."""
+    return image(ns, label_array(result, encoding), ros_encoding(len(result.vocabulary), encoding), header)
 
 
 def color_labels_image(ns: MessageClasses, result: SegmentationResult, header: Any) -> Any:
@@ -179,3 +216,70 @@ def overlay_image(ns: MessageClasses, rgb: np.ndarray, result: SegmentationResul
                   header: Any, alpha: float, legend: bool = False) -> Any:
     """rgb8 sensor_msgs/Image of :func:`overlay`, with its legend if asked for."""
     return image(ns, overlay(rgb, result, alpha, legend), "rgb8", header)
+
+
+FLOAT32, UINT16 = 7, 4
+"""sensor_msgs/PointField datatypes."""
+POINT_FIELDS: Tuple[Tuple[str, int, int], ...] = (
+    ("x", 0, FLOAT32), ("y", 4, FLOAT32), ("z", 8, FLOAT32), ("rgb", 12, FLOAT32),
+    ("label", 16, UINT16), ("instance", 18, UINT16),
+)
+"""(name, byte offset, datatype) of each point's fields (module doc)."""
+POINT_DTYPE = np.dtype({"names": [name for name, _, _ in POINT_FIELDS],
+                        "formats": ["<f4" if kind == FLOAT32 else "<u2" for _, _, kind in POINT_FIELDS],
+                        "offsets": [offset for _, offset, _ in POINT_FIELDS], "itemsize": 20})
+
+
+def point_cloud(ns: MessageClasses, cloud: Cloud, header: Any) -> Any:
+    """sensor_msgs/PointCloud2 of a labelled cloud (module doc)."""
+    points = np.empty(len(cloud), dtype=POINT_DTYPE)
+    points["x"], points["y"], points["z"] = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
+    rgb = cloud.rgb.astype(np.uint32)
+    points["rgb"] = ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).view(np.float32)
+    points["label"], points["instance"] = cloud.label, cloud.instance
+    return ns.PointCloud2(
+        header=copy_header(ns, header),
+        height=1,
+        width=len(cloud),
+        fields=[ns.PointField(name=name, offset=offset, datatype=kind, count=1) for name, offset, kind in POINT_FIELDS],
+        is_bigendian=False,
+        point_step=POINT_DTYPE.itemsize,
+        row_step=POINT_DTYPE.itemsize * len(cloud),
+        data=ns.byte_array(points.view(np.uint8)),
+        is_dense=True,
+    )
+
+
+class Identified(Protocol):
+    """What a 3D detection needs to know of an instance: its id, class and score."""
+
+    id: int
+    class_index: int
+    score: float
+
+
+def _point(ns: MessageClasses, xyz: Iterable[float]) -> Any:
+    x, y, z = (float(v) for v in xyz)
+    return ns.Point(x=x, y=y, z=z)
+
+
+def _pose(ns: MessageClasses, xyz: Iterable[float]) -> Any:
+    return ns.Pose(position=_point(ns, xyz), orientation=ns.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
+
+
+def detections_3d(ns: MessageClasses, found: Sequence[Object3D], instances: Mapping[int, Identified],
+                  header: Any) -> Any:
+    """vision_msgs/Detection3DArray: one detection per measured instance that ``instances`` knows (module doc)."""
+    detections = []
+    for obj in found:
+        known = instances.get(obj.id)
+        if known is None:
+            continue
+        hypothesis = ns.ObjectHypothesisWithPose(
+            hypothesis=ns.ObjectHypothesis(class_id=str(int(known.class_index)), score=float(known.score)),
+            pose=ns.PoseWithCovariance(pose=_pose(ns, obj.centroid), covariance=np.zeros(36, dtype=np.float64)))
+        size = ns.Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2]))
+        detections.append(ns.Detection3D(header=copy_header(ns, header), results=[hypothesis],
+                                         bbox=ns.BoundingBox3D(center=_pose(ns, obj.center), size=size),
+                                         id=str(obj.id)))
+    return ns.Detection3DArray(header=copy_header(ns, header), detections=detections)

@@ -141,3 +141,35 @@ def remap(name: str, rules: Sequence[Tuple[str, str]], namespace: str, node: str
         if resolve(source, namespace, node) == resolved:
             return resolve(target, namespace, node)
     return resolved
+
+
+def camera_info_topic(depth_topic: str) -> str:
+    """The CameraInfo topic beside an image topic, by image_transport's rule
+    (``getCameraInfoTopic``): its last name replaced by ``camera_info``
+    (``/cam/depth/image_raw`` -> ``/cam/depth/camera_info``, ``depth`` -> ``camera_info``)."""
+    name = normalise(depth_topic)
+    head, _, _ = name.rpartition("/")
+    return f"{head}/camera_info" if head or name.startswith("/") else "camera_info"
+
+
+def depth_topics(given: Optional[Sequence[str]], cameras: Sequence[str]) -> Dict[str, str]:
+    """Each camera's depth topic ('' = none) from the ``depth_topics`` parameter (unset: none)."""
+    listed = [normalise(t) for t in (given or ()) if t.strip()]
+    if not listed:
+        return {camera: "" for camera in cameras}
+    return {camera: normalise(topic) for camera, topic in zip(cameras, given)}
+
+
+def depth_problems(given: Optional[Sequence[str]], cameras: Sequence[str], what: str = "depth_topics") -> List[str]:
+    """Why ``depth_topics`` cannot pair with these cameras: a count that is
+    not one per camera, an invalid name, a depth topic that is a camera's image topic."""
+    if not [t for t in (given or ()) if t.strip()]:
+        return []
+    if len(given) != len(cameras):
+        return [f"{what} has {len(given)} entries for {len(cameras)} camera(s) of image_topics: give one per "
+                "camera, in order ('' for a camera without depth)"]
+    problems = [f"{what}: {problem}" for problem in (topic_problem(normalise(t)) for t in given if t.strip())
+                if problem]
+    images = {normalise(c) for c in cameras}
+    problems += [f"{what}: {t!r} is an image topic of image_topics" for t in given if normalise(t) in images]
+    return problems

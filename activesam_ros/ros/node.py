@@ -18,7 +18,12 @@ Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
 colours), ``~/label_info`` (transient local; published at start and again
 with the first frame made with a new vocabulary), ``~/active_classes``,
-``~/overlay`` and ``~/confidence``.
+``~/overlay`` and ``~/confidence``; with a depth topic (``depth_topics``)
+also ``~/points`` and ``~/detections_3d``, made from the depth image
+nearest the frame's stamp (``stream.depth_sync``) and its CameraInfo. Per
+node, where semantic_inference_msgs is installed: ``~/labelspace``
+(transient local; the label space Hydra reads, sent at activation and with
+the first frame of a new vocabulary).
 """
 
 from __future__ import annotations
@@ -45,19 +50,23 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
+from ..engine.bucket import FrameOutOfMemory  # noqa: E402
 from ..engine.config import ConfigError  # noqa: E402
 from ..engine.model import LoadReport, ModelLoadError, load_model_with_report  # noqa: E402
 from ..engine.pipeline import ActiveSAM  # noqa: E402
 from ..engine.release import release_memory  # noqa: E402
 from ..engine.vocabulary import VocabularyError  # noqa: E402
+from ..render.labelspace import LabelSpaceError, read_roles  # noqa: E402
 from ..stream.logline import shorten, summary, vocabulary_summary  # noqa: E402
 from ..stream.parameters import ParameterError, model_source  # noqa: E402
+from ..stream.depth_sync import DepthPairing  # noqa: E402
 from ..stream.runtime import Frame, FrameResult, StreamRuntime  # noqa: E402
 from ..stream.stats import StreamStats  # noqa: E402
-from . import messages, names, topics  # noqa: E402
+from . import labelspace_msg, messages, names, topics  # noqa: E402
 from . import node_params as params  # noqa: E402
+from .depthconv import depth_to_metres, intrinsics  # noqa: E402
 from .diagnostics import ERROR, Report, camera_report, load_values, memory_value  # noqa: E402
 from .imgconv import compressed_to_rgb, image_to_rgb  # noqa: E402
 
@@ -72,6 +81,7 @@ except ImportError:  # pragma: no cover - depends on the ROS install
     Updater = None
 
 BAD_INPUT_LOG_PERIOD = 10.0  # seconds between warnings about undecodable frames
+DEPTH_QUEUE = 5              # queue depth of the depth and camera info subscriptions: their callbacks only decode
 STOP_TIMEOUT = 3.0           # seconds to wait for the worker at shutdown: the engine stops between two buckets
 
 _ROS_TYPES = {
@@ -116,6 +126,10 @@ class Camera(topics.CameraOutputs):
     undecodable: int = 0
     reported: StreamStats = field(default_factory=StreamStats)
     reported_undecodable: int = 0
+    depth_topic: str = ""                    # "" = no depth: no 3D outputs
+    pairing: Optional[DepthPairing] = None   # its recent depth images and camera info
+    depth_subscriptions: List[Any] = field(default_factory=list)  # while active
+    bad_depth: int = 0                       # depth or camera info messages that could not be read
 
 
 def _transition(method: Callable[..., TransitionCallbackReturn]) -> Callable[..., TransitionCallbackReturn]:
@@ -159,6 +173,10 @@ class ActiveSAMNode(LifecycleNode):
         self._load: Optional[LoadReport] = None  # how long the model took, from configure
         self._configured_at = 0.0
         self._first_label: Optional[float] = None  # seconds from configure to the first labels published
+        self._labelspace_class = labelspace_msg.rclpy_labelspace_class()  # None: not installed, not published
+        self._labelspace: Optional[Publisher] = None  # from configure to cleanup
+        self._labelspace_sent: Optional[Any] = None   # the vocabulary last described on ~/labelspace
+        self._roles: Dict[str, List[str]] = {}        # labelspace_roles' class names
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @property
@@ -192,6 +210,8 @@ class ActiveSAMNode(LifecycleNode):
                 self.get_logger().info(self._load.skipped)
             self.get_logger().info(self._load.line())
             engine = ActiveSAM(model, self._settings.vocabulary, self._settings.engine)
+            roles_file = self._values["labelspace_roles"].strip()
+            self._roles = read_roles(roles_file) if roles_file else {}
         except STARTUP_ERRORS as exc:
             self.failure = shorten(str(exc), params.MAX_REASON_CHARS)
             self.get_logger().error(f"cannot configure: {self.failure}")
@@ -200,6 +220,12 @@ class ActiveSAMNode(LifecycleNode):
         self.runtime = StreamRuntime(engine, self._on_result, self._on_error, self._settings.temporal)
         self._params.runtime = self.runtime
         self._cameras = self._create_cameras()
+        if self._labelspace_class is not None:
+            self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
+                                                     qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
+        else:
+            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
+                                   "label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -208,6 +234,7 @@ class ActiveSAMNode(LifecycleNode):
         """Publish label_info, start the worker, subscribe, report on /diagnostics."""
         for camera in self._cameras.values():
             camera.handles["label_info"].publish(self._label_info(camera))
+        self._publish_labelspace(self._settings.vocabulary)
         self.runtime.start()
         self._subscribe()
         self._start_diagnostics()
@@ -252,6 +279,9 @@ class ActiveSAMNode(LifecycleNode):
             if camera.subscription is not None:
                 self.destroy_subscription(camera.subscription)
                 camera.subscription = None
+            for subscription in camera.depth_subscriptions:
+                self.destroy_subscription(subscription)
+            camera.depth_subscriptions.clear()
         if self.runtime is not None and not self.runtime.stop(STOP_TIMEOUT):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
@@ -263,6 +293,9 @@ class ActiveSAMNode(LifecycleNode):
                     self.destroy_publisher(publisher)
                 camera.handles.clear()
             self._cameras = {}
+            if self._labelspace is not None:
+                self.destroy_publisher(self._labelspace)
+            self._labelspace, self._labelspace_sent = None, None
         device, self.runtime = self._device, None
         self._params.runtime = None
         if device:
@@ -301,8 +334,10 @@ class ActiveSAMNode(LifecycleNode):
         values = self._values
         self._output_qos = qos(values["output_reliability"], values["output_depth"])
         cameras = {}
+        depth = names.depth_topics(values["depth_topics"], values["image_topics"])
         for topic, prefix in names.output_namespaces(values["image_topics"]).items():
-            camera = cameras[topic] = Camera(topic=topic, prefix=prefix)
+            camera = cameras[topic] = Camera(topic=topic, prefix=prefix, depth_topic=depth[topic])
+            camera.pairing = DepthPairing() if camera.depth_topic else None
             for output in topics.OUTPUT_TOPICS:
                 if not output.switch:
                     camera.handles[output.name] = self._publisher(camera, output)
@@ -313,6 +348,18 @@ class ActiveSAMNode(LifecycleNode):
         return camera.label_info(self._ns, self._settings.vocabulary,
                                  self._ns.Header(stamp=self.get_clock().now().to_msg()),
                                  self._settings.engine.confidence_threshold)
+
+    def _publish_labelspace(self, vocabulary: Any) -> None:
+        """``~/labelspace`` for ``vocabulary``, unless it was the last one sent
+        (or the message is not installed); ``labelspace_msg.node_label_space``
+        says what it holds."""
+        if self._labelspace is None or self._labelspace_sent == vocabulary:
+            return
+        self._labelspace_sent = vocabulary
+        space, warnings = labelspace_msg.node_label_space(vocabulary, self._roles, self._values["label_encoding"])
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        self._labelspace.publish(labelspace_msg.labelspace_message(self._labelspace_class, space, list))
 
     def _subscribe(self) -> None:
         """Each camera's image subscription (activate)."""
@@ -328,6 +375,15 @@ class ActiveSAMNode(LifecycleNode):
                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._qos_warning(
                     lambda camera=camera: camera.resolved, False, values["input_reliability"])))
             camera.resolved = camera.subscription.topic_name
+            if camera.depth_topic:
+                depth_group = MutuallyExclusiveCallbackGroup()  # decoding depth never waits for an image callback
+                depth_qos = qos(values["input_reliability"], DEPTH_QUEUE)
+                camera.depth_subscriptions = [
+                    self.create_subscription(Image, camera.depth_topic, self._depth_callback(camera), depth_qos,
+                                             callback_group=depth_group),
+                    self.create_subscription(CameraInfo, names.camera_info_topic(camera.depth_topic),
+                                             self._info_callback(camera), depth_qos, callback_group=depth_group),
+                ]
 
     def _publisher(self, camera: Camera, output: topics.OutputTopic) -> Publisher:
         kind = messages.rclpy_class(output.msgtype)
@@ -353,6 +409,8 @@ class ActiveSAMNode(LifecycleNode):
         with self._outputs_lock:
             for camera in (cameras or self._cameras).values():
                 for output in topics.SWITCHED:
+                    if output.depth and not camera.depth_topic:
+                        continue
                     current = camera.handles.get(output.name)
                     if self._values[output.switch] and current is None:
                         camera.handles[output.name] = self._publisher(camera, output)
@@ -379,6 +437,45 @@ class ActiveSAMNode(LifecycleNode):
 
         return on_image
 
+    def _bad_depth(self, camera: Camera, what: str, exc: Exception) -> None:
+        camera.bad_depth += 1
+        self.get_logger().warning(f"dropped an unreadable {what} for {camera.resolved}: {shorten(str(exc), 300)} "
+                                  f"[{camera.bad_depth} so far; this warning is throttled]",
+                                  throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+
+    def _depth_callback(self, camera: Camera) -> Callable[[Any], None]:
+        def on_depth(msg: Any) -> None:
+            try:
+                metres = depth_to_metres(msg)
+            except Exception as exc:  # never let one bad message stop the node
+                self._bad_depth(camera, "depth image", exc)
+                return
+            camera.pairing.add_depth(metres, messages.stamp_seconds(msg.header.stamp), str(msg.header.frame_id),
+                                     msg.header)
+        return on_depth
+
+    def _info_callback(self, camera: Camera) -> Callable[[Any], None]:
+        def on_info(msg: Any) -> None:
+            try:
+                camera.pairing.add_intrinsics(intrinsics(msg))
+            except Exception as exc:
+                self._bad_depth(camera, "camera info", exc)
+        return on_info
+
+    def _depth(self, camera: Camera, out: FrameResult) -> Optional[topics.Depth]:
+        """The frame's 3D inputs, or None: no depth topic, or no depth image
+        matches it (counted, and said in a throttled warning)."""
+        if camera.pairing is None:
+            return None
+        image, header, why = camera.pairing.match(out.frame.stamp, out.frame.rgb.shape[:2],
+                                                  self._values["depth_tolerance"])
+        if image is None:
+            self.runtime.processor.stats.count(camera.topic, "without_depth")
+            self.get_logger().warning(f"a frame of {camera.resolved} is labelled in 2D only: {why}",
+                                      throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            return None
+        return topics.Depth(image, header, self._values["points_decimation"], out.instance_ids, out.objects)
+
     def _on_result(self, out: FrameResult) -> None:
         """Publish one frame's outputs with its input header: on the worker for
         model frames, on the image callback's thread for propagated ones.
@@ -386,14 +483,17 @@ class ActiveSAMNode(LifecycleNode):
         camera = self._cameras.get(out.frame.camera)
         if self._closing or camera is None:  # closing, or cleaned up while the frame was under way
             return
+        depth = self._depth(camera, out)
         with self._outputs_lock:
             for publisher, message in camera.frame_messages(
                 self._ns, out.frame.rgb, out.result, out.frame.context, self._values["overlay_alpha"],
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
-                overlay_legend=self._values["overlay_legend"],
+                overlay_legend=self._values["overlay_legend"], label_encoding=self._values["label_encoding"],
+                depth=depth,
             ):
                 publisher.publish(message)
+            self._publish_labelspace(out.result.vocabulary)
         if self._first_label is None and self._load is not None:
             self._first_label = time.monotonic() - self._configured_at
             self.get_logger().info(f"first labels {self._first_label:.1f} s after configure "
@@ -406,8 +506,13 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().error(f"a parameter update was refused: {shorten(str(error), 300)}")
         else:
             camera = self._cameras.get(frame.camera)
-            self.get_logger().error(f"a frame on {camera.resolved if camera else summary(frame.camera)} failed: "
-                                    f"{shorten(str(error), 300)}", throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            where = camera.resolved if camera else summary(frame.camera)
+            if isinstance(error, FrameOutOfMemory):  # counted on /diagnostics; the next frame runs
+                self.get_logger().warn(f"a frame on {where} was dropped: {shorten(str(error), 300)}",
+                                       throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
+            else:
+                self.get_logger().error(f"a frame on {where} failed: {shorten(str(error), 300)}",
+                                        throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
 
     # -- diagnostics -----------------------------------------------------------
 
@@ -474,7 +579,7 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().error(f"the segmentation worker did not stop within {STOP_TIMEOUT:.0f} s")
 
 
-STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException)
+STARTUP_ERRORS = (ParameterError, ConfigError, VocabularyError, ModelLoadError, ParameterException, LabelSpaceError)
 
 
 def _leave_it_to_rclpy(signum: int, frame: Any) -> None:

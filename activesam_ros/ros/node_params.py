@@ -33,7 +33,7 @@ from ..stream.parameters import (
     changed_settings,
 )
 from ..stream.parameters import settings as shared_settings
-from .names import camera_problems
+from .names import camera_problems, depth_problems
 
 NODE_NAME = "activesam"
 """The node's default name: its outputs are under /activesam/..."""
@@ -47,6 +47,7 @@ SECURITY_PARAMS = (
 IO_PARAMS = (
     ParamSpec("image_topics", STRING_ARRAY, ["image"], "input image topics, one per camera; 'image' is relative and remappable", read_only=True),
     ParamSpec("compressed", BOOL, False, "subscribe to sensor_msgs/CompressedImage on <topic>/compressed instead of raw images", read_only=True),
+    ParamSpec("depth_topics", STRING_ARRAY, None, "depth images registered to the cameras (16UC1 mm or 32FC1 m), one per image_topics entry in its order ('' = none for that camera); each one's CameraInfo is read from camera_info beside it (image_transport's rule: the last name replaced by camera_info). 'depth' is relative and remappable. Unset: no depth, no 3D outputs", read_only=True),
     ParamSpec("input_reliability", STRING, "best_effort", "input QoS reliability (best_effort also takes reliable publishers)", read_only=True, choices=("best_effort", "reliable")),
     ParamSpec("input_depth", INT, 1, "input QoS queue depth; 1 keeps only the newest frame", read_only=True, low=1, high=100),
     ParamSpec("output_reliability", STRING, "reliable", "QoS reliability of every output but label_info (reliable, transient local); with best_effort, subscribers must be best effort too", read_only=True, choices=("reliable", "best_effort")),
@@ -54,16 +55,21 @@ IO_PARAMS = (
     ParamSpec(DIAGNOSTICS_PERIOD, DOUBLE, 1.0, "seconds between /diagnostics messages", read_only=True, low=0.1, high=60.0),
 )
 
+LABELSPACE_PARAMS = (
+    ParamSpec("labelspace_roles", STRING, "", "YAML file naming the object, surface and dynamic classes of ~/labelspace (keys objects, surfaces, dynamic: lists of class names, as activesam labelspace --roles); names not in the vocabulary are left out; '' = no roles", read_only=True),
+)
+
 AUTOSTART = "autostart"
 LIFECYCLE_PARAMS = (
     ParamSpec(AUTOSTART, BOOL, True, "true: configure and activate at start, so the node comes up segmenting; false: a managed node that waits unconfigured for a lifecycle manager (ros2 lifecycle set, nav2_lifecycle_manager)", read_only=True),
 )
 
-PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS + LIFECYCLE_PARAMS
+PARAMS = SHARED_PARAMS + SECURITY_PARAMS + IO_PARAMS + LABELSPACE_PARAMS + LIFECYCLE_PARAMS
 BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 
 __all__ = [  # the node reads the shared names through this module too
-    "AUTOSTART", "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "LIFECYCLE_PARAMS",
+    "AUTOSTART", "BOOL", "BY_NAME", "DIAGNOSTICS_PERIOD", "DOUBLE", "INT", "IO_PARAMS", "LABELSPACE_PARAMS",
+    "LIFECYCLE_PARAMS",
     "NODE_NAME", "PARAMS", "SECURITY_PARAMS", "STRING", "STRING_ARRAY", "LiveParameters", "NodeContext", "Outcome",
     "ParamSpec", "Settings", "check_change", "default_values", "incompatible_qos_warning",
     "live_vocabulary_file_error", "settings",
@@ -100,7 +106,8 @@ class NodeContext:
 def _node_checks(context: NodeContext):
     def cameras(values: Mapping[str, Any]) -> List[str]:
         topics = values["image_topics"] or []
-        return camera_problems(topics, context.namespace, context.name, resolved=context.resolved(topics))
+        return (camera_problems(topics, context.namespace, context.name, resolved=context.resolved(topics))
+                + depth_problems(values["depth_topics"], topics))
     return ((IO_PARAMS, cameras),)
 
 

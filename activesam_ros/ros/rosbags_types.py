@@ -1,9 +1,10 @@
-"""ROS 2 message classes without ROS: a rosbags typestore that knows vision_msgs.
+"""ROS 2 message classes without ROS: a rosbags typestore that knows vision_msgs (and Labelspace).
 
 rosbags ships sensor_msgs and std_msgs for each distro but not vision_msgs,
-so the four vision_msgs types the node publishes are registered here from
+so the vision_msgs types the node publishes are registered here from
 their .msg field lines (vision_msgs 4.x, the ros2 branch released for Humble
-and Jazzy; field order and types must match it for CDR to be compatible).
+and Jazzy; field order and types must match it for CDR to be compatible),
+and semantic_inference_msgs/Labelspace likewise (``labelspace_msg``).
 The bag processor and the tests use this store to read and write exactly
 the bytes a ROS 2 node would.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from . import labelspace_msg
 from .messages import MessageClasses
 
 VISION_MSGS = {
@@ -27,20 +29,33 @@ VISION_MSGS = {
     "vision_msgs/msg/Classification": (
         "std_msgs/Header header\nvision_msgs/ObjectHypothesis[] results\n"
     ),
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
+    ),
+    "vision_msgs/msg/BoundingBox3D": "geometry_msgs/Pose center\ngeometry_msgs/Vector3 size\n",
+    "vision_msgs/msg/Detection3D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+        "vision_msgs/BoundingBox3D bbox\nstring id\n"
+    ),
+    "vision_msgs/msg/Detection3DArray": "std_msgs/Header header\nvision_msgs/Detection3D[] detections\n",
 }
 """The registered types' field lines (comments of the originals left out)."""
+
+OTHER_MSGS = {labelspace_msg.MSGTYPE: labelspace_msg.DEFINITION}
+"""Further types the node may publish, registered alike."""
 
 DISTROS = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
 
 
 @lru_cache(maxsize=None)
 def typestore(distro: str = "humble") -> Typestore:
-    """The rosbags typestore of a ROS 2 distro ("humble" or "jazzy") plus vision_msgs."""
+    """The rosbags typestore of a ROS 2 distro ("humble" or "jazzy") plus
+    vision_msgs and semantic_inference_msgs/Labelspace."""
     if distro not in DISTROS:
         raise ValueError(f"unknown ROS 2 distro {distro!r}; use one of {sorted(DISTROS)}")
     store = get_typestore(DISTROS[distro])
     types = {}
-    for name, text in VISION_MSGS.items():
+    for name, text in {**VISION_MSGS, **OTHER_MSGS}.items():
         types.update(get_types_from_msg(text, name))
     store.register(types)
     return store

@@ -19,8 +19,17 @@ colour labels / camera, the Displays panel), several as one row per camera
 (camera, overlay, colour labels) with the Displays panel at the right; rviz's
 3D view, which no display uses, keeps only its minimum size. No display
 needs TF, so the frame transformer is rviz's Identity one: the Fixed Frame
-then raises no "No tf data" warning. Add a 3D display and you need TF:
-switch the Transformation panel to TF and set the Fixed Frame.
+then raises no "No tf data" warning.
+
+A camera with a depth topic (``depth_topics`` in the params file) adds its
+``points`` as a PointCloud2 display, coloured by the cloud's ``rgb`` field,
+and the 3D view gets :data:`VIEW_WIDTH` pixels of the window. Under the
+Identity transformer every frame is the Fixed Frame (rviz_common's
+``IdentityFrameTransformer`` answers every lookup with the identity), so the
+cloud shows in its own frame, the depth camera's optical frame, without TF
+and whatever its ``frame_id``. The view looks along the optical axis from the
+camera, image up at the top (:data:`VIEW`). To place the cloud in the robot's
+world instead, switch the Transformation panel to TF and set the Fixed Frame.
 """
 
 from __future__ import annotations
@@ -41,6 +50,13 @@ WINDOW = (1600, 900)
 """rviz's window size (pixels)."""
 DISPLAYS_WIDTH = 300
 """Width of the Displays panel beside several cameras' rows."""
+VIEW_WIDTH = 640
+"""Width of the 3D view when a camera's cloud is shown."""
+VIEW = {"Focal Point": {"X": 0, "Y": 0, "Z": 3}, "Distance": 3, "Pitch": -1.5697, "Yaw": 4.71239}
+"""An orbit view from the camera (3 m behind a focal point 3 m ahead on the
+optical axis z), pitched to look along +z, its up vector -y (the image's
+up): rviz's orbit puts the eye at focal + distance (cos p cos y, cos p sin y,
+sin p), and its pitch stops just short of -pi/2."""
 _CONTENT_HEIGHT = WINDOW[1] - 100  # below the menu and tool bar, above the status bar
 _SEPARATOR = 6
 CONFIG_NAME = "activesam.rviz"
@@ -53,6 +69,7 @@ class CameraTopics:
     image: str    # the topic the node subscribes (after namespace and remapping)
     outputs: str  # the prefix of its outputs: /<namespace>/activesam[/<image topic>]
     compressed: bool = False  # the node reads <image>/compressed
+    depth: bool = False  # the camera has a depth topic: its outputs include points
 
     def displays(self, several: bool) -> List[Tuple[str, str]]:
         """(display name, topic) of the camera, overlay and colour labels."""
@@ -61,18 +78,24 @@ class CameraTopics:
         return [(f"Camera{suffix}", camera), (f"Overlay{suffix}", f"{self.outputs}/overlay"),
                 (f"Labels{suffix}", f"{self.outputs}/color_labels")]
 
+    def cloud(self, several: bool) -> Optional[Tuple[str, str]]:
+        """(display name, topic) of the camera's labelled cloud, None without depth."""
+        return (f"Points{f' {self.image}' if several else ''}", f"{self.outputs}/points") if self.depth else None
+
 
 def node_cameras(namespace: str, image_topics: Sequence[str], remappings: Sequence[Tuple[str, str]] = (),
-                 compressed: bool = False, node: str = NODE_NAME) -> List[CameraTopics]:
+                 compressed: bool = False, node: str = NODE_NAME,
+                 depth_topics: Optional[Sequence[str]] = None) -> List[CameraTopics]:
     """The cameras of a node named ``node`` in ``namespace`` with these
-    ``image_topics`` and remapping rules, as the node will name them."""
+    ``image_topics``, ``depth_topics`` and remapping rules, as the node will name them."""
     prefixes = names.output_namespaces(list(image_topics))
+    depth = names.depth_topics(depth_topics, list(image_topics))
     suffix = "/compressed" if compressed else ""
     cameras = []
     for topic, prefix in prefixes.items():
         subscribed = names.remap(topic + suffix, remappings, namespace, node)
         cameras.append(CameraTopics(subscribed[: len(subscribed) - len(suffix)],
-                                    names.resolve(prefix, namespace, node), compressed))
+                                    names.resolve(prefix, namespace, node), compressed, bool(depth[topic])))
     return cameras
 
 
@@ -106,10 +129,11 @@ def node_parameters(tree: Any, node_fqn: str) -> Dict[str, Any]:
 
 def launch_cameras(params_file: str, namespace: str,
                    remappings: Sequence[Tuple[str, str]]) -> Tuple[List[CameraTopics], Optional[str]]:
-    """The cameras the launch file's node will have: ``image_topics`` and
-    ``compressed`` from ``params_file`` (the defaults where it has none), and
-    why the file could not be read, if it could not (the node then says more)."""
-    values = {name: BY_NAME[name].default for name in ("image_topics", "compressed")}
+    """The cameras the launch file's node will have: ``image_topics``,
+    ``compressed`` and ``depth_topics`` from ``params_file`` (the defaults
+    where it has none), and why the file could not be read, if it could not
+    (the node then says more)."""
+    values = {name: BY_NAME[name].default for name in ("image_topics", "compressed", "depth_topics")}
     problem = None
     try:
         tree = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
@@ -122,7 +146,12 @@ def launch_cameras(params_file: str, namespace: str,
         values["image_topics"] = topics
     if isinstance(given.get("compressed"), bool):
         values["compressed"] = given["compressed"]
-    return node_cameras(namespace, values["image_topics"], remappings, values["compressed"]), problem
+    depth = given.get("depth_topics")
+    if (isinstance(depth, list) and all(isinstance(t, str) for t in depth)
+            and not names.depth_problems(depth, values["image_topics"])):
+        values["depth_topics"] = depth
+    return node_cameras(namespace, values["image_topics"], remappings, values["compressed"],
+                        depth_topics=values["depth_topics"]), problem
 
 
 # -- the window layout: Qt's QMainWindow::saveState format ------------------------------------
@@ -178,22 +207,24 @@ def window_state(areas: Mapping[int, Tuple[Split, Tuple[int, int]]], central: Tu
 
 
 def _layout(cameras: Sequence[CameraTopics]) -> str:
-    """The images fill the window (module doc); the 3D view keeps its minimum."""
+    """The images fill the window (module doc); the 3D view keeps its
+    minimum, or :data:`VIEW_WIDTH` when it shows a cloud."""
     several = len(cameras) > 1
     panes = [[name for name, _ in camera.displays(several)] for camera in cameras]
-    width, height = WINDOW[0], _CONTENT_HEIGHT
+    view = VIEW_WIDTH if any(camera.depth for camera in cameras) else 1
+    width, height = WINDOW[0] - (view + _SEPARATOR if view > 1 else 0), _CONTENT_HEIGHT
     if not several:
         camera, overlay, labels = panes[0]
         half_w, half_h = (width - _SEPARATOR) // 2, (height - _SEPARATOR) // 2
         grid = Split(_VERTICAL, ((Split(_HORIZONTAL, ((overlay, half_w), (labels, half_w))), half_h),
                                  (Split(_HORIZONTAL, ((camera, half_w), ("Displays", half_w))), half_h)))
-        return window_state({_LEFT: (grid, (width, height))}, (1, height))
+        return window_state({_LEFT: (grid, (width, height))}, (view, height))
     images_w = width - DISPLAYS_WIDTH - _SEPARATOR
     cell_w, row_h = (images_w - 2 * _SEPARATOR) // 3, (height - (len(cameras) - 1) * _SEPARATOR) // len(cameras)
     rows = tuple((Split(_HORIZONTAL, tuple((name, cell_w) for name in row)), row_h) for row in panes)
     return window_state({_LEFT: (Split(_VERTICAL, rows), (images_w, height)),
                          _RIGHT: (Split(_VERTICAL, (("Displays", height),)), (DISPLAYS_WIDTH, height))},
-                        (1, height))
+                        (view, height))
 
 
 # -- the config -------------------------------------------------------------------------------
@@ -213,11 +244,35 @@ def _image_display(name: str, topic: str) -> Dict[str, Any]:
     }
 
 
+def _cloud_display(name: str, topic: str) -> Dict[str, Any]:
+    """A PointCloud2 display of a labelled cloud, in its colours (the ``rgb`` field)."""
+    return {
+        "Alpha": 1,
+        "Autocompute Intensity Bounds": True,
+        "Class": "rviz_default_plugins/PointCloud2",
+        "Color Transformer": "RGB8",
+        "Decay Time": 0,
+        "Enabled": True,
+        "Name": name,
+        "Position Transformer": "XYZ",
+        "Selectable": True,
+        "Size (Pixels)": 2,
+        "Style": "Points",
+        "Topic": {"Depth": 1, "Durability Policy": "Volatile", "History Policy": "Keep Last",
+                  "Reliability Policy": "Best Effort", "Value": topic},
+        "Use Fixed Frame": True,
+        "Value": True,
+    }
+
+
 def rviz_config(cameras: Sequence[CameraTopics]) -> Dict[str, Any]:
     """The whole config for ``cameras``, as rviz2 (Jazzy) saves one."""
     several = len(cameras) > 1
     displays = [_image_display(name, topic) for camera in cameras for name, topic in camera.displays(several)]
     geometry: Dict[str, Any] = {d["Name"]: {"collapsed": False} for d in displays}
+    displays += [_cloud_display(*camera.cloud(several)) for camera in cameras if camera.depth]
+    view = dict(VIEW) if any(camera.depth for camera in cameras) else {
+        "Focal Point": {"X": 0, "Y": 0, "Z": 0}, "Distance": 10, "Pitch": 0.785398, "Yaw": 0.785398}
     geometry.update({"Displays": {"collapsed": False}, "Height": WINDOW[1], "Hide Left Dock": False,
                      "Hide Right Dock": False, "QMainWindow State": _layout(cameras), "Width": WINDOW[0],
                      "X": 0, "Y": 0})
@@ -234,10 +289,10 @@ def rviz_config(cameras: Sequence[CameraTopics]) -> Dict[str, Any]:
                       {"Class": "rviz_default_plugins/MoveCamera"}],
             "Transformation": {"Current": {"Class": "rviz_common/Identity"}},
             "Value": True,
-            "Views": {"Current": {"Class": "rviz_default_plugins/Orbit", "Distance": 10,
-                                  "Focal Point": {"X": 0, "Y": 0, "Z": 0}, "Name": "Current View",
-                                  "Near Clip Distance": 0.01, "Pitch": 0.785398, "Target Frame": "<Fixed Frame>",
-                                  "Value": "Orbit (rviz)", "Yaw": 0.785398},
+            "Views": {"Current": {"Class": "rviz_default_plugins/Orbit", "Distance": view["Distance"],
+                                  "Focal Point": view["Focal Point"], "Name": "Current View",
+                                  "Near Clip Distance": 0.01, "Pitch": view["Pitch"], "Target Frame": "<Fixed Frame>",
+                                  "Value": "Orbit (rviz)", "Yaw": view["Yaw"]},
                       "Saved": None},
         },
         "Window Geometry": geometry,
@@ -274,7 +329,8 @@ def temporary_rviz_config(cameras: Sequence[CameraTopics]) -> Tuple[Path, Path, 
     saying what rviz2 shows."""
     folder = Path(tempfile.mkdtemp(prefix="activesam_rviz_"))
     path = write_rviz_config(cameras, folder)
-    shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels}}" for c in cameras)
+    shown = "; ".join(f"{c.image} -> {c.outputs}/{{overlay,color_labels{',points' if c.depth else ''}}}"
+                      for c in cameras)
     return path, folder, f"rviz2 shows {shown} ({path})"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..engine.config import COMPILE_MODES, ActiveSAMConfig, require_background_class
+from ..engine.result import LABEL_ENCODINGS
 from ..engine.vocabulary import Vocabulary, VocabularyError, load_vocabulary_file
 from .temporal import TemporalConfig
 
@@ -81,7 +82,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "preview_resolution": ("exact mode's preview input size, a multiple of 14; 0 = 2/3 of the resolution", _RESOLUTION),
     "fast_preview_resolution": ("fast mode: every query is first screened at this input size, a multiple of 14; 0 = 1/3 of the resolution", _RESOLUTION),
     "fast_screen_keep": ("fast mode: fraction of the queries the screen passes on to the preview, in (0, 1]", _rng(0.0, 1.0)),
-    "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed)", _rng(1, 512)),
+    "bucket_size": ("text prompts per grounding forward (GPU memory vs. speed); 0 = auto: the largest of at most 32 that fits the GPU's free memory (32 on a CPU). Halved when a frame runs out of memory", _rng(0, 512)),
     "max_active": ("at most this many queries are decoded at full resolution; the preview runs only for larger vocabularies", _rng(1, 4096)),
     "quantile_alpha": ("fraction of the queries the preview keeps active, in (0, 1]", _rng(0.0, 1.0)),
     "confidence_threshold": ("instance score threshold of SAM 3's detections, in [0, 1)", _rng(0.0, 1.0)),
@@ -91,6 +92,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "hypernym_tokens": ("context tokens per prompt from WordNet hypernyms", _rng(0, 8)),
     "mode": ("exact: the method step by step; fast: the same decisions with less work", {"choices": ("exact", "fast")}),
     "fast_presence_floor": ("fast mode: queries below this full-resolution presence skip the segmentation heads", _rng(0.0, 1.0)),
+    "instances": ("find the instances the fusion keeps (class, score, box, pixels) for the detections, instances and panoptic outputs; false saves their work and leaves those outputs empty", {}),
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
     "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
@@ -114,6 +116,8 @@ _TEMPORAL: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "propagation_max_age": ("seconds (frame stamps) a model frame's labels may be carried forward", _rng(0.01, 60.0)),
     "propagation_max_age_periods": ("... or this many of the camera's model periods (the median stamp interval between its recent model frames, of refresh or of reuse frames, whichever is longer), when that is longer: a slow model's labels are older by nature (up to two periods just before its next frame is done); 0 = propagation_max_age alone", _rng(0.0, 100.0)),
     "propagation_max_motion": ("median optical flow, as a fraction of the image width, above which labels are not carried", _rng(0.01, 1.0)),
+    "object_match_iou": ("an instance keeps the id of a live object of its class whose last known pixels overlap its mask by at least this IoU, in (0, 1]; otherwise it is a new object", _rng(0.0, 1.0)),
+    "object_max_unseen": ("model frames an object may go unseen and still get its id back", _rng(0, 1000)),
 }
 
 
@@ -150,9 +154,21 @@ OUTPUT_PARAMS = (
     ParamSpec("overlay_legend", BOOL, True, "draw a legend into the overlay: class names in their colours, the classes in the frame first"),
     ParamSpec("publish_color_labels", BOOL, True, "publish ~/color_labels: rgb8 class colour per pixel (the overlay's colours), unlabeled black; for rviz, which shows the mono8 labels as near-black"),
     ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
+    ParamSpec("label_encoding", STRING, LABEL_ENCODINGS[0],
+              "encoding of ~/labels: mono (mono8, mono16 above 254 classes; unlabeled 255 or 65535) or 32SC1 "
+              "(int32, unlabeled -1: Hydra's own value for no label, and one encoding whatever the vocabulary)",
+              read_only=True, choices=LABEL_ENCODINGS),
 )
 
-SHARED_PARAMS: Tuple[ParamSpec, ...] = MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS + OUTPUT_PARAMS
+DEPTH_PARAMS = (
+    ParamSpec("depth_tolerance", DOUBLE, 0.02, "an image takes the depth image whose stamp is nearest its own, at most this many seconds away; frames without one are labelled in 2D only, and counted", **_rng(0.0, 1.0)),
+    ParamSpec("points_decimation", INT, 2, "~/points keeps every n-th depth pixel along each axis (1 = every pixel; 2 = a quarter of them)", **_rng(1, 64)),
+    ParamSpec("publish_points", BOOL, True, "cameras with depth: publish ~/points, the labelled cloud (x y z rgb label instance)"),
+    ParamSpec("publish_detections_3d", BOOL, True, "cameras with depth: publish ~/detections_3d, each instance's 3D centroid and box from its masked depth"),
+)
+
+SHARED_PARAMS: Tuple[ParamSpec, ...] = (MODEL_PARAMS + VOCABULARY_PARAMS + ENGINE_PARAMS + TEMPORAL_PARAMS
+                                        + OUTPUT_PARAMS + DEPTH_PARAMS)
 SHARED_BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in SHARED_PARAMS}
 
 

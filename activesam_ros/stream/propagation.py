@@ -29,12 +29,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from ..engine.result import SegmentationResult
+from .identities import TrackedObject, carried_objects
 from .temporal import TemporalConfig
 
 FLOW_WIDTH = 160
@@ -81,19 +82,24 @@ class LabelPropagator:
         self._stamp = 0.0
         self._context: Any = None
         self._max_age = self.config.propagation_max_age
+        self._objects: Tuple[TrackedObject, ...] = ()
+        self._ids: Optional[np.ndarray] = None
 
     def anchor(self, rgb: np.ndarray, result: SegmentationResult, stamp: float, context: Any = None,
-               grey: Optional[np.ndarray] = None, max_age: Optional[float] = None) -> None:
+               grey: Optional[np.ndarray] = None, max_age: Optional[float] = None,
+               objects: Tuple[TrackedObject, ...] = (), instance_ids: Optional[np.ndarray] = None) -> None:
         """A model frame: the labels later frames are carried forward from
         (``context``: the caller's, e.g. its header, returned with them;
         ``grey``: its ``small_grey``, if the caller has it), for at most
         ``max_age`` seconds (default ``propagation_max_age``; the runtime
-        passes ``ActiveSetTracker.propagation_age_limit``)."""
+        passes ``ActiveSetTracker.propagation_age_limit``); its persistent
+        ``objects`` and id image are carried with the labels."""
         grey = small_grey(rgb) if grey is None else grey
         max_age = self.config.propagation_max_age if max_age is None else max_age
         with self._lock:
             self._result, self._grey, self._stamp, self._context = result, grey, stamp, context
             self._max_age = max_age
+            self._objects, self._ids = objects, instance_ids
 
     def flow(self, grey: np.ndarray, anchor: np.ndarray) -> Flow:
         """The flow from ``grey`` back to ``anchor`` (two ``small_grey``
@@ -125,7 +131,7 @@ class LabelPropagator:
         started = time.perf_counter()
         with self._lock:
             result, anchor, anchor_stamp, context = self._result, self._grey, self._stamp, self._context
-            max_age = self._max_age
+            max_age, objects, ids = self._max_age, self._objects, self._ids
         if result is None:
             return Propagated(None, anchor_stamp, None, "no model frame yet")
         if rgb.shape[:2] != result.labels.shape:
@@ -139,10 +145,18 @@ class LabelPropagator:
         why = self.refusal(flow, age, max_age)
         if why:
             return Propagated(None, anchor_stamp, context, why)
-        labels, scores = warp(result, flow.field)
+        maps = flow_maps(flow.field, *result.labels.shape)
+        labels, scores = warp(result, flow.field, maps)
+        instance_map = instance_ids = None
+        if result.instance_map is not None:
+            instance_map = remap_nearest(result.instance_map, maps)
+        if ids is not None:
+            instance_ids = remap_nearest(ids, maps)
+            objects = carried_objects(objects, instance_ids)
         timings = {"propagation": time.perf_counter() - started}
-        carried = replace(result, labels=labels, scores=scores, preview_ran=False, timings=timings)
-        return Propagated(carried, anchor_stamp, context, "", flow)
+        carried = replace(result, labels=labels, scores=scores, preview_ran=False, timings=timings,
+                          instance_map=instance_map)
+        return Propagated(carried, anchor_stamp, context, "", flow, objects, instance_ids)
 
 
 @dataclass(frozen=True)
@@ -154,19 +168,33 @@ class Propagated:
     model_context: Any
     refused: str
     flow: Optional[Flow] = None
+    objects: Tuple[TrackedObject, ...] = ()     # the model frame's objects left on this frame
+    instance_ids: Optional[np.ndarray] = None   # its id image carried like the labels
 
 
-def warp(result: SegmentationResult, field: np.ndarray) -> tuple:
-    """Labels (nearest) and scores (bilinear) of ``result`` moved along a
-    flow-resolution ``field`` to a frame of the same size."""
-    height, width = result.labels.shape
+def flow_maps(field: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width, 2) source pixel of every pixel of a frame, from a
+    flow-resolution ``field``."""
     scale_x, scale_y = width / field.shape[1], height / field.shape[0]
     full = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
     full[..., 0] *= scale_x
     full[..., 1] *= scale_y
-    maps = _grid(width, height) + full
-    labels = cv2.remap(result.labels.astype(np.uint16), maps, None, cv2.INTER_NEAREST,
-                       borderMode=cv2.BORDER_REPLICATE).astype(np.int32)
+    return _grid(width, height) + full
+
+
+def remap_nearest(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """An index image (values below 65536) moved along ``maps``, each pixel
+    taking its source's value, in its own dtype."""
+    moved = cv2.remap(image.astype(np.uint16, copy=False), maps, None, cv2.INTER_NEAREST,
+                      borderMode=cv2.BORDER_REPLICATE)
+    return moved.astype(image.dtype, copy=False)
+
+
+def warp(result: SegmentationResult, field: np.ndarray, maps: Optional[np.ndarray] = None) -> tuple:
+    """Labels (nearest) and scores (bilinear) of ``result`` moved along a
+    flow-resolution ``field`` (or its ``flow_maps``) to a frame of the same size."""
+    maps = flow_maps(field, *result.labels.shape) if maps is None else maps
+    labels = remap_nearest(result.labels, maps)
     scores = cv2.remap(result.scores.astype(np.float32), maps, None, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
     return labels, scores

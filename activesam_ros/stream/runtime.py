@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 import numpy as np
 
+from ..engine.bucket import FrameOutOfMemory
 from ..engine.config import ActiveSAMConfig, ConfigError, require_background_class
 from ..engine.result import SegmentationResult
 from ..engine.stopping import Interrupted
 from ..engine.vocabulary import Vocabulary, VocabularyError
+from .identities import IdentityTracker, TrackedObject
 from .logline import shorten, summary
 from .ordering import StampOrder
 from .propagation import LabelPropagator, small_grey
@@ -79,6 +81,8 @@ class FrameResult:
     source: str = MODEL
     model_stamp: float = 0.0
     model_context: Any = None   # the model frame's Frame.context (e.g. its ROS header)
+    objects: Tuple[TrackedObject, ...] = ()   # the frame's objects under persistent ids (``identities``)
+    instance_ids: Optional[np.ndarray] = None  # (H, W) uint16 object id per pixel, 0 = none; None: instances off
 
     @property
     def age(self) -> float:
@@ -92,6 +96,7 @@ class _Camera:
     def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
         self.tracker = ActiveSetTracker(temporal, query_class)
         self.propagator = LabelPropagator(temporal)
+        self.identities = IdentityTracker(temporal.object_match_iou, temporal.object_max_unseen)
         self.refresh_grey: Optional[np.ndarray] = None
         self.since_model = 0  # frames labelled since its last model frame (``StreamProcessor.label``)
 
@@ -223,6 +228,9 @@ class StreamProcessor:
         a failed frame (``frame`` given) or a refused parameter (``None``)."""
         if frame is None:
             logger.error("parameter update refused: %s", shorten(str(error), 300))
+        elif isinstance(error, FrameOutOfMemory):  # the device's state, not a fault: no traceback
+            logger.warning("frame %s of camera %s dropped: %s", summary(frame.frame_id), summary(frame.camera),
+                           shorten(str(error), 300))
         else:
             logger.error("frame %s of camera %s failed: %s", summary(frame.frame_id), summary(frame.camera),
                          shorten(str(error), 300), exc_info=error)
@@ -258,21 +266,28 @@ class StreamProcessor:
         except Interrupted:  # a stop request: the frame is dropped, nothing failed
             self.stats.count(frame.camera, "dropped")
             raise
+        except FrameOutOfMemory as exc:  # dropped for memory: counted, the stream goes on with the next frame
+            self.stats.count(frame.camera, "out_of_memory")
+            self.stats.count(frame.camera, "bucket_halvings", exc.halvings)
+            raise
         except Exception:
             self.stats.count(frame.camera, "failed")
             raise
+        if result.bucket_halvings:
+            self.stats.count(frame.camera, "bucket_halvings", result.bucket_halvings)
         camera.tracker.update(plan, result, frame.stamp)
+        objects, ids = camera.identities.update(result, frame.stamp) if result.instance_map is not None else ((), None)
         if plan.refresh and grey is not None:
             camera.refresh_grey = grey
         if self._temporal.propagate:
             camera.propagator.anchor(frame.rgb, result, frame.stamp, frame.context, grey,
-                                     camera.tracker.propagation_age_limit)
+                                     camera.tracker.propagation_age_limit, objects, ids)
         latency = self.stats.clock() - received_at
-        out = FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context)
+        out = FrameResult(frame, result, plan, latency, MODEL, frame.stamp, frame.context, objects, ids)
         with self._state_lock:
             published = deliver is None or self._order.admit(frame.camera, frame.stamp)
             self.stats.processed(frame.camera, latency, plan.refresh, result.preview_ran,
-                                 len(result.active_classes), output=published)
+                                 len(result.active_classes), output=published, bucket_size=result.bucket_size)
             if not published:
                 self.stats.count(frame.camera, "withheld")
             elif deliver is not None:
@@ -328,7 +343,9 @@ class StreamProcessor:
                 return None
             latency = self.stats.clock() - received_at
             out = FrameResult(frame, carried.result, None, latency, PROPAGATED, carried.model_stamp,
-                              carried.model_context)
+                              carried.model_context, carried.objects, carried.instance_ids)
+            if carried.instance_ids is not None:
+                camera.identities.carried(carried.instance_ids, carried.model_stamp)
             if deliver is not None and not self._order.admit(frame.camera, frame.stamp):
                 self.stats.count(frame.camera, "withheld")
                 return out
@@ -348,7 +365,8 @@ class StreamRuntime:
     off). ``on_result(FrameResult)`` runs on the worker for model frames and
     on the submitting thread for propagated ones, so it must be thread-safe;
     ``on_error(frame, error)`` runs on the worker. A frame the engine fails
-    on is dropped, counted and reported, and the worker goes on.
+    on (or that does not fit the device's memory: ``FrameOutOfMemory``) is
+    dropped, counted and reported, and the worker goes on.
     """
 
     def __init__(

@@ -37,6 +37,10 @@ class StreamStats:
     failed: int = 0       # the engine raised on the frame
     rejected: int = 0     # arrived while the stream was not running
     withheld: int = 0     # model frames not published: a later frame's labels were out first (they anchor propagation)
+    without_depth: int = 0  # labelled frames of a camera with depth that had no matching depth image (2D outputs only)
+    out_of_memory: int = 0    # dropped: out of device memory even at one prompt per forward (not counted as failed)
+    bucket_halvings: int = 0  # frames run again with half the bucket after running out of device memory
+    bucket_size_last: int = 0  # prompts per forward of the last model frame (at most; 0: none yet)
     input_rate: float = 0.0
     model_rate: float = 0.0
     output_rate: float = 0.0   # model and propagated outputs together
@@ -105,7 +109,9 @@ def _mean(values) -> float:
 
 class _Window:
     def __init__(self, window: int):
-        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0)
+        self.counts = dict(received=0, processed=0, propagated=0, dropped=0, failed=0, rejected=0, withheld=0,
+                           without_depth=0, out_of_memory=0, bucket_halvings=0)
+        self.bucket_last = 0
         self.inputs, self.models, self.outs = _Rate(), _Rate(), _Rate()
         self.start: Optional[float] = None  # the first event's time: rates count from there
         self.model: Deque[_ModelFrame] = deque(maxlen=window)
@@ -115,6 +121,7 @@ class _Window:
         model, out = self.model, self.outputs
         return StreamStats(
             **self.counts,
+            bucket_size_last=self.bucket_last,
             input_rate=self.inputs.rate(now, self.start),
             model_rate=self.models.rate(now, self.start),
             output_rate=self.outs.rate(now, self.start),
@@ -151,11 +158,12 @@ class StreamStatistics:
                 window.start = self.clock()
         return windows
 
-    def count(self, camera: str, what: str) -> None:
-        """Count a ``dropped``, ``failed``, ``rejected`` or ``withheld`` frame."""
+    def count(self, camera: str, what: str, times: int = 1) -> None:
+        """Count a ``dropped``, ``failed``, ``rejected``, ``withheld``,
+        ``without_depth`` or ``out_of_memory`` frame, or ``times`` ``bucket_halvings``."""
         with self._lock:
             for w in self._windows(camera):
-                w.counts[what] += 1
+                w.counts[what] += times
 
     def received(self, camera: str, at: float) -> None:
         with self._lock:
@@ -164,13 +172,15 @@ class StreamStatistics:
                 w.inputs.add(at)
 
     def processed(self, camera: str, latency: float, refreshed: bool, previewed: bool, active_classes: int,
-                  output: bool = True) -> None:
+                  output: bool = True, bucket_size: int = 0) -> None:
         """A model frame was segmented (``refreshed``: it did the method's full
-        work), its labels published unless ``output`` is False (withheld)."""
+        work) with ``bucket_size`` prompts per forward at most, its labels
+        published unless ``output`` is False (withheld)."""
         now = self.clock()
         with self._lock:
             for w in self._windows(camera):
                 w.counts["processed"] += 1
+                w.bucket_last = bucket_size
                 w.models.add(now)
                 w.model.append(_ModelFrame(now, latency, refreshed, previewed, active_classes))
                 if output:

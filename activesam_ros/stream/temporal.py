@@ -101,6 +101,11 @@ class TemporalConfig:
     # older by nature, two periods just before the next model frame is done.
     propagation_max_age_periods: float = 3.0
     propagation_max_motion: float = 0.15    # median flow, as a fraction of the image width
+    # Persistent object ids (stream.identities): an instance keeps a live
+    # object's id when their masks overlap by this IoU, same class; an
+    # object unseen for more than object_max_unseen model frames is gone.
+    object_match_iou: float = 0.2
+    object_max_unseen: int = 5
 
     def errors(self) -> List[str]:
         """Every problem with this configuration, as readable reasons."""
@@ -116,6 +121,8 @@ class TemporalConfig:
             number_error("propagation_max_age", self.propagation_max_age, 0, 60, low_open=True),
             number_error("propagation_max_age_periods", self.propagation_max_age_periods, 0, 100),
             number_error("propagation_max_motion", self.propagation_max_motion, 0, 1, low_open=True),
+            number_error("object_match_iou", self.object_match_iou, 0, 1, low_open=True),
+            integer_error("object_max_unseen", self.object_max_unseen, 0, 1000),
         ]
         return [problem for problem in out if problem]
 
