@@ -96,6 +96,11 @@ def add_parser(sub: Any) -> None:
                        help="with --precision: measure each stage alone in bfloat16 always (--precision-each-stage) "
                        "or never (--no-precision-each-stage); default: where every stage together agrees on "
                        "less than 99 %%")
+    video.add_argument("--objects", action="store_true",
+                       help="instead of the temporal policies: id switches of the persistent object ids against "
+                       "per-frame greedy matching (model on every frame, and on every --model-every-th), and the "
+                       "CPU time the instances, ids and their messages add to a frame's labels; vocabulary: the "
+                       "first --video-vocab (default driving)")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     video.add_argument("--device-rate", type=float, action="append", metavar="HZ",
@@ -198,8 +203,8 @@ def _check_video_args(args: argparse.Namespace) -> None:
     if args.video_frames < fewest or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
         raise UserError(f"--video-frames must be at least {fewest}, --model-every and --reference-every at least 1, "
                         "--video-side at least 28")
-    if args.precision and args.device_rate:
-        raise UserError("--precision and --device-rate measure different things: give one of them")
+    if sum(map(bool, (args.precision, args.device_rate, args.objects))) > 1:
+        raise UserError("--precision, --device-rate and --objects measure different things: give one of them")
     rates = args.device_rate or []
     if not all(math.isfinite(rate) and rate > 0 for rate in rates):
         raise UserError(f"--device-rate must be a number of model frames per second > 0, got {rates}")
@@ -244,11 +249,40 @@ def run_precision(args: argparse.Namespace) -> int:
     return _write_report(args, report, precision_table(rows))
 
 
+def run_objects(args: argparse.Namespace) -> int:
+    """``--video --objects``: object ids and the cost of instances (benchmark/objects.py)."""
+    _check_report(args)
+    _check_video_args(args)
+    from ..benchmark.objects import measure_objects, objects_table
+    from ..benchmark.video import VideoError
+    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
+    from ..stream.parameters import STREAM_DEFAULTS
+
+    try:
+        vocabulary = load_vocabulary_file((args.video_vocab or ["driving"])[0])
+    except VocabularyError as exc:
+        raise UserError(str(exc)) from exc
+    config = config_from_args(args, **STREAM_DEFAULTS)
+    temporal = temporal_from_args(args)
+    model = load_model_from_args(args)
+    try:
+        report = measure_objects(model, Path(args.video), vocabulary, config, temporal, args.model_every,
+                                 args.video_frames, args.video_side,
+                                 progress=lambda done: print(f"activesam bench --objects: {done}", file=sys.stderr))
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    report = {"schema": "activesam-bench-objects/1", "model": model_description(args),
+              "random_weights": bool(args.model), **report}
+    return _write_report(args, report, objects_table(report))
+
+
 def run_video(args: argparse.Namespace) -> int:
     """``--video``: the temporal policies on a real video (benchmark/video.py),
     or the stream at simulated device rates (benchmark/device_rates.py)."""
     if args.precision:
         return run_precision(args)
+    if args.objects:
+        return run_objects(args)
     _check_report(args)
     _check_video_args(args)
     from ..benchmark.device_rates import measure_rates, rates_table
