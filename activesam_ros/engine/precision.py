@@ -8,10 +8,11 @@ CUDA; ``--dtype bfloat16`` on the CPU) the stages named in ``REDUCED`` run
 under autocast to it over the float32 weights, and every other stage runs
 in float32. A stage run in the reduced dtype hands float32 tensors on.
 
-Only the trunk is reduced: it is most of a frame's work at the released
-size, and of the stages alone in bfloat16 the grounding forward (which
+Only the trunk is reduced: the image encode is a frame's largest single
+forward, and of the stages alone in bfloat16 the grounding forward (which
 decides which classes are present) loses the most label agreement with
-float32 (measured: ``activesam bench --video --precision``,
+float32. The per-prompt work then runs in float32: the price of labels that
+agree (measured: ``activesam bench --video --precision``,
 docs/performance.md).
 """
 
