@@ -627,6 +627,11 @@ def main(args: Optional[List[str]] = None) -> int:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A signal shut the context down while the executor was building its
+        # wait set (rclpy raises RCLError there): that is a stop, not a failure.
     finally:
         node.close()
         executor.shutdown(timeout_sec=0)
