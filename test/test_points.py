@@ -107,7 +107,7 @@ def test_detections_3d_read_back_with_centroid_box_class_and_id(frame):
 
 def test_a_camera_with_depth_gets_both_3d_outputs_and_one_without_none(scene, frame):
     depth = topics.Depth(frame.depth, HEADER, decimation=4, instance_ids=frame.ids,
-                         instances=[SimpleNamespace(id=5, class_index=0, score=0.9)])
+                         objects=[SimpleNamespace(id=5, class_index=0, score=0.9)])
     with_depth = topics.enabled({t.switch: True for t in topics.SWITCHED}, depth=True)
     camera = topics.CameraOutputs("/cam", "/activesam", {t.name: t.name for t in with_depth})
     out = dict(camera.frame_messages(RosbagsMessages, scene.rgb, frame.result, HEADER, 0.5, 0.3, depth=depth))
@@ -206,3 +206,23 @@ def test_frames_without_depth_are_a_warning_on_diagnostics_while_they_grow():
     assert dict(report.values)["frames without a matching depth image (2D only)"] == "2"
     steady = StreamStats(received=6, without_depth=2, **flowing)
     assert camera_report("/cam", steady, StreamStats(received=3, without_depth=2), 0, 0, running=True).level == OK
+
+
+def test_a_frame_that_waits_for_the_model_keeps_the_depth_image_it_arrived_with(scene):
+    """A slow model: by the time a frame's labels are out, newer depth images
+    have pushed its own out of the last few kept; the one held at arrival serves it."""
+    pairing = DepthPairing(keep=2)
+    pairing.add_intrinsics(scene.intrinsics)
+    metres = depth_metres(scene.depth_16uc1())
+    pairing.add_depth(metres, 1.0, context="mine")
+    pairing.hold(1.0, 0.02)
+    pairing.hold(5.0, 0.02)  # nothing near it: nothing held
+    for stamp in (1.5, 2.0, 2.5):
+        pairing.add_depth(metres, stamp, context=stamp)
+    assert pairing.match(1.0, metres.shape, 0.02)[1] == "mine"
+    assert pairing.match(1.0, metres.shape, 0.02)[1] is None  # taken once: the hold is gone
+    for stamp in range(20):  # holds are bounded
+        pairing.add_depth(metres, 10.0 + stamp, context=stamp)
+        pairing.hold(10.0 + stamp, 0.02)
+    assert pairing.match(10.0, metres.shape, 0.02)[1] is None
+    assert pairing.match(29.0, metres.shape, 0.02)[1] == 19

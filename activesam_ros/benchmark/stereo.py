@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
+import cv2
 import numpy as np
 
-from ..stream.depth import Intrinsics
+from ..stream.depth import Intrinsics, on_depth_grid
 from .inputs import InputError
 
 FULL_SIZE = (2964, 2000)
@@ -79,3 +80,21 @@ def motorcycle() -> StereoScene:
     centre = (1 / scale - 1) / 2  # a reduced pixel's centre in full pixels: 1.5 at a factor of 4
     intrinsics = Intrinsics(focal, focal, (CX - centre) * scale, (CY - centre) * scale, left.shape[1], left.shape[0])
     return StereoScene(np.ascontiguousarray(left), depth, intrinsics, scale)
+
+
+def scaled(scene: StereoScene, max_side: int) -> StereoScene:
+    """``scene`` with its longer side at most ``max_side``: colour by area,
+    depth by the pixel nearest each new pixel's centre (depths are not
+    averaged across edges; ``stream.depth.on_depth_grid``), the intrinsics
+    scaled about pixel centres."""
+    factor = max_side / max(scene.rgb.shape[:2])
+    if factor >= 1:
+        return scene
+    height, width = round(scene.rgb.shape[0] * factor), round(scene.rgb.shape[1] * factor)
+    sx, sy = width / scene.rgb.shape[1], height / scene.rgb.shape[0]
+    rgb = cv2.resize(scene.rgb, (width, height), interpolation=cv2.INTER_AREA)
+    depth = on_depth_grid(scene.depth_mm, (height, width))
+    info = scene.intrinsics
+    intrinsics = Intrinsics(info.fx * sx, info.fy * sy, (info.cx + 0.5) * sx - 0.5, (info.cy + 0.5) * sy - 0.5,
+                            width, height)
+    return StereoScene(rgb, depth, intrinsics, scene.scale * sx)

@@ -18,7 +18,9 @@ Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
 colours), ``~/label_info`` (transient local; published at start and again
 with the first frame made with a new vocabulary), ``~/active_classes``,
-``~/overlay`` and ``~/confidence``; with a depth topic (``depth_topics``)
+``~/overlay``, ``~/confidence``, ``~/detections`` (the objects under
+their persistent ids), ``~/instances`` (the id image) and ``~/panoptic``;
+with a depth topic (``depth_topics``)
 also ``~/points`` and ``~/detections_3d``, made from the depth image
 nearest the frame's stamp (``stream.depth_sync``) and its CameraInfo. Per
 node, where semantic_inference_msgs is installed: ``~/labelspace``
@@ -224,8 +226,8 @@ class ActiveSAMNode(LifecycleNode):
             self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
                                                      qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
         else:
-            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
-                                   "label space from a file: activesam labelspace)")
+            self.get_logger().info("semantic_inference_msgs with Labelspace is not installed: no ~/labelspace (Hydra "
+                                   "can read the label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -433,6 +435,8 @@ class ActiveSAMNode(LifecycleNode):
                 return
             runtime = self.runtime
             if runtime is not None:  # None once cleanup ran: a callback that was already under way
+                if camera.pairing is not None:  # its depth image, kept while the frame waits for the model
+                    camera.pairing.hold(frame.stamp, self._values["depth_tolerance"])
                 runtime.submit(frame)
 
         return on_image
@@ -474,7 +478,7 @@ class ActiveSAMNode(LifecycleNode):
             self.get_logger().warning(f"a frame of {camera.resolved} is labelled in 2D only: {why}",
                                       throttle_duration_sec=BAD_INPUT_LOG_PERIOD)
             return None
-        return topics.Depth(image, header, self._values["points_decimation"])
+        return topics.Depth(image, header, self._values["points_decimation"], out.instance_ids, out.objects)
 
     def _on_result(self, out: FrameResult) -> None:
         """Publish one frame's outputs with its input header: on the worker for
@@ -490,7 +494,8 @@ class ActiveSAMNode(LifecycleNode):
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
                 overlay_legend=self._values["overlay_legend"], label_encoding=self._values["label_encoding"],
-                depth=depth,
+                depth=depth, objects=out.objects, instance_ids=out.instance_ids,
+                class_id=self._values["detection_class_id"],
             ):
                 publisher.publish(message)
             self._publish_labelspace(out.result.vocabulary)
@@ -622,6 +627,11 @@ def main(args: Optional[List[str]] = None) -> int:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A signal shut the context down while the executor was building its
+        # wait set (rclpy raises RCLError there): that is a stop, not a failure.
     finally:
         node.close()
         executor.shutdown(timeout_sec=0)
