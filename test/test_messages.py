@@ -191,6 +191,10 @@ ROSIDL_TYPE_HASHES = {
         "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
     "vision_msgs/msg/Classification":
         "RIHS01_f74db28d0eaef3afb78f48bf2161cd709a1383a0309d3454383b25be11345143",
+    # detection2_d_array's type description in the same build: Detection2D,
+    # ObjectHypothesisWithPose, BoundingBox2D, Pose2D and Point2D within.
+    "vision_msgs/msg/Detection2DArray":
+        "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
 }
 
 

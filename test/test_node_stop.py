@@ -88,7 +88,7 @@ def test_the_node_spin_ends_cleanly_when_the_shutdown_lands_inside_the_wait(cont
     node.destroy_node()
 
 
-def test_an_rcl_error_while_the_context_is_up_still_raises(context):
+def test_an_error_while_the_context_is_up_still_raises(context):
     class Broken(MultiThreadedExecutor):
         def spin(self):
             raise _rclpy.RCLError("a wait set failed for another reason")

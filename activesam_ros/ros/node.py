@@ -48,7 +48,6 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
@@ -227,8 +226,8 @@ class ActiveSAMNode(LifecycleNode):
             self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
                                                      qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
         else:
-            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
-                                   "label space from a file: activesam labelspace)")
+            self.get_logger().info("semantic_inference_msgs with Labelspace is not installed: no ~/labelspace (Hydra "
+                                   "can read the label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -597,13 +596,13 @@ def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
 def spin_until_shutdown(executor: Executor) -> None:
     """Spin until the context shuts down. A signal's shutdown can land between
     the executor's check of the context and its next wait set, which rcl then
-    refuses with RCLError instead of rclpy's ExternalShutdownException: the
-    same clean stop, not a crash that leaves the node to be killed."""
+    refuses (rclpy raises RCLError) instead of ending the spin: that is a stop,
+    not a failure that leaves the node to be killed."""
     try:
         executor.spin()
     except ExternalShutdownException:
         pass
-    except _rclpy.RCLError:
+    except Exception:
         if executor.context.ok():
             raise
 
