@@ -117,8 +117,8 @@ PIP_NAMES = {"numpy": "numpy", "yaml": "pyyaml", "cv2": "opencv-python-headless"
 OPTIONAL = {"triton": "cpu_shims stands in for it", "skimage": "the bench extra's photographs",
             "compression": "Python 3.14's zstd; backports.zstd before",
             "semantic_inference_msgs": "~/labelspace, only where it is installed (built from source, not in rosdep)"}
-ROS_PACKAGES = {"rclpy", "builtin_interfaces", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs",
-                "diagnostic_updater", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
+ROS_PACKAGES = {"rclpy", "builtin_interfaces", "std_msgs", "sensor_msgs", "vision_msgs", "geometry_msgs",
+                "diagnostic_msgs", "diagnostic_updater", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
 
 
 def _package_imports() -> Set[str]:

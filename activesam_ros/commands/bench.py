@@ -87,9 +87,15 @@ def add_parser(sub: Any) -> None:
                        help="a vocabulary (shipped name or file) to measure with; repeatable "
                        "(default: ade20k and indoor)")
     video.add_argument("--precision", action="store_true",
-                       help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
-                       "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
-                       "bfloat16 where all of them together agree on less than 99 %%")
+                       help="instead of the temporal policies: label agreement with float32 on every frame of "
+                       "bfloat16 (autocast, on the CPU too) in the engine's reduced stages and in every stage, "
+                       "and of each stage alone in bfloat16 where every stage together agrees on less than 99 %%")
+    video.add_argument("--precision-modes", default="exact,fast", metavar="LIST",
+                       help="with --precision: the modes measured, comma-separated (default exact,fast)")
+    video.add_argument("--precision-each-stage", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --precision: measure each stage alone in bfloat16 always (--precision-each-stage) "
+                       "or never (--no-precision-each-stage); default: where every stage together agrees on "
+                       "less than 99 %%")
     video.add_argument("--objects", action="store_true",
                        help="instead of the temporal policies: id switches of the persistent object ids against "
                        "per-frame greedy matching (model on every frame, and on every --model-every-th), and the "
@@ -193,8 +199,9 @@ def _check_video_args(args: argparse.Namespace) -> None:
             raise UserError(str(exc)) from exc
     if args.video_frames is None:
         args.video_frames = 400 if args.device_rate else 40
-    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
-        raise UserError("--video-frames must be at least 2, --model-every and --reference-every at least 1, "
+    fewest = 1 if args.precision else 2  # agreement per frame needs one; the temporal policies need two
+    if args.video_frames < fewest or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
+        raise UserError(f"--video-frames must be at least {fewest}, --model-every and --reference-every at least 1, "
                         "--video-side at least 28")
     if sum(map(bool, (args.precision, args.device_rate, args.objects))) > 1:
         raise UserError("--precision, --device-rate and --objects measure different things: give one of them")
@@ -216,22 +223,31 @@ def run_precision(args: argparse.Namespace) -> int:
     """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
     _check_report(args)
     _check_video_args(args)
-    from ..benchmark.precision import measure_precision, precision_table
-    from ..benchmark.video import VideoError, read_video
+    import torch
 
+    from ..benchmark.precision import PRECISION_THRESHOLD, measure_precision, precision_table
+    from ..benchmark.video import VideoError, read_video
+    from ..engine.config import MODES
+    from ..engine.grounding import native_resolution
+
+    modes = [m.strip() for m in args.precision_modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        raise UserError(f"--precision-modes must list modes among {', '.join(MODES)}, got {args.precision_modes!r}")
     vocabularies = _video_vocabularies(args)
     config = config_from_args(args)
-    try:
-        frames, _ = read_video(Path(args.video), args.video_frames, args.video_side)
+    try:  # a video is at least two frames; one is enough here
+        frames = read_video(Path(args.video), max(2, args.video_frames), args.video_side)[0][: args.video_frames]
     except VideoError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
-    rows = measure_precision(model, frames, vocabularies, config,
+    threshold = {None: PRECISION_THRESHOLD, True: math.inf, False: -math.inf}[args.precision_each_stage]
+    rows = measure_precision(model, frames, vocabularies, config, modes=modes, threshold=threshold,
                              progress=lambda line: print(f"activesam bench --precision: {line}", file=sys.stderr))
     report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
               "random_weights": bool(args.model), "video": Path(args.video).name,
               "frame_size": list(frames[0].shape[:2]) if frames else None,
-              "resolution": config.resolution, "rows": rows}
+              "resolution": config.resolution or native_resolution(model), "threads": torch.get_num_threads(),
+              "rows": rows}
     return _write_report(args, report, precision_table(rows))
 
 

@@ -94,7 +94,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "fast_presence_floor": ("fast mode: queries below this full-resolution presence skip the segmentation heads", _rng(0.0, 1.0)),
     "instances": ("find the instances the fusion keeps (class, score, box, pixels) for the detections, instances and panoptic outputs; false saves their work and leaves those outputs empty", {}),
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
-    "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
+    "dtype": ("compute dtype of the image encoder's trunk, every other stage runs in float32: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
     "compile": ("torch.compile the grounding forward on CUDA: none (default, until measured on a GPU), default, "
                 "reduce-overhead (also replays it as CUDA graphs) or max-autotune; minutes of compiling at start",
