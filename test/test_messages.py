@@ -191,6 +191,9 @@ ROSIDL_TYPE_HASHES = {
         "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
     "vision_msgs/msg/Classification":
         "RIHS01_f74db28d0eaef3afb78f48bf2161cd709a1383a0309d3454383b25be11345143",
+    # detection3_d_array__description.c: Detection3D, ObjectHypothesisWithPose, BoundingBox3D within.
+    "vision_msgs/msg/Detection3DArray":
+        "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
 }
 
 
