@@ -101,7 +101,8 @@ def test_two_cameras_get_the_node_topics_under_their_own_namespace(two_camera_ru
     expected = {}
     for prefix in ("/activesam/cam_a/image_raw", "/activesam/cam_b/image_raw"):  # /compressed dropped, as the node
         expected.update({f"{prefix}/labels": IMAGE, f"{prefix}/color_labels": IMAGE, f"{prefix}/overlay": IMAGE,
-                         f"{prefix}/confidence": IMAGE,
+                         f"{prefix}/confidence": IMAGE, f"{prefix}/instances": IMAGE,
+                         f"{prefix}/detections": "vision_msgs/msg/Detection2DArray",
                          f"{prefix}/label_info": "vision_msgs/msg/LabelInfo",
                          f"{prefix}/active_classes": "vision_msgs/msg/Classification",
                          f"{prefix}/label_source": "sensor_msgs/msg/TimeReference"})
@@ -235,7 +236,8 @@ def test_reused_active_set_between_previews_on_a_jazzy_mcap_bag(shared_tiny, tmp
                         "--vocab", "person; car; dog; cat; tree; road; sky; building; chair; table; wall; floor",
                         "--max-active", "4", "--refresh-interval", "3", "--refresh-period", "0",
                         "--scene-change-threshold", "0", "--stale-score-drop", "0",
-                        "--distro", "jazzy", "--no-publish-overlay", "--no-publish-color-labels")
+                        "--distro", "jazzy", "--no-publish-overlay", "--no-publish-color-labels",
+                        "--no-publish-detections", "--no-publish-instances")
     assert code == 0, err
     assert ("/camera/image_raw -> /activesam/*: 4 frame(s) segmented (2 refreshed, 2 with a preview), "
             "0 labelled by propagation") in err  # frames 0 and 3
@@ -461,3 +463,53 @@ def test_model_every_third_frame_the_rest_propagated_and_said_so(shared_tiny, tm
     assert sources[1][2] == sources[0][1][:2] and sources[4][2] == sources[3][1][:2]
     assert [t for t, _ in written["/activesam/labels"]] == times  # a label image for every frame
     assert "4 frame(s) segmented" not in err and "3 frame(s) segmented" in err and "4 labelled by propagation" in err
+
+
+def single_channel(msg) -> np.ndarray:
+    """A mono8, mono16 or 32SC1 image's pixels (little-endian, as written)."""
+    dtype = {"mono8": "<u1", "mono16": "<u2", "32SC1": "<i4"}[msg.encoding]
+    return np.frombuffer(np.asarray(msg.data, np.uint8).tobytes(), dtype).reshape(msg.height, msg.width)
+
+
+def test_objects_keep_their_ids_through_propagated_frames_in_the_bag(shared_tiny, tmp_path):
+    """--model-every 3 with the object outputs: every frame gets its
+    detections, whose ids are the values of the instances image and, on a
+    propagated frame, ids of the model frame it was carried from; the
+    panoptic image packs the labels and the same ids."""
+    base = photo(0, 96, 72)
+    frames = [np.roll(base, 2 * i, axis=1) for i in range(6)]
+    times = [9_000_000_000 + 50_000_000 * i for i in range(len(frames))]
+    source = tmp_path / "in"
+    write_bag(source, StoragePlugin.MCAP, [("/cam", IMAGE, t, raw_image(i, rgb)) for i, (t, rgb)
+                                           in enumerate(zip(times, frames))])
+    out = tmp_path / "out"
+    code, err = run_bag(str(source), str(out), "--image-topic", "/cam", "--model", "tiny",
+                        "--vocab", "cat; dog; person", "--model-every", "3", "--propagation-max-age", "5",
+                        "--publish-panoptic", "--detection-class-id", "name")
+    assert code == 0, err
+    written = read_outputs(out)
+    detections = [m for _, m in written["/activesam/detections"]]
+    instances = [single_channel(m) for _, m in written["/activesam/instances"]]
+    panoptic = [single_channel(m) for _, m in written["/activesam/panoptic"]]
+    labels = [single_channel(m) for _, m in written["/activesam/labels"]]
+    kinds = [m.source for _, m in written["/activesam/label_source"]]
+    assert kinds == ["model", "propagated", "propagated"] * 2
+    assert len(detections) == len(instances) == len(panoptic) == len(frames)
+    assert sum(len(d.detections) for d in detections) > 0  # not vacuous on this model
+    for detection, ids, packed, label in zip(detections, instances, panoptic, labels):
+        named = {int(d.id) for d in detection.detections}
+        assert named == set(np.unique(ids)) - {0}
+        assert {d.results[0].hypothesis.class_id for d in detection.detections} <= {"cat", "dog", "person"}
+        np.testing.assert_array_equal(packed & 0xFFFF, ids)
+        np.testing.assert_array_equal(packed >> 16, label)
+        for d in detection.detections:  # the box bounds the object's pixels
+            ys, xs = np.nonzero(ids == int(d.id))
+            box = d.bbox
+            assert (box.center.position.x - box.size_x / 2, box.center.position.x + box.size_x / 2) == (
+                xs.min(), xs.max() + 1)
+            assert (box.center.position.y - box.size_y / 2, box.center.position.y + box.size_y / 2) == (
+                ys.min(), ys.max() + 1)
+    for model in (0, 3):
+        anchor = {d.id for d in detections[model].detections}
+        for carried in (model + 1, model + 2):
+            assert {d.id for d in detections[carried].detections} <= anchor

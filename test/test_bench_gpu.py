@@ -50,7 +50,7 @@ def test_the_report_has_every_measurement(report):
         counts = voc["modes"][name]["counts"]
         assert 1 <= counts["host_syncs"] <= 4 and counts["aten_ops"] > 100
         assert counts["kernel_launches"] is None and counts["synchronizing_calls"] is None  # CUDA only
-    # Autocast is CUDA's: on a CPU bfloat16 is float32, and the labels agree by construction.
+    # The CPU's default dtype is float32: the "compute dtype" run is float32 too, so they agree by construction.
     assert voc["bf16_fp32_agreement"] == {"exact": 1.0, "fast": 1.0}
 
 

@@ -4,6 +4,8 @@ and carried through propagated frames with the labels."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -174,3 +176,28 @@ def test_a_carried_id_image_older_than_the_last_model_frame_is_ignored():
 def test_tracked_objects_are_what_the_contract_names():
     obj = TrackedObject(id=3, class_index=1, score=0.5, box=(0, 0, 2, 2))
     assert (obj.id, obj.class_index, obj.score, obj.box) == (3, 1, 0.5, (0, 0, 2, 2))
+
+
+def test_ids_count_on_across_a_parameter_change_of_the_stream():
+    """A parameter change starts a camera's state over: its objects get new
+    ids, counted on from the last one issued, never one given out before."""
+    from activesam_ros.stream.runtime import Frame, StreamProcessor
+
+    from fake_engine import FakeEngine
+
+    class Boxes(FakeEngine):
+        def segment(self, image, active_queries=None, screen=True):
+            base = super().segment(image, active_queries, screen)
+            made = frame([(0, 5, 5, 20, 30), (1, 30, 10, 50, 40)], shape=image.shape[:2])
+            return dataclasses.replace(made, active_queries=base.active_queries,
+                                       query_presence=base.query_presence, vocabulary=base.vocabulary)
+
+    processor = StreamProcessor(Boxes(VOCAB), TemporalConfig(propagate=False))
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    first = processor.process(Frame(rgb, 0.0))
+    again = processor.process(Frame(rgb, 0.1))
+    assert [o.id for o in first.objects] == [o.id for o in again.objects] == [1, 2]
+    assert again.instance_ids.dtype == np.uint16 and set(np.unique(again.instance_ids)) == {0, 1, 2}
+    processor.set_temporal(TemporalConfig(propagate=False, object_match_iou=0.3))
+    after = processor.process(Frame(rgb, 0.2))
+    assert [o.id for o in after.objects] == [3, 4]

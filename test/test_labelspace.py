@@ -457,3 +457,20 @@ def test_the_bag_refuses_roles_without_labelspace_and_roles_of_no_class(tmp_path
     assert code == 2 and "--labelspace-roles gives the roles of --labelspace" in err
     code, err = run_bag(*common, "--labelspace", "--labelspace-roles", str(roles))
     assert code == 2 and "not a class of the vocabulary: 'sofa'" in err
+
+
+def test_without_the_message_package_the_node_publishes_no_labelspace(monkeypatch):
+    """No semantic_inference_msgs, or a release of it without Labelspace: None, not an error."""
+    import sys
+    import types
+
+    from activesam_ros.ros.labelspace_msg import rclpy_labelspace_class
+
+    monkeypatch.setitem(sys.modules, "semantic_inference_msgs", None)
+    assert rclpy_labelspace_class() is None
+    old = types.ModuleType("semantic_inference_msgs.msg")
+    monkeypatch.setitem(sys.modules, "semantic_inference_msgs", types.ModuleType("semantic_inference_msgs"))
+    monkeypatch.setitem(sys.modules, "semantic_inference_msgs.msg", old)
+    assert rclpy_labelspace_class() is None
+    old.Labelspace = type("Labelspace", (), {})
+    assert rclpy_labelspace_class() is old.Labelspace

@@ -191,6 +191,10 @@ ROSIDL_TYPE_HASHES = {
         "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
     "vision_msgs/msg/Classification":
         "RIHS01_f74db28d0eaef3afb78f48bf2161cd709a1383a0309d3454383b25be11345143",
+    # detection2_d_array's type description in the same build: Detection2D,
+    # ObjectHypothesisWithPose, BoundingBox2D, Pose2D and Point2D within.
+    "vision_msgs/msg/Detection2DArray":
+        "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
     # detection3_d_array__description.c: Detection3D, ObjectHypothesisWithPose, BoundingBox3D within.
     "vision_msgs/msg/Detection3DArray":
         "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
@@ -279,6 +283,13 @@ def rclpy_namespace(monkeypatch):
     Detection3D = strict_class("Detection3D", header=lambda v: isinstance(v, Header),
                                results=is_list_of(ObjectHypothesisWithPose),
                                bbox=lambda v: isinstance(v, BoundingBox3D), id=_is_str)
+    Point2D = strict_class("Point2D", x=_is_float, y=_is_float)
+    Pose2D = strict_class("Pose2D", position=lambda v: isinstance(v, Point2D), theta=_is_float)
+    BoundingBox2D = strict_class("BoundingBox2D", center=lambda v: isinstance(v, Pose2D), size_x=_is_float,
+                                 size_y=_is_float)
+    Detection2D = strict_class("Detection2D", header=lambda v: isinstance(v, Header),
+                               results=is_list_of(ObjectHypothesisWithPose),
+                               bbox=lambda v: isinstance(v, BoundingBox2D), id=_is_str)
     PointField = strict_class("PointField", name=_is_str, offset=_is_int, datatype=_is_int, count=_is_int)
     modules = {
         "builtin_interfaces.msg": dict(Time=Time),
@@ -304,7 +315,10 @@ def rclpy_namespace(monkeypatch):
                                         results=is_list_of(ObjectHypothesis)),
             ObjectHypothesisWithPose=ObjectHypothesisWithPose, BoundingBox3D=BoundingBox3D, Detection3D=Detection3D,
             Detection3DArray=strict_class("Detection3DArray", header=lambda v: isinstance(v, Header),
-                                          detections=is_list_of(Detection3D))),
+                                          detections=is_list_of(Detection3D)),
+            Point2D=Point2D, Pose2D=Pose2D, BoundingBox2D=BoundingBox2D, Detection2D=Detection2D,
+            Detection2DArray=strict_class("Detection2DArray", header=lambda v: isinstance(v, Header),
+                                          detections=is_list_of(Detection2D))),
     }
     for name, members in modules.items():
         module = ModuleType(name)
@@ -362,3 +376,78 @@ def test_label_source_says_where_the_labels_come_from():
     assert msg.__msgtype__ == "sensor_msgs/msg/TimeReference"
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (10, 500, "cam")
     assert (msg.time_ref.sec, msg.time_ref.nanosec, msg.source) == (9, 900, "propagated")
+
+
+# --- objects: detections, instance ids, panoptic ----------------------------------------
+
+OBJECTS = (SimpleNamespace(id=7, class_index=2, score=0.625, box=(3, 4, 13, 10)),
+           SimpleNamespace(id=65535, class_index=0, score=0.5, box=(0, 0, 1, 1)))
+
+
+def test_detections_bytes_match_the_vision_msgs_layout():
+    """Detection2DArray laid out field by field from vision_msgs 4.x's .msg files:
+    Detection2D = header, ObjectHypothesisWithPose[] results, BoundingBox2D bbox, string id."""
+    msg = messages.detections_2d(RosbagsMessages, OBJECTS[:1], Vocabulary.from_lines(VOCAB), STAMP)
+    cdr = Cdr().header().put("I", 1).header().put("I", 1)
+    cdr.string("2").put("d", 0.625)                        # ObjectHypothesis: class_id, score
+    for value in (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0):      # Pose: position, orientation (identity)
+        cdr.put("d", value)
+    for _ in range(36):                                     # covariance float64[36]
+        cdr.put("d", 0.0)
+    cdr.put("d", 8.0).put("d", 7.0).put("d", 0.0)          # center: x = (3 + 13) / 2, y = (4 + 10) / 2, theta
+    cdr.put("d", 10.0).put("d", 6.0)                       # size_x, size_y
+    expected = cdr.string("7").message()
+    assert typestore().serialize_cdr(msg, msg.__msgtype__) == expected
+
+
+@pytest.mark.parametrize("class_id, expected", [("index", ["2", "0"]), ("name", None)])
+def test_detections_carry_the_persistent_id_class_score_and_pixel_box(class_id, expected):
+    vocabulary = Vocabulary.from_lines(VOCAB)
+    msg = cdr_round_trip(messages.detections_2d(RosbagsMessages, OBJECTS, vocabulary, STAMP, class_id))
+    assert_header_copied(msg.header)
+    assert [d.id for d in msg.detections] == ["7", "65535"]
+    names = [d.results[0].hypothesis.class_id for d in msg.detections]
+    assert names == (expected or [vocabulary.names[2], vocabulary.names[0]])
+    assert [d.results[0].hypothesis.score for d in msg.detections] == [0.625, 0.5]
+    box = msg.detections[0].bbox
+    assert (box.center.position.x - box.size_x / 2, box.center.position.y - box.size_y / 2) == (3, 4)
+    assert (box.center.position.x + box.size_x / 2, box.center.position.y + box.size_y / 2) == (13, 10)
+    assert_header_copied(msg.detections[0].header)
+
+
+def test_instances_image_is_mono16_object_ids():
+    ids = RNG.integers(0, 65536, (H, W)).astype(np.uint16)
+    msg = cdr_round_trip(messages.instances_image(RosbagsMessages, ids, (H, W), STAMP))
+    assert (msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian) == ("mono16", H, W, 2 * W, 0)
+    np.testing.assert_array_equal(np.frombuffer(np.asarray(msg.data).tobytes(), "<u2").reshape(H, W), ids)
+    empty = messages.instances_image(RosbagsMessages, None, (H, W), STAMP)
+    assert not np.asarray(empty.data).any() and empty.encoding == "mono16"
+
+
+def test_panoptic_image_packs_class_and_object_id_unlabeled_minus_one():
+    labels = random_labels(4)
+    ids = RNG.integers(0, 65536, (H, W)).astype(np.uint16)
+    result = make_result(VOCAB, labels, background=3)
+    msg = cdr_round_trip(messages.panoptic_image(RosbagsMessages, result, ids, STAMP))
+    assert (msg.encoding, msg.step) == ("32SC1", 4 * W)
+    value = np.frombuffer(np.asarray(msg.data).tobytes(), "<i4").reshape(H, W)
+    labelled = labels != 3
+    np.testing.assert_array_equal(value[labelled] >> 16, labels[labelled])
+    np.testing.assert_array_equal(value[labelled] & 0xFFFF, ids[labelled])
+    assert (value[~labelled] == -1).all() and (~labelled).any()
+    classes_only = messages.panoptic_image(RosbagsMessages, make_result(VOCAB, labels), None, STAMP)
+    np.testing.assert_array_equal(np.frombuffer(np.asarray(classes_only.data).tobytes(), "<i4").reshape(H, W),
+                                  labels << 16)
+
+
+def test_rclpy_object_messages_get_plain_python_values(rclpy_namespace):
+    header = messages.make_header(rclpy_namespace, np.int64(5), np.uint32(6), "cam")
+    found = [SimpleNamespace(id=np.uint16(9), class_index=np.int64(1), score=np.float32(0.5),
+                             box=tuple(np.int64(v) for v in (1, 2, 5, 6)))]
+    msg = messages.detections_2d(rclpy_namespace, found, Vocabulary.from_lines(VOCAB), header, "name")
+    assert msg.detections[0].id == "9" and msg.detections[0].bbox.center.position.x == 3.0
+    ids = np.arange(H * W, dtype=np.uint16).reshape(H, W)
+    result = make_result(VOCAB, random_labels(4))
+    for build in (lambda ns: messages.instances_image(ns, ids, (H, W), header),
+                  lambda ns: messages.panoptic_image(ns, result, ids, header)):
+        assert build(rclpy_namespace).data.tobytes() == build(RosbagsMessages).data.tobytes()

@@ -1,7 +1,8 @@
 """The installed node, started by segment.launch.py with the tiny model, seen
 from another ROS process: outputs with copied headers, a bad frame dropped,
 the vocabulary changed live, a bad parameter refused, /diagnostics, the
-colour labels, a QoS warning naming the topic in full, and a clean exit.
+colour labels, the objects (detections and their id image), a QoS warning
+naming the topic in full, and a clean exit.
 
 Needs a sourced ROS 2 with this package built (``colcon build`` then
 ``colcon test``, or ``python -m pytest test/test_node_launch.py`` with
@@ -26,7 +27,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, TimeReference
-from vision_msgs.msg import Classification, LabelInfo
+from vision_msgs.msg import Classification, Detection2DArray, LabelInfo
 
 from activesam_ros.render.palette import class_colors
 
@@ -56,12 +57,14 @@ class TestSegmentLaunch(unittest.TestCase):
         rclpy.init()
         cls.node = rclpy.create_node("activesam_launch_tester", namespace=NAMESPACE)
         cls.got: Dict[str, List] = {name: [] for name in ("labels", "label_info", "active_classes", "overlay",
-                                                          "label_source", "color_labels", "diagnostics")}
+                                                          "label_source", "color_labels", "diagnostics",
+                                                          "detections", "instances")}
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for name, kind, qos in (("labels", Image, reliable), ("label_info", LabelInfo, latched),
                                 ("active_classes", Classification, reliable), ("overlay", Image, reliable),
                                 ("label_source", TimeReference, reliable),
+                                ("detections", Detection2DArray, reliable), ("instances", Image, reliable),
                                 ("color_labels", Image, qos_profile_sensor_data)):  # as rviz: best effort
             cls.node.create_subscription(kind, f"{NODE}/{name}", cls.got[name].append, qos)
         # A subscriber the node cannot serve (transient local on a volatile output): the node's
@@ -124,6 +127,20 @@ class TestSegmentLaunch(unittest.TestCase):
         self.assertEqual((labels.encoding, labels.height, labels.width, labels.step), ("mono8", 48, 64, 64))
         self.assertTrue(set(labels.data) <= {0, 1, 2}, "a label outside the three classes")
         self.assertEqual(got["overlay"][-1].encoding, "rgb8")
+
+        # 2a. detections and instances: the same objects under the same persistent ids, per frame.
+        def paired():
+            ids = {_key(m.header): m for m in got["instances"]}
+            return next(((d, ids[_key(d.header)]) for d in reversed(got["detections"]) if _key(d.header) in ids), None)
+
+        self.spin_until(paired, WAIT, "detections and instances of one frame", publish=True)
+        detections, instances = paired()
+        self.assertIn(_key(detections.header), self.sent)
+        self.assertEqual((instances.encoding, instances.height, instances.width), ("mono16", 48, 64))
+        ids = np.frombuffer(bytes(instances.data), "<u2" if not instances.is_bigendian else ">u2")
+        self.assertEqual({int(d.id) for d in detections.detections}, set(np.unique(ids).tolist()) - {0})
+        for detection in detections.detections:
+            self.assertIn(detection.results[0].hypothesis.class_id, {"0", "1", "2"})
 
         # 2b. color_labels: every pixel the palette colour of its label (unlabeled black), for rviz;
         #     a QoS mismatch is reported with the resolved topic name.

@@ -115,17 +115,19 @@ PIP_NAMES = {"numpy": "numpy", "yaml": "pyyaml", "cv2": "opencv-python-headless"
              "psutil": "psutil", "ruamel": "ruamel.yaml", "torch": "torch", "torchvision": "torchvision",
              "rosbags": "rosbags", "huggingface_hub": "huggingface_hub", **PIP_ONLY}
 OPTIONAL = {"triton": "cpu_shims stands in for it", "skimage": "the bench extra's photographs",
-            "compression": "Python 3.14's zstd; backports.zstd before"}
-ROS_PACKAGES = {"rclpy", "builtin_interfaces", "std_msgs", "sensor_msgs", "vision_msgs", "diagnostic_msgs",
-                "diagnostic_updater", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
+            "compression": "Python 3.14's zstd; backports.zstd before",
+            "semantic_inference_msgs": "~/labelspace, only where it is installed (built from source, not in rosdep)"}
+ROS_PACKAGES = {"rclpy", "builtin_interfaces", "std_msgs", "sensor_msgs", "vision_msgs", "geometry_msgs",
+                "diagnostic_msgs", "diagnostic_updater", "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
 
 
 def _package_imports() -> Set[str]:
     """Top-level modules the package and its launch files import: statements,
-    the message packages messages.py imports by name, and find_spec lookups."""
+    the message packages messages.py and labelspace_msg.py import by name, and find_spec lookups."""
+    from activesam_ros.ros import labelspace_msg
     from activesam_ros.ros.messages import MESSAGE_TYPES
 
-    found = {t.split("/")[0] for t in MESSAGE_TYPES.values()}
+    found = {t.split("/")[0] for t in [*MESSAGE_TYPES.values(), labelspace_msg.MSGTYPE]}
     for path in [*sorted((ROOT / PACKAGE).rglob("*.py")), *sorted((ROOT / "launch").glob("*.py"))]:
         found |= _imported_modules(path)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

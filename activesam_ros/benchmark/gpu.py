@@ -12,13 +12,13 @@ one command (a few minutes on one GPU at SAM 3's released size).
   device memory, and for one per-frame exact and fast frame the host
   synchronisations (``host_syncs``), the aten operations and, on CUDA, the
   kernels launched and the synchronising runtime calls (torch.profiler);
-- **agreement**: the labels of the compute dtype (bfloat16 on CUDA) against
-  float32, per mode.
+- **agreement**: the labels of the compute dtype (bfloat16 on CUDA, in the
+  stages ``engine.precision.REDUCED`` names) against float32, per mode.
 
 Times are medians (forwards) or means (frames) of wall time with the device
 synchronised around each call. Without CUDA the same code runs on the CPU
-(autocast is CUDA's: bfloat16 and float32 then agree by construction), which
-is how the test suite keeps it working.
+(in float32 unless ``--dtype bfloat16``: the two then agree by
+construction), which is how the test suite keeps it working.
 """
 
 from __future__ import annotations
@@ -209,7 +209,8 @@ def run_gpu_bench(model: torch.nn.Module, model_description: str, random_weights
                   "parameters": sum(p.numel() for p in model.parameters())},
         "config": config.as_dict(),
         "dtype": str(engine.dtype).replace("torch.", ""),
-        "autocast": engine.device.type == "cuda" and engine.dtype != torch.float32,
+        "autocast": engine.dtype != torch.float32,
+        "reduced_stages": sorted(engine.grounder.precision.reduced) if engine.dtype != torch.float32 else [],
         "temporal": asdict(temporal),
         "forwards": measure_forwards(engine, video[0], plan),
         "frames": measure_frames(model, engine, video, plan, temporal),

@@ -11,7 +11,8 @@ so every large block goes back to the system when freed and resident
 memory follows what is really live. Linux only.
 
 Each grounding forward runs as on an accelerator, where the memory model is
-used: autocast in the compute dtype (on the CPU too) and fast mode's heads
+used: autocast in the compute dtype (on the CPU too) over every stage
+(``precision.STAGES``) and fast mode's heads
 over the whole bucket at once (the engine chunks them on a CPU only).
 
 A plan is a list of points (stage, resolution, K prompts); one worker
@@ -115,6 +116,7 @@ def accelerator_like_grounder(model, dtype_name: str):
 
     from ..engine import fused_heads
     from ..engine.grounding import Grounder
+    from ..engine.precision import STAGES
 
     class WholeBucketHeads(fused_heads.FusedHeads):
         @staticmethod
@@ -122,16 +124,13 @@ def accelerator_like_grounder(model, dtype_name: str):
             return k
 
     class AcceleratorLike(Grounder):
-        def _autocast(self):
-            return torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype != torch.float32)
-
         @property
         def fused_heads(self):
             if self._fused is None:
                 self._fused = WholeBucketHeads(self.model)
             return self._fused
 
-    return AcceleratorLike(model, torch.device("cpu"), getattr(torch, dtype_name))
+    return AcceleratorLike(model, torch.device("cpu"), getattr(torch, dtype_name), reduced=STAGES)
 
 
 def _frame() -> "Any":

@@ -23,7 +23,7 @@ MIB = 1024.0 * 1024.0
 # engine's time outside them (text assembly, presence bookkeeping) and
 # "outside_engine" the caller's (a stream's planning and state update).
 STAGES = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion",
-          "calibration", "other", "outside_engine")
+          "calibration", "instances", "other", "outside_engine")
 
 
 def _stages(sample: Sample) -> Dict[str, float]:
@@ -127,7 +127,8 @@ def _percent(value: Optional[float]) -> str:
 
 
 def _mode_table(modes: Mapping[str, Mapping[str, Any]]) -> List[str]:
-    shown = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion", "calibration", "other")
+    shown = ("screen", "preview_encode", "preview_decode", "encode", "decode", "fusion", "calibration", "instances",
+             "other")
     head = ["mode", "ms/frame", "fps", "overhead", "agree"] + list(shown) + ["messages"]
     rows = [head]
     for name, m in modes.items():

@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Segment sensor_msgs/Image and CompressedImage topics of a rosbag2 (sqlite3 or "
         "MCAP) frame by frame, each topic a camera, with the node's temporal policy; write a new "
         "rosbag2 with the node's outputs: <ns>/labels, <ns>/color_labels, <ns>/label_info, <ns>/active_classes, "
-        f"<ns>/label_source, <ns>/overlay, <ns>/confidence (and with --depth-topic <ns>/points, <ns>/detections_3d), "
+        f"<ns>/label_source, <ns>/overlay, <ns>/confidence, <ns>/detections, <ns>/instances, <ns>/panoptic (and with --depth-topic <ns>/points, <ns>/detections_3d), "
         f"where <ns> is {bagio.NODE_NAMESPACE} for one camera and {bagio.NODE_NAMESPACE}/<camera topic> for several.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN",
@@ -97,6 +97,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
                        default=default("publish_confidence"),
                        help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    group.add_argument("--publish-detections", action=argparse.BooleanOptionalAction,
+                       default=default("publish_detections"),
+                       help="write <ns>/detections, the frame's objects with their persistent ids "
+                       f"(default {'on' if default('publish_detections') else 'off'}, as the node)")
+    group.add_argument("--detection-class-id", choices=SHARED_BY_NAME["detection_class_id"].choices,
+                       default=default("detection_class_id"),
+                       help=f"{SHARED_BY_NAME['detection_class_id'].description} "
+                       f"(default {default('detection_class_id')}, as the node)")
+    group.add_argument("--publish-instances", action=argparse.BooleanOptionalAction,
+                       default=default("publish_instances"),
+                       help="write <ns>/instances, mono16 object id per pixel "
+                       f"(default {'on' if default('publish_instances') else 'off'}, as the node)")
+    group.add_argument("--publish-panoptic", action=argparse.BooleanOptionalAction,
+                       default=default("publish_panoptic"),
+                       help="write <ns>/panoptic, 32SC1 class << 16 | object id per pixel "
+                       f"(default {'on' if default('publish_panoptic') else 'off'}, as the node)")
     group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
                        default=default("label_encoding"),
                        help=f"{SHARED_BY_NAME['label_encoding'].description} "
@@ -536,7 +552,9 @@ def _write_outputs(writer: "CommittedBag", store: "bagio.Typestore", camera: Cam
     for handle, message in camera.frame_messages(ns, done.frame.rgb, done.result, done.frame.context,
                                                      args.overlay_alpha, threshold, done.source, done.model_context,
                                                      overlay_legend=args.overlay_legend,
-                                                     label_encoding=args.label_encoding, depth=depth):
+                                                     label_encoding=args.label_encoding, depth=depth,
+                                                     objects=done.objects, instance_ids=done.instance_ids,
+                                                     class_id=args.detection_class_id):
         writer.write(handle, timestamp, store.serialize_cdr(message, message.__msgtype__))
     if done.source == MODEL:
         camera.segmented += 1

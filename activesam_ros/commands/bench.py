@@ -87,9 +87,20 @@ def add_parser(sub: Any) -> None:
                        help="a vocabulary (shipped name or file) to measure with; repeatable "
                        "(default: ade20k and indoor)")
     video.add_argument("--precision", action="store_true",
-                       help="instead of the temporal policies: label agreement of bfloat16 (autocast, on the CPU "
-                       "too) with float32 on every frame, exact and fast modes, and of each stage alone in "
-                       "bfloat16 where all of them together agree on less than 99 %%")
+                       help="instead of the temporal policies: label agreement with float32 on every frame of "
+                       "bfloat16 (autocast, on the CPU too) in the engine's reduced stages and in every stage, "
+                       "and of each stage alone in bfloat16 where every stage together agrees on less than 99 %%")
+    video.add_argument("--precision-modes", default="exact,fast", metavar="LIST",
+                       help="with --precision: the modes measured, comma-separated (default exact,fast)")
+    video.add_argument("--precision-each-stage", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --precision: measure each stage alone in bfloat16 always (--precision-each-stage) "
+                       "or never (--no-precision-each-stage); default: where every stage together agrees on "
+                       "less than 99 %%")
+    video.add_argument("--objects", action="store_true",
+                       help="instead of the temporal policies: id switches of the persistent object ids against "
+                       "per-frame greedy matching (model on every frame, and on every --model-every-th), and the "
+                       "CPU time the instances, ids and their messages add to a frame's labels; vocabulary: the "
+                       "first --video-vocab (default driving)")
     video.add_argument("--model-every", type=int, default=4, metavar="N",
                        help="the propagation policy runs the model on every N-th frame (default 4)")
     video.add_argument("--device-rate", type=float, action="append", metavar="HZ",
@@ -188,11 +199,12 @@ def _check_video_args(args: argparse.Namespace) -> None:
             raise UserError(str(exc)) from exc
     if args.video_frames is None:
         args.video_frames = 400 if args.device_rate else 40
-    if args.video_frames < 2 or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
-        raise UserError("--video-frames must be at least 2, --model-every and --reference-every at least 1, "
+    fewest = 1 if args.precision else 2  # agreement per frame needs one; the temporal policies need two
+    if args.video_frames < fewest or args.model_every < 1 or args.video_side < 28 or args.reference_every < 1:
+        raise UserError(f"--video-frames must be at least {fewest}, --model-every and --reference-every at least 1, "
                         "--video-side at least 28")
-    if args.precision and args.device_rate:
-        raise UserError("--precision and --device-rate measure different things: give one of them")
+    if sum(map(bool, (args.precision, args.device_rate, args.objects))) > 1:
+        raise UserError("--precision, --device-rate and --objects measure different things: give one of them")
     rates = args.device_rate or []
     if not all(math.isfinite(rate) and rate > 0 for rate in rates):
         raise UserError(f"--device-rate must be a number of model frames per second > 0, got {rates}")
@@ -211,23 +223,57 @@ def run_precision(args: argparse.Namespace) -> int:
     """``--video --precision``: bfloat16 against float32 (benchmark/precision.py)."""
     _check_report(args)
     _check_video_args(args)
-    from ..benchmark.precision import measure_precision, precision_table
-    from ..benchmark.video import VideoError, read_video
+    import torch
 
+    from ..benchmark.precision import PRECISION_THRESHOLD, measure_precision, precision_table
+    from ..benchmark.video import VideoError, read_video
+    from ..engine.config import MODES
+
+    modes = [m.strip() for m in args.precision_modes.split(",") if m.strip()]
+    if not modes or set(modes) - set(MODES):
+        raise UserError(f"--precision-modes must list modes among {', '.join(MODES)}, got {args.precision_modes!r}")
     vocabularies = _video_vocabularies(args)
     config = config_from_args(args)
-    try:
-        frames, _ = read_video(Path(args.video), args.video_frames, args.video_side)
+    try:  # a video is at least two frames; one is enough here
+        frames = read_video(Path(args.video), max(2, args.video_frames), args.video_side)[0][: args.video_frames]
     except VideoError as exc:
         raise UserError(str(exc)) from exc
     model = load_model_from_args(args)
-    rows = measure_precision(model, frames, vocabularies, config,
+    threshold = {None: PRECISION_THRESHOLD, True: math.inf, False: -math.inf}[args.precision_each_stage]
+    rows = measure_precision(model, frames, vocabularies, config, modes=modes, threshold=threshold,
                              progress=lambda line: print(f"activesam bench --precision: {line}", file=sys.stderr))
     report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
               "random_weights": bool(args.model), "video": Path(args.video).name,
               "frame_size": list(frames[0].shape[:2]) if frames else None,
-              "resolution": config.resolution, "rows": rows}
+              "resolution": config.resolution, "threads": torch.get_num_threads(), "rows": rows}
     return _write_report(args, report, precision_table(rows))
+
+
+def run_objects(args: argparse.Namespace) -> int:
+    """``--video --objects``: object ids and the cost of instances (benchmark/objects.py)."""
+    _check_report(args)
+    _check_video_args(args)
+    from ..benchmark.objects import measure_objects, objects_table
+    from ..benchmark.video import VideoError
+    from ..engine.vocabulary import VocabularyError, load_vocabulary_file
+    from ..stream.parameters import STREAM_DEFAULTS
+
+    try:
+        vocabulary = load_vocabulary_file((args.video_vocab or ["driving"])[0])
+    except VocabularyError as exc:
+        raise UserError(str(exc)) from exc
+    config = config_from_args(args, **STREAM_DEFAULTS)
+    temporal = temporal_from_args(args)
+    model = load_model_from_args(args)
+    try:
+        report = measure_objects(model, Path(args.video), vocabulary, config, temporal, args.model_every,
+                                 args.video_frames, args.video_side,
+                                 progress=lambda done: print(f"activesam bench --objects: {done}", file=sys.stderr))
+    except VideoError as exc:
+        raise UserError(str(exc)) from exc
+    report = {"schema": "activesam-bench-objects/1", "model": model_description(args),
+              "random_weights": bool(args.model), **report}
+    return _write_report(args, report, objects_table(report))
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -235,6 +281,8 @@ def run_video(args: argparse.Namespace) -> int:
     or the stream at simulated device rates (benchmark/device_rates.py)."""
     if args.precision:
         return run_precision(args)
+    if args.objects:
+        return run_objects(args)
     _check_report(args)
     _check_video_args(args)
     from ..benchmark.device_rates import measure_rates, rates_table

@@ -113,7 +113,7 @@ def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> No
     same name (``--bucket-size`` is ``bucket_size``). A ``stream`` command
     (the bag processor) starts from the node's defaults, the others from
     the library's (``mode`` is the one that differs: fast vs exact)."""
-    from ..stream.parameters import ENGINE_PARAMS, INT
+    from ..stream.parameters import BOOL, ENGINE_PARAMS, INT
 
     library = ActiveSAMConfig()
     group = parser.add_argument_group("ActiveSAM (the node's parameters of the same names)")
@@ -124,6 +124,9 @@ def add_engine_args(parser: argparse.ArgumentParser, stream: bool = False) -> No
             mode = spec.default if stream else library.mode
             group.add_argument(spec.flag, choices=spec.choices, default=mode,
                                help=f"{spec.description} (default {mode})")
+        elif spec.kind == BOOL:
+            group.add_argument(spec.flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{spec.description} (default {'on' if spec.default else 'off'})")
         else:
             group.add_argument(spec.flag, type=int if spec.kind == INT else float, default=None,
                                help=f"{spec.description} (default {spec.default:g})")

@@ -32,6 +32,7 @@ import torch
 from . import cpu_shims, fused_heads, shared_encoding
 from .config import COMPILE_MODES, ConfigError
 from .environment import DYNAMO_VARIABLE
+from .precision import REDUCED, Precision, StageModule
 from .scoring import object_probabilities, top_instances
 
 cpu_shims.prepare_sam3_import()
@@ -209,6 +210,11 @@ def _pad_prompts(text: TextBatch, k: int) -> TextBatch:
 class Grounder:
     """Runs SAM 3 on a device/dtype, at the full or the preview resolution.
 
+    With a reduced ``dtype`` the stages named in ``reduced`` (default
+    ``precision.REDUCED``) run under its autocast and the others in float32
+    (``engine/precision.py``); in a view of the model the image encoder's
+    trunk is a ``StageModule``, so the neck around it keeps its own stage.
+
     ``ground`` computes sam3's head outputs with ``fused_heads.FusedHeads.masks``
     where the model has the released head structure (the same logits, less
     than half the work); ``reference_heads=True`` runs sam3's own heads.
@@ -217,12 +223,14 @@ class Grounder:
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
-                 reference_heads: bool = False, compile: str = "none", compile_backend: str = "inductor"):
+                 reference_heads: bool = False, compile: str = "none", compile_backend: str = "inductor",
+                 reduced: Sequence[str] = REDUCED):
         if compile not in COMPILE_MODES:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.model = model
         self.device = torch.device(device)
         self.dtype = dtype
+        self.precision = Precision(dtype, frozenset(reduced))
         self.native = native_resolution(model)
         self.patch = patch_size(model)
         self.reference_heads = reference_heads or not fused_heads.applies(model)
@@ -248,7 +256,11 @@ class Grounder:
         with self._lock:
             view = self._views.get(resolution)
             if view is None or view is self.model:
-                view = self._views[resolution] = resolution_view(self.model, resolution, self.device)
+                view = resolution_view(self.model, resolution, self.device)
+                if self.dtype != torch.float32:
+                    neck = view.backbone.vision_backbone
+                    neck.trunk = StageModule(neck.trunk, self.precision, self.device, "trunk")
+                self._views[resolution] = view
             return view
 
     @property
@@ -260,17 +272,12 @@ class Grounder:
                 self._fused = fused_heads.FusedHeads(self.model)
             return self._fused
 
-    def _autocast(self):
-        if self.device.type != "cuda" or self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.dtype)
-
     @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Around model calls: the chosen CUDA device is the current one, the
-        compute dtype's autocast, and the CPU shims where there is no CUDA."""
+    def running(self, stage: str) -> Iterator[None]:
+        """Around the model calls of ``stage``: the chosen CUDA device is the
+        current one, the stage's autocast, and the CPU shims where there is no CUDA."""
         device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
-        with cpu_shims.cpu_inference(self.device), device, self._autocast():
+        with cpu_shims.cpu_inference(self.device), device, self.precision.autocast(self.device, stage):
             yield
 
     # -- host and device ----------------------------------------------------
@@ -344,14 +351,14 @@ class Grounder:
         resolution = resolution or self.native
         view = self._view(resolution)
         pixels = image if isinstance(image, torch.Tensor) else self.upload(image)
-        with self.running():
-            out = view.backbone.forward_image(self.preprocess(pixels, resolution))
+        with self.running("neck"):  # the trunk runs as its own stage inside (see the class doc)
+            out = self.precision.hand_on("neck", view.backbone.forward_image(self.preprocess(pixels, resolution)))
         return EncodedImage(out, int(pixels.shape[-2]), int(pixels.shape[-1]), resolution)
 
     @torch.inference_mode()
     def encode_text(self, strings: Sequence[str]) -> Dict[str, torch.Tensor]:
-        with self.running():
-            return self.model.backbone.forward_text(list(strings), device=self.device)
+        with self.running("text"):
+            return self.precision.hand_on("text", self.model.backbone.forward_text(list(strings), device=self.device))
 
     # -- grounding --------------------------------------------------------------
 
@@ -414,7 +421,7 @@ class Grounder:
         static shapes, which CUDA graphs need) and the padding dropped."""
         view = self._view(image.resolution)
         k = len(text)
-        with self.running():
+        with self.running("decode"):
             if share and shared_encoding.supported(view):
                 part = self._image_part(view, image)
                 padded = _pad_prompts(text, _ladder(k)) if self.compile != "none" else text
@@ -434,6 +441,7 @@ class Grounder:
             presence_logits = presence_logits.float().reshape(k)
             pred_logits = pred_logits.float().reshape(k, -1)
             presence, objects = object_probabilities(presence_logits, pred_logits)
+            prompt, memory, hs = self.precision.hand_on("decode", (prompt, memory, hs))
         return Decoded(view, image, backbone_out, prompt, prompt_mask, memory, sizes, hs,
                        presence_logits, pred_logits, presence, objects)
 
@@ -444,10 +452,11 @@ class Grounder:
         (every query when None) and the semantic logits [K, 1, h, w]: sam3's
         head outputs, computed as the class doc says."""
         d = decoded
-        with self.running():
+        with self.running("heads"):
             if not self.reference_heads:
-                return self.fused_heads.masks(d.backbone_out["backbone_fpn"], d.memory, d.prompt, d.prompt_mask,
-                                              d.hs[-1], images=self.head_images(d.image), index=index)
+                return self.precision.hand_on("heads", self.fused_heads.masks(
+                    d.backbone_out["backbone_fpn"], d.memory, d.prompt, d.prompt_mask, d.hs[-1],
+                    images=self.head_images(d.image), index=index))
             out: Dict[str, torch.Tensor] = {}
             d.view._run_segmentation_heads(
                 out=out, backbone_out=d.backbone_out,
@@ -458,7 +467,7 @@ class Grounder:
             masks = out["pred_masks"]
             if index is not None:
                 masks = masks.gather(1, index[:, :, None, None].expand(-1, -1, *masks.shape[-2:]))
-            return masks, out["semantic_seg"]
+            return self.precision.hand_on("heads", (masks, out["semantic_seg"]))
 
     @torch.inference_mode()
     def fused_scores(self, decoded: Decoded, kept: int, confidence: float, ids: Optional[torch.Tensor] = None
@@ -468,9 +477,10 @@ class Grounder:
         given their ``ids`` [K, kept], their instance keys (``FusedHeads``)."""
         d = decoded
         index, weight = top_instances(d.objects, confidence, kept)
-        with self.running():
-            return self.fused_heads(d.backbone_out["backbone_fpn"], d.memory, d.prompt, d.prompt_mask, d.hs[-1],
-                                    index, weight, d.presence, images=self.head_images(d.image), ids=ids)
+        with self.running("heads"):
+            return self.precision.hand_on("heads", self.fused_heads(
+                d.backbone_out["backbone_fpn"], d.memory, d.prompt, d.prompt_mask, d.hs[-1],
+                index, weight, d.presence, images=self.head_images(d.image), ids=ids))
 
     @torch.inference_mode()
     def ground(self, image: EncodedImage, text: TextBatch, heads: bool = True, share: bool = False) -> Grounding:

@@ -42,7 +42,8 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> DeviceSpec:
     """Turn user strings into a device and a compute dtype.
 
     ``auto`` means CUDA when present, else CPU; the dtype defaults to
-    bfloat16 on CUDA (the reference's autocast) and float32 on the CPU.
+    bfloat16 on CUDA (the reference's autocast, in the stages
+    ``precision.REDUCED`` names) and float32 on the CPU.
     """
     name = (device or "auto").strip().lower()
     if name == "auto":
@@ -347,7 +348,7 @@ def load_sam3_with_report(
     video model that the image model does not use are skipped by name
     (``UNUSED_WEIGHTS``); everything else must match the image model
     exactly (``load_weights``). The weights stay float32 and memory-mapped
-    on the CPU; the engine runs bfloat16 autocast on CUDA.
+    on the CPU; the engine runs bfloat16 autocast on CUDA (``precision``).
     """
     if (checkpoint is None) == (hub_id is None):
         raise ModelLoadError("give exactly one of a checkpoint path or a hub id")

@@ -13,6 +13,11 @@ Pixel = class index (the vocabulary line). Two encodings
   every single-channel label image to 32SC1 on arrival, so this one it
   takes as it is.
 
+The panoptic image (:func:`panoptic_array`) holds class and object in one
+int32 pixel: ``class_index << 16 | object_id`` (object id 0: no object, the
+pixel's class alone), unlabeled -1 as in ``32SC1``. A consumer reads
+``class = value >> 16`` and ``id = value & 0xFFFF``.
+
 Unlabeled means: with background calibration on, every pixel of the class
 named ``background`` (calibrated, or won outright). One value for "nothing
 recognised", whether and wherever the vocabulary has a ``background`` line,
@@ -71,4 +76,21 @@ def label_array(result: SegmentationResult, encoding: str = MONO) -> np.ndarray:
     out = result.labels.astype(label_dtype(classes, encoding))
     if result.background_index is not None:
         out[result.labels == result.background_index] = unlabeled_value(classes, encoding)
+    return out
+
+
+PANOPTIC_SHIFT = 16
+"""The panoptic pixel's class index sits above the 16 bits of the object id
+(a vocabulary has at most ``engine.limits.MAX_QUERIES`` = 10000 classes, so
+the int32 stays positive)."""
+
+
+def panoptic_array(result: SegmentationResult, instance_ids: "np.ndarray | None") -> np.ndarray:
+    """The panoptic image's pixels (module doc): class and object id per pixel,
+    int32; ``instance_ids`` None (instances off) gives the classes alone."""
+    out = result.labels.astype(np.int32) << PANOPTIC_SHIFT
+    if instance_ids is not None:
+        out |= instance_ids.astype(np.int32)
+    if result.background_index is not None:
+        out[result.labels == result.background_index] = INT32_UNLABELED
     return out

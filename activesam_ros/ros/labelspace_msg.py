@@ -51,8 +51,9 @@ def node_label_space(vocabulary: Vocabulary, named: Mapping[str, Sequence[str]],
 
 
 def rclpy_labelspace_class() -> Optional[Any]:
-    """The rclpy class of the message, or None where semantic_inference_msgs is not installed."""
+    """The rclpy class of the message, or None where semantic_inference_msgs
+    is not installed or is a release without Labelspace."""
     try:
         return rclpy_class(MSGTYPE)
-    except ImportError:
+    except (ImportError, AttributeError):
         return None

@@ -42,6 +42,19 @@ Conventions, after vision_msgs' comments:
   the instance's score, and its centroid as the pose; ``bbox`` = the box's
   centre and size, axis-aligned in the optical frame (identity orientation).
   Covariances are not estimated: all zero.
+- Detection2DArray (``detections``): one Detection2D per object on the
+  frame (``FrameResult.objects``): ``id`` = its persistent object id as a
+  string (the value of its pixels in the ``instances`` image), one
+  hypothesis with ``class_id`` = ``str(class index)`` (as Classification;
+  with ``detection_class_id`` ``name``: the class's display name, as
+  LabelInfo gives it) and the object score; ``bbox`` in pixels with pixel
+  edges on integers: the object's pixels span x0 ... x1 (exclusive), so
+  ``center.position.x = (x0 + x1) / 2`` and ``size_x = x1 - x0``
+  (``theta`` 0). The hypothesis' pose is not estimated: zero, identity
+  orientation, zero covariance.
+- Instances image (``instances``): mono16, each pixel its object id, 0 = none.
+- Panoptic image (``panoptic``): 32SC1, ``class << 16 | object id``,
+  unlabeled -1 (``render.labels.panoptic_array``).
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ import numpy as np
 
 from ..engine.result import SegmentationResult
 from ..engine.vocabulary import Vocabulary
-from ..render.labels import MONO, label_array, ros_encoding
+from ..render.labels import MONO, label_array, panoptic_array, ros_encoding
 from ..render.overlay import overlay
 from ..render.palette import color_labels
 from ..stream.depth import Cloud, Object3D
@@ -82,6 +95,11 @@ MESSAGE_TYPES = {
     "Point": "geometry_msgs/msg/Point",
     "Quaternion": "geometry_msgs/msg/Quaternion",
     "Vector3": "geometry_msgs/msg/Vector3",
+    "Detection2DArray": "vision_msgs/msg/Detection2DArray",
+    "Detection2D": "vision_msgs/msg/Detection2D",
+    "BoundingBox2D": "vision_msgs/msg/BoundingBox2D",
+    "Pose2D": "vision_msgs/msg/Pose2D",
+    "Point2D": "vision_msgs/msg/Point2D",
 }
 """The ROS type of each :class:`MessageClasses` field."""
 
@@ -110,6 +128,11 @@ class MessageClasses:
     Point: Any
     Quaternion: Any
     Vector3: Any
+    Detection2DArray: Any
+    Detection2D: Any
+    BoundingBox2D: Any
+    Pose2D: Any
+    Point2D: Any
     byte_array: Callable[[np.ndarray], Any]  # flat uint8 array -> the binding's uint8[] value
 
     @classmethod
@@ -283,3 +306,39 @@ def detections_3d(ns: MessageClasses, found: Sequence[Object3D], instances: Mapp
                                          bbox=ns.BoundingBox3D(center=_pose(ns, obj.center), size=size),
                                          id=str(obj.id)))
     return ns.Detection3DArray(header=copy_header(ns, header), detections=detections)
+
+
+class Tracked(Identified, Protocol):
+    """What a 2D detection needs to know of an object: also its box."""
+
+    box: Tuple[int, int, int, int]
+
+
+def detections_2d(ns: MessageClasses, objects: Sequence[Tracked], vocabulary: Vocabulary, header: Any,
+                  class_id: str = "index") -> Any:
+    """vision_msgs/Detection2DArray: one detection per object (module doc);
+    ``class_id`` "index" or "name" (the ``detection_class_id`` parameter)."""
+    detections = []
+    for obj in objects:
+        x0, y0, x1, y1 = (int(v) for v in obj.box)
+        label = vocabulary.names[obj.class_index] if class_id == "name" else str(int(obj.class_index))
+        hypothesis = ns.ObjectHypothesisWithPose(
+            hypothesis=ns.ObjectHypothesis(class_id=label, score=float(obj.score)),
+            pose=ns.PoseWithCovariance(pose=_pose(ns, (0.0, 0.0, 0.0)), covariance=np.zeros(36, dtype=np.float64)))
+        center = ns.Pose2D(position=ns.Point2D(x=(x0 + x1) / 2.0, y=(y0 + y1) / 2.0), theta=0.0)
+        detections.append(ns.Detection2D(header=copy_header(ns, header), results=[hypothesis],
+                                         bbox=ns.BoundingBox2D(center=center, size_x=float(x1 - x0),
+                                                               size_y=float(y1 - y0)),
+                                         id=str(int(obj.id))))
+    return ns.Detection2DArray(header=copy_header(ns, header), detections=detections)
+
+
+def instances_image(ns: MessageClasses, instance_ids: Any, shape: Tuple[int, int], header: Any) -> Any:
+    """mono16 sensor_msgs/Image of object ids, 0 = none (all 0 without ids)."""
+    ids = np.zeros(shape, np.uint16) if instance_ids is None else instance_ids.astype(np.uint16, copy=False)
+    return image(ns, ids, "mono16", header)
+
+
+def panoptic_image(ns: MessageClasses, result: SegmentationResult, instance_ids: Any, header: Any) -> Any:
+    """32SC1 sensor_msgs/Image of class and object id per pixel (module doc)."""
+    return image(ns, panoptic_array(result, instance_ids), "32SC1", header)

@@ -18,7 +18,9 @@ Per camera (``image_topics``; one camera publishes directly under ``~``):
 ``~/labels`` (mono8/mono16 class indices), ``~/color_labels`` (rgb8 class
 colours), ``~/label_info`` (transient local; published at start and again
 with the first frame made with a new vocabulary), ``~/active_classes``,
-``~/overlay`` and ``~/confidence``; with a depth topic (``depth_topics``)
+``~/overlay``, ``~/confidence``, ``~/detections`` (the objects under
+their persistent ids), ``~/instances`` (the id image) and ``~/panoptic``;
+with a depth topic (``depth_topics``)
 also ``~/points`` and ``~/detections_3d``, made from the depth image
 nearest the frame's stamp (``stream.depth_sync``) and its CameraInfo. Per
 node, where semantic_inference_msgs is installed: ``~/labelspace``
@@ -224,8 +226,8 @@ class ActiveSAMNode(LifecycleNode):
             self._labelspace = self.create_publisher(self._labelspace_class, "~/labelspace",
                                                      qos("reliable", 1, DurabilityPolicy.TRANSIENT_LOCAL))
         else:
-            self.get_logger().info("semantic_inference_msgs is not installed: no ~/labelspace (Hydra can read the "
-                                   "label space from a file: activesam labelspace)")
+            self.get_logger().info("semantic_inference_msgs with Labelspace is not installed: no ~/labelspace (Hydra "
+                                   "can read the label space from a file: activesam labelspace)")
         self.get_logger().info(f"configured: {self._describe()}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -492,7 +494,8 @@ class ActiveSAMNode(LifecycleNode):
                 self._settings.engine.confidence_threshold, out.source, out.model_context,
                 wanted=lambda name, pub: not topics.BY_NAME[name].switch or pub.get_subscription_count() > 0,
                 overlay_legend=self._values["overlay_legend"], label_encoding=self._values["label_encoding"],
-                depth=depth,
+                depth=depth, objects=out.objects, instance_ids=out.instance_ids,
+                class_id=self._values["detection_class_id"],
             ):
                 publisher.publish(message)
             self._publish_labelspace(out.result.vocabulary)
@@ -624,6 +627,11 @@ def main(args: Optional[List[str]] = None) -> int:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # A signal shut the context down while the executor was building its
+        # wait set (rclpy raises RCLError there): that is a stop, not a failure.
     finally:
         node.close()
         executor.shutdown(timeout_sec=0)

@@ -51,6 +51,12 @@ OUTPUT_TOPICS: Tuple[OutputTopic, ...] = (
                 description="where the labels come from: source model or propagated, time_ref = the model frame's stamp"),
     OutputTopic("overlay", IMAGE, switch="publish_overlay", description="the image with class colours blended in"),
     OutputTopic("confidence", IMAGE, switch="publish_confidence", description="32FC1 score of the winning class"),
+    OutputTopic("detections", messages.MESSAGE_TYPES["Detection2DArray"], switch="publish_detections",
+                description="the frame's objects: persistent id, class, score and pixel box each"),
+    OutputTopic("instances", IMAGE, switch="publish_instances",
+                description="mono16 persistent object id per pixel, 0 = none"),
+    OutputTopic("panoptic", IMAGE, switch="publish_panoptic",
+                description="32SC1 class << 16 | object id per pixel, unlabeled -1"),
     OutputTopic("points", messages.MESSAGE_TYPES["PointCloud2"], switch="publish_points", depth=True,
                 description="the labelled cloud: x y z rgb label instance per depth pixel (points_decimation)"),
     OutputTopic("detections_3d", messages.MESSAGE_TYPES["Detection3DArray"], switch="publish_detections_3d",
@@ -96,14 +102,18 @@ class CameraOutputs:
                        header: Any, overlay_alpha: float, threshold: float, source: str = "model",
                        model_header: Any = None, wanted: Callable[[str, Any], bool] = lambda name, handle: True,
                        overlay_legend: bool = False, label_encoding: str = MONO,
-                       depth: Optional["Depth"] = None) -> Iterator[Tuple[Any, Any]]:
+                       depth: Optional["Depth"] = None, objects: Sequence[messages.Tracked] = (),
+                       instance_ids: Optional[np.ndarray] = None,
+                       class_id: str = "index") -> Iterator[Tuple[Any, Any]]:
         """(handle, message) for every output of one frame that has a handle
         and is ``wanted``; label_info only when the vocabulary or threshold
         changed since it was last sent (the node latches it). ``source`` and
         ``model_header`` (default: ``header``) say where the labels come from;
         ``overlay_legend`` draws the legend into the overlay; ``label_encoding``
         is the labels image's (``render.labels``); the depth outputs need
-        ``depth`` (none without: the frame is labelled in 2D)."""
+        ``depth`` (none without: the frame is labelled in 2D). ``objects``
+        and ``instance_ids`` (``FrameResult``'s) make the object outputs;
+        ``class_id`` is the detections' (``detection_class_id``)."""
         info = self.label_info(ns, result.vocabulary, header, threshold)
         if info is not None:
             yield self.handles["label_info"], info
@@ -114,6 +124,9 @@ class CameraOutputs:
             "label_source": lambda: messages.label_source(ns, header, model_header or header, source),
             "overlay": lambda: messages.overlay_image(ns, rgb, result, header, overlay_alpha, overlay_legend),
             "confidence": lambda: messages.confidence_image(ns, result, header),
+            "detections": lambda: messages.detections_2d(ns, objects, result.vocabulary, header, class_id),
+            "instances": lambda: messages.instances_image(ns, instance_ids, result.labels.shape, header),
+            "panoptic": lambda: messages.panoptic_image(ns, result, instance_ids, header),
         }
         if depth is not None:
             build.update(depth.builders(ns, rgb, result))

@@ -116,14 +116,21 @@ def carried_objects(objects: Sequence[TrackedObject], ids: np.ndarray) -> Tuple[
 class IdentityTracker:
     """One camera's live objects and their last known pixels."""
 
-    def __init__(self, match_iou: float, max_unseen: int):
+    def __init__(self, match_iou: float, max_unseen: int, last_id: int = 0):
+        """``last_id``: the last id an earlier tracker of the camera issued
+        (the count goes on from there, so no id comes back sooner)."""
         self.match_iou = match_iou
         self.max_unseen = max_unseen
         self._lock = threading.Lock()
         self._live: Dict[int, _Live] = {}
         self._pixels: Optional[np.ndarray] = None   # uint16 last known id per pixel
-        self._last_id = 0
+        self._last_id = last_id
         self._stamp = -float("inf")                 # of the model frame last matched
+
+    @property
+    def last_id(self) -> int:
+        """The last id issued (0: none yet)."""
+        return self._last_id
 
     @property
     def live(self) -> int:

@@ -94,7 +94,7 @@ _ENGINE: Dict[str, Tuple[str, Dict[str, Any]]] = {
     "fast_presence_floor": ("fast mode: queries below this full-resolution presence skip the segmentation heads", _rng(0.0, 1.0)),
     "instances": ("find the instances the fusion keeps (class, score, box, pixels) for the detections, instances and panoptic outputs; false saves their work and leaves those outputs empty", {}),
     "device": ("auto (CUDA if present), cpu, cuda or cuda:N", {"read_only": True}),
-    "dtype": ("compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
+    "dtype": ("compute dtype of the image encoder's trunk, every other stage runs in float32: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16",
               {"read_only": True, "choices": ("auto", "float32", "bfloat16", "float16")}),
     "compile": ("torch.compile the grounding forward on CUDA: none (default, until measured on a GPU), default, "
                 "reduce-overhead (also replays it as CUDA graphs) or max-autotune; minutes of compiling at start",
@@ -154,6 +154,10 @@ OUTPUT_PARAMS = (
     ParamSpec("overlay_legend", BOOL, True, "draw a legend into the overlay: class names in their colours, the classes in the frame first"),
     ParamSpec("publish_color_labels", BOOL, True, "publish ~/color_labels: rgb8 class colour per pixel (the overlay's colours), unlabeled black; for rviz, which shows the mono8 labels as near-black"),
     ParamSpec("publish_confidence", BOOL, False, "publish ~/confidence: 32FC1 score of the winning class per pixel"),
+    ParamSpec("publish_detections", BOOL, True, "publish ~/detections (vision_msgs/Detection2DArray): the frame's objects, each with its persistent id, class, score and pixel box"),
+    ParamSpec("detection_class_id", STRING, "index", "what a detection's hypothesis class_id holds: the class index (as ~/active_classes; ~/label_info names it) or the class name", choices=("index", "name")),
+    ParamSpec("publish_instances", BOOL, True, "publish ~/instances: mono16 persistent object id per pixel, 0 = none"),
+    ParamSpec("publish_panoptic", BOOL, False, "publish ~/panoptic: 32SC1 class << 16 | object id per pixel, unlabeled -1"),
     ParamSpec("label_encoding", STRING, LABEL_ENCODINGS[0],
               "encoding of ~/labels: mono (mono8, mono16 above 254 classes; unlabeled 255 or 65535) or 32SC1 "
               "(int32, unlabeled -1: Hydra's own value for no label, and one encoding whatever the vocabulary)",

@@ -93,10 +93,10 @@ class _Camera:
     """One camera's temporal state: the tracker, the label propagator, and
     its last refresh frame as the flow sees it (for scene changes)."""
 
-    def __init__(self, temporal: TemporalConfig, query_class: Sequence[int]):
+    def __init__(self, temporal: TemporalConfig, query_class: Sequence[int], last_id: int = 0):
         self.tracker = ActiveSetTracker(temporal, query_class)
         self.propagator = LabelPropagator(temporal)
-        self.identities = IdentityTracker(temporal.object_match_iou, temporal.object_max_unseen)
+        self.identities = IdentityTracker(temporal.object_match_iou, temporal.object_max_unseen, last_id)
         self.refresh_grey: Optional[np.ndarray] = None
         self.since_model = 0  # frames labelled since its last model frame (``StreamProcessor.label``)
 
@@ -136,6 +136,8 @@ class StreamProcessor:
         self.on_error = on_error
         self.stats = StreamStatistics()
         self._cameras: Dict[str, _Camera] = {}
+        # Each camera's last object id, kept when its state starts over: ids count on, never back.
+        self._last_ids: Dict[str, int] = {}
         self._order = StampOrder()  # what ``deliver`` publishes never goes back in stamps (``ordering``)
         # Held while a propagated result is made and delivered, and while
         # staged parameters are swapped in: nothing made with the old
@@ -212,6 +214,7 @@ class StreamProcessor:
         with self._state_lock:
             if temporal is not None:
                 self._temporal = temporal
+            self._last_ids.update({name: camera.identities.last_id for name, camera in self._cameras.items()})
             self._cameras.clear()
         try:
             if config is not None:
@@ -298,7 +301,8 @@ class StreamProcessor:
         with self._state_lock:
             camera = self._cameras.get(name)
             if camera is None:
-                camera = self._cameras[name] = _Camera(self._temporal, self.engine.vocabulary.query_class)
+                camera = self._cameras[name] = _Camera(self._temporal, self.engine.vocabulary.query_class,
+                                                       self._last_ids.get(name, 0))
             return camera
 
     def propagate(self, frame: Frame, received_at: Optional[float] = None,
