@@ -19,9 +19,9 @@ from rosbags.rosbag2 import StoragePlugin
 
 from activesam_ros.cli import main
 from activesam_ros.engine import ActiveSAM, ActiveSAMConfig
-from activesam_ros.engine.bucket import AUTO_MAX_BUCKET, MARGIN, FrameOutOfMemory, auto_bucket, free_bytes
+from activesam_ros.engine.bucket import AUTO_MAX_BUCKET, FrameOutOfMemory, auto_bucket, free_bytes
 from activesam_ros.engine.grounding import Grounder
-from activesam_ros.engine.memory_model import FrameShape, released
+from activesam_ros.engine.memory_model import MARGIN, FrameShape, released
 from activesam_ros.ros.diagnostics import OK, WARN, camera_report
 from activesam_ros.stream.runtime import Frame, StreamProcessor, StreamRuntime
 from activesam_ros.stream.stats import StreamStats

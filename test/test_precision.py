@@ -161,7 +161,7 @@ def test_bench_precision_prints_the_figures_as_json(tmp_path, capsys):
                  "--precision-modes", "fast", "--no-precision-each-stage", "--json", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
-    assert printed["schema"] == "activesam-bench-precision/1"
+    assert printed["schema"] == "activesam-bench-precision/1" and printed["resolution"] == 336  # the tiny model's
     rows = printed["rows"]
     assert [(r["mode"], r["variant"]) for r in rows] == [("fast", "default"), ("fast", "all")]
     for r in rows:

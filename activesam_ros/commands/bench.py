@@ -228,6 +228,7 @@ def run_precision(args: argparse.Namespace) -> int:
     from ..benchmark.precision import PRECISION_THRESHOLD, measure_precision, precision_table
     from ..benchmark.video import VideoError, read_video
     from ..engine.config import MODES
+    from ..engine.grounding import native_resolution
 
     modes = [m.strip() for m in args.precision_modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
@@ -245,7 +246,8 @@ def run_precision(args: argparse.Namespace) -> int:
     report = {"schema": "activesam-bench-precision/1", "model": model_description(args),
               "random_weights": bool(args.model), "video": Path(args.video).name,
               "frame_size": list(frames[0].shape[:2]) if frames else None,
-              "resolution": config.resolution, "threads": torch.get_num_threads(), "rows": rows}
+              "resolution": config.resolution or native_resolution(model), "threads": torch.get_num_threads(),
+              "rows": rows}
     return _write_report(args, report, precision_table(rows))
 
 

@@ -4,10 +4,10 @@ forward runs out of memory.
 
 Auto, on CUDA: the largest bucket of at most :data:`AUTO_MAX_BUCKET`
 prompts whose predicted peak (``memory_model``, fitted at the released
-size), plus :data:`MARGIN` of it, fits what torch can still allocate on the
-device (``torch.cuda.mem_get_info``'s free memory plus the blocks torch
-holds cached and unused), for the frame's decode at its resolution and
-size and for its preview. It is decided per frame, so a bucket follows the
+size), plus ``memory_model.MARGIN`` (20 %) of it, fits what torch can
+still allocate on the device (``torch.cuda.mem_get_info``'s free memory
+plus the blocks torch holds cached and unused), for the frame's decode at
+its resolution and size and for its preview. It is decided per frame, so a bucket follows the
 memory other processes take or give back.
 
 Auto, on a CPU: :data:`AUTO_MAX_BUCKET`. There the engine computes the
@@ -28,7 +28,7 @@ import logging
 import threading
 from typing import Any, Callable, Dict, Optional
 
-from .memory_model import RELEASED, FrameShape, released
+from .memory_model import MARGIN, RELEASED, FrameShape, released
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,6 @@ AUTO = 0
 AUTO_MAX_BUCKET = 32
 """The largest bucket auto picks: the method's reference value, and the
 CPU's (module doc)."""
-
-MARGIN = 0.2
-"""Share of a forward's predicted peak kept free on top of it: CUDA's
-allocator rounds and fragments, and the fit is within a few percent
-(docs/memory.md)."""
 
 
 def planned(bucket_size: int) -> int:

@@ -27,6 +27,11 @@ presence-only decode."""
 PATCH = 14
 """The released ViT's patch size."""
 
+MARGIN = 0.2
+"""Share of a predicted peak kept free on top of it when a bucket is
+fitted to free memory: CUDA's allocator rounds and fragments, and the fit
+is within a few percent (docs/memory.md)."""
+
 
 def tokens(resolution: int, patch: int = PATCH) -> float:
     """Image tokens of the ViT at ``resolution`` px."""
@@ -113,7 +118,7 @@ class MemoryModel:
         return self.weights_bytes + max(self.steps(mode, frame, reuse).values())
 
     def largest_bucket(self, free_bytes: float, stage: str, resolution: int, frame_pixels: int = 0,
-                       margin: float = 0.2, limit: int = 256, kept: Optional[int] = None) -> int:
+                       margin: float = MARGIN, limit: int = 256, kept: Optional[int] = None) -> int:
         """The most prompts per forward whose peak, plus ``margin`` of it,
         fits ``free_bytes`` (memory free beside the loaded model); 0 when
         not even one prompt fits."""

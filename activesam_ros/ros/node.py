@@ -47,7 +47,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # n
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
@@ -593,6 +593,20 @@ def _leave_it_to_rclpy(signum: int, frame: Any) -> None:
     (or the early exit ``node_main`` installs) would cut the shutdown short."""
 
 
+def spin_until_shutdown(executor: Executor) -> None:
+    """Spin until the context shuts down. A signal's shutdown can land between
+    the executor's check of the context and its next wait set, which rcl then
+    refuses (rclpy raises RCLError) instead of ending the spin: that is a stop,
+    not a failure that leaves the node to be killed."""
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception:
+        if executor.context.ok():
+            raise
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until SIGINT or SIGTERM; 0 on a clean stop, 2 on bad parameters, 1 if it cannot start.
 
@@ -624,14 +638,7 @@ def main(args: Optional[List[str]] = None) -> int:
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # A signal shut the context down while the executor was building its
-        # wait set (rclpy raises RCLError there): that is a stop, not a failure.
+        spin_until_shutdown(executor)
     finally:
         node.close()
         executor.shutdown(timeout_sec=0)
