@@ -195,6 +195,9 @@ ROSIDL_TYPE_HASHES = {
     # ObjectHypothesisWithPose, BoundingBox2D, Pose2D and Point2D within.
     "vision_msgs/msg/Detection2DArray":
         "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
+    # detection3_d_array__description.c: Detection3D, ObjectHypothesisWithPose, BoundingBox3D within.
+    "vision_msgs/msg/Detection3DArray":
+        "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
 }
 
 
@@ -362,8 +365,11 @@ def test_rclpy_3d_messages_get_plain_python_values(rclpy_namespace):
     assert built.data.tobytes() == messages.point_cloud(RosbagsMessages, cloud, header).data.tobytes()
     found = [Object3D(1, (np.float64(0.1), 0.2, 2.0), (0.1, 0.2, 2.0), (0.5, 0.4, 0.3), 100)]
     known = {1: SimpleNamespace(id=1, class_index=np.int64(2), score=np.float32(0.5))}
-    detections = messages.detections_3d(rclpy_namespace, found, known, header)
+    vocabulary = Vocabulary.from_lines(["car", "person", "tree"])
+    detections = messages.detections_3d(rclpy_namespace, found, known, header, vocabulary)
     assert detections.detections[0].results[0].hypothesis.class_id == "2"
+    named = messages.detections_3d(rclpy_namespace, found, known, header, vocabulary, class_id="name")
+    assert named.detections[0].results[0].hypothesis.class_id == "tree"
 
 
 def test_label_source_says_where_the_labels_come_from():

@@ -86,7 +86,7 @@ def test_the_cloud_reads_back_through_its_own_fields(scene, frame):
 def test_detections_3d_read_back_with_centroid_box_class_and_id(frame):
     found = objects_3d(frame.depth, frame.ids)
     known = {5: SimpleNamespace(id=5, class_index=0, score=0.75), 9: SimpleNamespace(id=9, class_index=2, score=0.5)}
-    msg = round_trip(messages.detections_3d(RosbagsMessages, found, known, HEADER))
+    msg = round_trip(messages.detections_3d(RosbagsMessages, found, known, HEADER, frame.result.vocabulary))
     assert msg.header.frame_id == "cam_depth_optical"
     assert [d.id for d in msg.detections] == ["5", "9"]
     for detection, obj in zip(msg.detections, found):
@@ -102,7 +102,11 @@ def test_detections_3d_read_back_with_centroid_box_class_and_id(frame):
     near, far = (d.results[0].pose.pose.position.z for d in msg.detections)
     assert near < far  # the near rectangle lies on the motorcycle, the far one on the wall behind
     # An instance that nothing identifies is left out.
-    assert len(messages.detections_3d(RosbagsMessages, found, {9: known[9]}, HEADER).detections) == 1
+    assert len(messages.detections_3d(RosbagsMessages, found, {9: known[9]}, HEADER,
+                                      frame.result.vocabulary).detections) == 1
+    # With detection_class_id "name", as ~/detections: the class's display name.
+    named = messages.detections_3d(RosbagsMessages, found, known, HEADER, frame.result.vocabulary, "name")
+    assert [d.results[0].hypothesis.class_id for d in named.detections] == ["car", "tree"]
 
 
 def test_a_camera_with_depth_gets_both_3d_outputs_and_one_without_none(scene, frame):

@@ -38,7 +38,7 @@ Conventions, after vision_msgs' comments:
   (0 = none). ``header`` = the depth image's (its frame and stamp).
 - Detection3DArray (``detections_3d``): one Detection3D per instance with
   depth (``stream.depth.objects_3d``): ``id`` = the instance id as a string,
-  one hypothesis with ``class_id`` = ``str(class index)`` (as Classification),
+  one hypothesis with ``class_id`` as ``detections`` (``detection_class_id``),
   the instance's score, and its centroid as the pose; ``bbox`` = the box's
   centre and size, axis-aligned in the optical frame (identity orientation).
   Covariances are not estimated: all zero.
@@ -290,16 +290,24 @@ def _pose(ns: MessageClasses, xyz: Iterable[float]) -> Any:
     return ns.Pose(position=_point(ns, xyz), orientation=ns.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
 
 
+def hypothesis_class_id(vocabulary: Vocabulary, class_index: int, class_id: str = "index") -> str:
+    """A detection hypothesis' ``class_id``: the class index, or with
+    ``class_id`` "name" (the ``detection_class_id`` parameter) its display name."""
+    return vocabulary.names[class_index] if class_id == "name" else str(int(class_index))
+
+
 def detections_3d(ns: MessageClasses, found: Sequence[Object3D], instances: Mapping[int, Identified],
-                  header: Any) -> Any:
-    """vision_msgs/Detection3DArray: one detection per measured instance that ``instances`` knows (module doc)."""
+                  header: Any, vocabulary: Vocabulary, class_id: str = "index") -> Any:
+    """vision_msgs/Detection3DArray: one detection per measured instance that
+    ``instances`` knows (module doc); ``class_id`` as :func:`hypothesis_class_id`."""
     detections = []
     for obj in found:
         known = instances.get(obj.id)
         if known is None:
             continue
         hypothesis = ns.ObjectHypothesisWithPose(
-            hypothesis=ns.ObjectHypothesis(class_id=str(int(known.class_index)), score=float(known.score)),
+            hypothesis=ns.ObjectHypothesis(class_id=hypothesis_class_id(vocabulary, known.class_index, class_id),
+                                           score=float(known.score)),
             pose=ns.PoseWithCovariance(pose=_pose(ns, obj.centroid), covariance=np.zeros(36, dtype=np.float64)))
         size = ns.Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2]))
         detections.append(ns.Detection3D(header=copy_header(ns, header), results=[hypothesis],
@@ -321,7 +329,7 @@ def detections_2d(ns: MessageClasses, objects: Sequence[Tracked], vocabulary: Vo
     detections = []
     for obj in objects:
         x0, y0, x1, y1 = (int(v) for v in obj.box)
-        label = vocabulary.names[obj.class_index] if class_id == "name" else str(int(obj.class_index))
+        label = hypothesis_class_id(vocabulary, obj.class_index, class_id)
         hypothesis = ns.ObjectHypothesisWithPose(
             hypothesis=ns.ObjectHypothesis(class_id=label, score=float(obj.score)),
             pose=ns.PoseWithCovariance(pose=_pose(ns, (0.0, 0.0, 0.0)), covariance=np.zeros(36, dtype=np.float64)))

@@ -129,7 +129,7 @@ class CameraOutputs:
             "panoptic": lambda: messages.panoptic_image(ns, result, instance_ids, header),
         }
         if depth is not None:
-            build.update(depth.builders(ns, rgb, result))
+            build.update(depth.builders(ns, rgb, result, class_id))
         for name, make in build.items():
             handle = self.handles.get(name)
             if handle is not None and wanted(name, handle):
@@ -150,13 +150,14 @@ class Depth:
     instance_ids: Optional[np.ndarray] = None
     objects: Sequence[messages.Identified] = ()
 
-    def builders(self, ns: messages.MessageClasses, rgb: np.ndarray,
-                 result: SegmentationResult) -> Dict[str, Callable[[], Any]]:
-        """The builders of ``points`` and ``detections_3d``."""
+    def builders(self, ns: messages.MessageClasses, rgb: np.ndarray, result: SegmentationResult,
+                 class_id: str = "index") -> Dict[str, Callable[[], Any]]:
+        """The builders of ``points`` and ``detections_3d`` (``class_id``: the detections')."""
         def detections() -> Any:
             found = () if self.instance_ids is None else objects_3d(
                 self.image, self.instance_ids, wanted=[int(o.id) for o in self.objects])
-            return messages.detections_3d(ns, found, {o.id: o for o in self.objects}, self.header)
+            return messages.detections_3d(ns, found, {o.id: o for o in self.objects}, self.header, result.vocabulary,
+                                          class_id)
 
         return {
             "points": lambda: messages.point_cloud(
