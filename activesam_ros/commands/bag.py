@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ..engine.stopping import Interrupted
 from ..ros import bagio, names
@@ -61,6 +61,12 @@ DEPTH_KEEP = 32
 """Depth images kept per camera while reading ahead (``stream.depth_sync``)."""
 
 
+def _switch(group: Any, name: str, what: str) -> None:
+    """A ``--name``/``--no-name`` flag for the node's boolean parameter ``name``, defaulting as the node does."""
+    group.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default(name),
+                       help=f"{what} (default {'on' if default(name) else 'off'}, as the node)")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "bag",
@@ -68,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Segment sensor_msgs/Image and CompressedImage topics of a rosbag2 (sqlite3 or "
         "MCAP) frame by frame, each topic a camera, with the node's temporal policy; write a new "
         "rosbag2 with the node's outputs: <ns>/labels, <ns>/color_labels, <ns>/label_info, <ns>/active_classes, "
-        f"<ns>/label_source, <ns>/overlay, <ns>/confidence, <ns>/detections, <ns>/instances, <ns>/panoptic (and with --depth-topic <ns>/points, <ns>/detections_3d), "
+        "<ns>/label_source, <ns>/overlay, <ns>/confidence, <ns>/detections, <ns>/instances, <ns>/panoptic "
+        "(and with --depth-topic <ns>/points, <ns>/detections_3d), "
         f"where <ns> is {bagio.NODE_NAMESPACE} for one camera and {bagio.NODE_NAMESPACE}/<camera topic> for several.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN",
@@ -82,37 +89,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--include-input", action="store_true", help="also copy the input image topics into OUT")
-    group.add_argument("--publish-overlay", action=argparse.BooleanOptionalAction, default=default("publish_overlay"),
-                       help="write <ns>/overlay, the image with class colours blended in "
-                       f"(default {'on' if default('publish_overlay') else 'off'}, as the node)")
+    _switch(group, "publish_overlay", "write <ns>/overlay, the image with class colours blended in")
     group.add_argument("--overlay-alpha", type=float, default=default("overlay_alpha"),
                        help=f"weight of the class colours (default {default('overlay_alpha'):g})")
-    group.add_argument("--overlay-legend", action=argparse.BooleanOptionalAction, default=default("overlay_legend"),
-                       help="draw the class names in their colours into the overlay "
-                       f"(default {'on' if default('overlay_legend') else 'off'}, as the node)")
-    group.add_argument("--publish-color-labels", action=argparse.BooleanOptionalAction,
-                       default=default("publish_color_labels"),
-                       help="write <ns>/color_labels, rgb8 class colours with unlabeled black "
-                       f"(default {'on' if default('publish_color_labels') else 'off'}, as the node)")
-    group.add_argument("--publish-confidence", action=argparse.BooleanOptionalAction,
-                       default=default("publish_confidence"),
-                       help="write <ns>/confidence, 32FC1 score of the winning class per pixel")
-    group.add_argument("--publish-detections", action=argparse.BooleanOptionalAction,
-                       default=default("publish_detections"),
-                       help="write <ns>/detections, the frame's objects with their persistent ids "
-                       f"(default {'on' if default('publish_detections') else 'off'}, as the node)")
+    _switch(group, "overlay_legend", "draw the class names in their colours into the overlay")
+    _switch(group, "publish_color_labels", "write <ns>/color_labels, rgb8 class colours with unlabeled black")
+    _switch(group, "publish_confidence", "write <ns>/confidence, 32FC1 score of the winning class per pixel")
+    _switch(group, "publish_detections", "write <ns>/detections, the frame's objects with their persistent ids")
     group.add_argument("--detection-class-id", choices=SHARED_BY_NAME["detection_class_id"].choices,
                        default=default("detection_class_id"),
                        help=f"{SHARED_BY_NAME['detection_class_id'].description} "
                        f"(default {default('detection_class_id')}, as the node)")
-    group.add_argument("--publish-instances", action=argparse.BooleanOptionalAction,
-                       default=default("publish_instances"),
-                       help="write <ns>/instances, mono16 object id per pixel "
-                       f"(default {'on' if default('publish_instances') else 'off'}, as the node)")
-    group.add_argument("--publish-panoptic", action=argparse.BooleanOptionalAction,
-                       default=default("publish_panoptic"),
-                       help="write <ns>/panoptic, 32SC1 class << 16 | object id per pixel "
-                       f"(default {'on' if default('publish_panoptic') else 'off'}, as the node)")
+    _switch(group, "publish_instances", "write <ns>/instances, mono16 object id per pixel")
+    _switch(group, "publish_panoptic", "write <ns>/panoptic, 32SC1 class << 16 | object id per pixel")
     group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
                        default=default("label_encoding"),
                        help=f"{SHARED_BY_NAME['label_encoding'].description} "
@@ -135,13 +124,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     depth.add_argument("--points-decimation", type=int, default=default("points_decimation"), metavar="N",
                        help=f"<ns>/points keeps every N-th depth pixel along each axis (default "
                        f"{default('points_decimation')}, as the node)")
-    depth.add_argument("--publish-points", action=argparse.BooleanOptionalAction, default=default("publish_points"),
-                       help="write <ns>/points, the labelled cloud, for cameras with depth (default "
-                       f"{'on' if default('publish_points') else 'off'}, as the node)")
-    depth.add_argument("--publish-detections-3d", action=argparse.BooleanOptionalAction,
-                       default=default("publish_detections_3d"),
-                       help="write <ns>/detections_3d, each instance's 3D centroid and box, for cameras with depth "
-                       f"(default {'on' if default('publish_detections_3d') else 'off'}, as the node)")
+    _switch(depth, "publish_points", "write <ns>/points, the labelled cloud, for cameras with depth")
+    _switch(depth, "publish_detections_3d",
+            "write <ns>/detections_3d, each instance's 3D centroid and box, for cameras with depth")
     group.add_argument("--namespace", default=bagio.NODE_NAMESPACE,
                        help=f"what the node's ~ stands for (default {bagio.NODE_NAMESPACE})")
     group.add_argument("--distro", choices=sorted(bagio.METADATA_VERSIONS), default="humble",
