@@ -67,6 +67,13 @@ def _switch(group: Any, name: str, what: str) -> None:
                        help=f"{what} (default {'on' if default(name) else 'off'}, as the node)")
 
 
+def _choice(group: Any, name: str) -> None:
+    """A ``--name`` flag for the node's parameter ``name`` of fixed choices, described and defaulting as the node's."""
+    spec = SHARED_BY_NAME[name]
+    group.add_argument("--" + name.replace("_", "-"), choices=spec.choices, default=default(name),
+                       help=f"{spec.description} (default {default(name)}, as the node)")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "bag",
@@ -96,16 +103,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _switch(group, "publish_color_labels", "write <ns>/color_labels, rgb8 class colours with unlabeled black")
     _switch(group, "publish_confidence", "write <ns>/confidence, 32FC1 score of the winning class per pixel")
     _switch(group, "publish_detections", "write <ns>/detections, the frame's objects with their persistent ids")
-    group.add_argument("--detection-class-id", choices=SHARED_BY_NAME["detection_class_id"].choices,
-                       default=default("detection_class_id"),
-                       help=f"{SHARED_BY_NAME['detection_class_id'].description} "
-                       f"(default {default('detection_class_id')}, as the node)")
+    _choice(group, "detection_class_id")
     _switch(group, "publish_instances", "write <ns>/instances, mono16 object id per pixel")
     _switch(group, "publish_panoptic", "write <ns>/panoptic, 32SC1 class << 16 | object id per pixel")
-    group.add_argument("--label-encoding", choices=SHARED_BY_NAME["label_encoding"].choices,
-                       default=default("label_encoding"),
-                       help=f"{SHARED_BY_NAME['label_encoding'].description} "
-                       f"(default {default('label_encoding')}, as the node)")
+    _choice(group, "label_encoding")
     group.add_argument("--labelspace", action="store_true",
                        help="also write <namespace>/labelspace, the semantic_inference_msgs/Labelspace the node "
                        "publishes where that package is installed (latched, once, at the first message): the label "
