@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine.limits import check_image_size
 from ..stream.depth import DepthError, Intrinsics, depth_metres
-from .imgconv import as_uint8
+from .imgconv import pixel_rows
 
 _DTYPES = {"16uc1": "u2", "mono16": "u2", "32fc1": "f4"}
 """Depth encodings (lower case) and their pixel types."""
@@ -26,19 +26,12 @@ def depth_to_metres(msg: Any) -> np.ndarray:
     kind = _DTYPES.get(encoding.strip().lower())
     if kind is None:
         raise DepthError(f"unsupported depth encoding {encoding!r}: use 16UC1 (millimetres) or 32FC1 (metres)")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    height, width = int(msg.height), int(msg.width)
     if height <= 0 or width <= 0:
         raise DepthError(f"empty {encoding!r} depth image ({width} x {height})")
     check_image_size(width, height, what=f"{encoding!r} depth image")
     dtype = np.dtype((">" if msg.is_bigendian else "<") + kind)
-    if step < width * dtype.itemsize:
-        raise DepthError(f"{encoding!r} depth image: step {step} is less than width x pixel size = "
-                         f"{width * dtype.itemsize}")
-    data = as_uint8(msg.data)
-    if data.size < step * height:
-        raise DepthError(f"truncated {encoding!r} depth image: {data.size} bytes of data, step x height = "
-                         f"{step * height} expected")
-    rows = np.ascontiguousarray(data[: step * height].reshape(height, step)[:, : width * dtype.itemsize])
+    rows = np.ascontiguousarray(pixel_rows(msg, f"{encoding!r} depth image", width * dtype.itemsize, DepthError))
     return depth_metres(rows.view(dtype).astype(dtype.newbyteorder("=")))
 
 

@@ -20,7 +20,7 @@ between frames as the range changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Type
 
 import cv2
 import numpy as np
@@ -93,30 +93,31 @@ def _convert(pixels: np.ndarray, layout: _Layout) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(pixels), layout.to_rgb)
 
 
+def pixel_rows(msg: Any, what: str, row_bytes: int, error: Type[Exception]) -> np.ndarray:
+    """The (height, row_bytes) uint8 pixel rows of an Image-like ``msg`` (its
+    size already checked); ``error`` when its step or its data fall short."""
+    height, step = int(msg.height), int(msg.step)
+    if step < row_bytes:
+        raise error(f"{what}: step {step} is less than width x pixel size = {row_bytes}")
+    buf = as_uint8(msg.data)
+    if buf.size < step * height:
+        raise error(f"truncated {what}: {buf.size} bytes of data, step x height = {step * height} expected")
+    return buf[: step * height].reshape(height, step)[:, :row_bytes]
+
+
 def image_to_rgb(msg: Any) -> np.ndarray:
     """A sensor_msgs/Image (or any object with its fields) as a new H x W x 3 uint8 RGB array."""
     encoding = msg.encoding
     layout = LAYOUTS.get(encoding.strip().lower())
     if layout is None:
         raise UnsupportedImage(f"unsupported image encoding {encoding!r}")
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    height, width = int(msg.height), int(msg.width)
     if height <= 0 or width <= 0:
         raise UnsupportedImage(f"empty {encoding!r} image ({width} x {height})")
     check_image_size(width, height, what=f"{encoding!r} image")
-    row_bytes = width * layout.channels * layout.depth
-    if step < row_bytes:
-        raise UnsupportedImage(
-            f"{encoding!r} image: step {step} is less than width x pixel size = {row_bytes}"
-        )
     if layout.channels == 2 and width % 2:  # 4:2:2 shares chroma between pixel pairs
         raise UnsupportedImage(f"{encoding!r} image: odd width {width}")
-    buf = as_uint8(msg.data)
-    if buf.size < step * height:
-        raise UnsupportedImage(
-            f"truncated {encoding!r} image: {buf.size} bytes of data, "
-            f"step x height = {step * height} expected"
-        )
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    rows = pixel_rows(msg, f"{encoding!r} image", width * layout.channels * layout.depth, UnsupportedImage)
     if layout.depth == 2:
         rows = np.ascontiguousarray(rows).view(">u2" if msg.is_bigendian else "<u2")
     return _convert(rows.reshape(height, width, layout.channels), layout)
